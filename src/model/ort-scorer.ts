@@ -1,0 +1,94 @@
+// Scorer over one onnxruntime-node session. It is the only file that imports onnxruntime-node; it runs
+// in-process or inside a pool worker. Note that session.run() blocks the thread it runs on.
+import ort from 'onnxruntime-node';
+import type { Signature } from './signature.js';
+import type { Ranked, Scorer, TopKQuery } from './scorer.js';
+import { selectTopK } from './topk.js';
+
+export interface OrtScorerOptions {
+  intraOpNumThreads?: number;
+}
+
+export class OrtScorer implements Scorer {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly sig: Signature,
+    readonly nItems: number,
+  ) {}
+
+  static async create(onnx: Uint8Array, sig: Signature, nItems: number, opts: OrtScorerOptions = {}): Promise<OrtScorer> {
+    const session = await ort.InferenceSession.create(onnx, {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: opts.intraOpNumThreads ?? 1,
+      interOpNumThreads: 1,
+    });
+    return new OrtScorer(session, sig, nItems);
+  }
+
+  async topK(queries: TopKQuery[]): Promise<Ranked[]> {
+    if (queries.length === 0) return [];
+    const n = this.nItems;
+    let scores: Float32Array;
+    if (this.sig.kind === 'catalog') {
+      scores = await this.catalogScores(Int32Array.from(queries, (q) => q.user));
+      if (scores.length !== queries.length * n) {
+        throw new Error(`model returned ${scores.length} scores for ${queries.length} users × ${n} items`);
+      }
+    } else {
+      // A pair scorer ranks a user by scoring it against every item.
+      const users = new Int32Array(queries.length * n);
+      const items = new Int32Array(queries.length * n);
+      queries.forEach((q, r) => {
+        users.fill(q.user, r * n, (r + 1) * n);
+        for (let i = 0; i < n; i++) items[r * n + i] = i;
+      });
+      scores = await this.scorePairs(users, items);
+    }
+    return queries.map((q, r) => selectTopK(scores, r * n, n, q.k, q.exclude, q.allow));
+  }
+
+  async scorePairs(users: Int32Array, items: Int32Array): Promise<Float32Array> {
+    if (users.length === 0) return new Float32Array(0);
+    const sig = this.sig;
+    if (sig.kind === 'catalog') {
+      const n = this.nItems;
+      const all = await this.catalogScores(users);
+      return Float32Array.from(items, (it, r) => all[r * n + it]);
+    }
+    let feeds: Record<string, ort.Tensor>;
+    if (sig.kind === 'pair') {
+      feeds = { [sig.userInput]: int64(users, [users.length]), [sig.itemInput!]: int64(items, [items.length]) };
+    } else {
+      const packed = new BigInt64Array(users.length * 2);
+      for (let r = 0; r < users.length; r++) {
+        packed[2 * r] = BigInt(users[r]);
+        packed[2 * r + 1] = BigInt(items[r]);
+      }
+      feeds = { [sig.userInput]: new ort.Tensor('int64', packed, [users.length, 2]) };
+    }
+    const out = await this.session.run(feeds, [sig.output]);
+    return asFloat32(out[sig.output]);
+  }
+
+  private async catalogScores(users: Int32Array): Promise<Float32Array> {
+    const out = await this.session.run({ [this.sig.userInput]: int64(users, [users.length]) }, [this.sig.output]);
+    return asFloat32(out[this.sig.output]);
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function int64(values: Int32Array, dims: number[]): ort.Tensor {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]);
+  return new ort.Tensor('int64', data, dims);
+}
+
+function asFloat32(t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array;
+  if (t.type === 'float64') return Float32Array.from(t.data as Float64Array);
+  throw new Error(`model output has type ${t.type}, expected float32`);
+}

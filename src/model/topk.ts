@@ -1,0 +1,69 @@
+// Partial selection of the k best scores: a size-k min-heap, O(n log k), never sorting the catalog.
+import type { Ranked } from './scorer.js';
+
+/**
+ * Best k entries of scores[offset .. offset+n), skipping excluded indices (sorted ascending) and
+ * those the allow mask zeroes. NaN scores are never returned.
+ */
+export function selectTopK(
+  scores: Float32Array,
+  offset: number,
+  n: number,
+  k: number,
+  exclude: Int32Array | null,
+  allow: Uint8Array | null,
+): Ranked {
+  const cap = Math.max(0, Math.min(k, n));
+  const heapItems = new Int32Array(cap);
+  const heapScores = new Float32Array(cap);
+  let size = 0;
+  let ex = 0;
+  for (let i = 0; i < n; i++) {
+    if (exclude !== null) {
+      while (ex < exclude.length && exclude[ex] < i) ex++;
+      if (ex < exclude.length && exclude[ex] === i) continue;
+    }
+    if (allow !== null && allow[i] === 0) continue;
+    const s = scores[offset + i];
+    if (!(s === s)) continue; // NaN
+    if (size < cap) {
+      // sift up
+      let c = size++;
+      while (c > 0) {
+        const p = (c - 1) >> 1;
+        if (heapScores[p] <= s) break;
+        heapScores[c] = heapScores[p];
+        heapItems[c] = heapItems[p];
+        c = p;
+      }
+      heapScores[c] = s;
+      heapItems[c] = i;
+    } else if (cap > 0 && s > heapScores[0]) {
+      // replace the minimum, sift down
+      let c = 0;
+      for (;;) {
+        const l = 2 * c + 1;
+        if (l >= size) break;
+        const r = l + 1;
+        const m = r < size && heapScores[r] < heapScores[l] ? r : l;
+        if (heapScores[m] >= s) break;
+        heapScores[c] = heapScores[m];
+        heapItems[c] = heapItems[m];
+        c = m;
+      }
+      heapScores[c] = s;
+      heapItems[c] = i;
+    }
+  }
+  // Order best first; ties by lower index so results are deterministic.
+  const order = Array.from({ length: size }, (_, j) => j).sort(
+    (a, b) => heapScores[b] - heapScores[a] || heapItems[a] - heapItems[b],
+  );
+  const items = new Int32Array(size);
+  const out = new Float32Array(size);
+  order.forEach((j, r) => {
+    items[r] = heapItems[j];
+    out[r] = heapScores[j];
+  });
+  return { items, scores: out };
+}
