@@ -1,0 +1,78 @@
+// Prometheus metrics for both transports, on their own registry (served on the metrics port).
+import client from 'prom-client';
+import type { Config } from '../config.js';
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(config: Config) {
+  const registry = new client.Registry();
+  // Seldon puts these labels on every series the Python wrapper exports.
+  registry.setDefaultLabels({
+    deployment_name: config.labels.deploymentName,
+    predictor_name: config.labels.predictorName,
+    predictor_version: config.labels.predictorVersion,
+    model_image: config.unitImage.split(':')[0],
+    worker_id: String(process.pid),
+  });
+  client.collectDefaultMetrics({ register: registry });
+
+  const requests = new client.Counter({
+    name: 'recserve_requests_total',
+    help: 'Requests by transport, route (or gRPC method) and status code',
+    labelNames: ['transport', 'route', 'code'] as const,
+    registers: [registry],
+  });
+  const latency = new client.Histogram({
+    name: 'recserve_request_duration_seconds',
+    help: 'Request latency by transport and route (or gRPC method)',
+    labelNames: ['transport', 'route'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  // Names as the Seldon Python wrapper exposes them (a prometheus_client Counter adds _total).
+  const feedback = new client.Counter({
+    name: 'seldon_api_model_feedback_total',
+    help: 'Feedback messages accepted',
+    labelNames: ['method', 'model_name', 'model_version'] as const,
+    registers: [registry],
+  });
+  const feedbackReward = new client.Counter({
+    name: 'seldon_api_model_feedback_reward_total',
+    help: 'Sum of the rewards of accepted feedback',
+    labelNames: ['method', 'model_name', 'model_version'] as const,
+    registers: [registry],
+  });
+  const modelInfo = new client.Gauge({
+    name: 'recserve_model_info',
+    help: 'The model version serving requests (value 1)',
+    labelNames: ['model_name', 'model_version', 'signature'] as const,
+    registers: [registry],
+  });
+  const recommendations = new client.Counter({
+    name: 'recserve_recommendations_total',
+    help: 'Users answered, by strategy',
+    labelNames: ['strategy'] as const,
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    requests,
+    latency,
+    feedback,
+    feedbackReward,
+    recommendations,
+    setModel(name: string, version: string, signature: string) {
+      modelInfo.reset();
+      modelInfo.labels(name, version, signature).set(1);
+    },
+    /** Times one request; call the returned function with the status code when it ends. */
+    startRequest(transport: 'rest' | 'grpc', route: string): (code: string | number) => void {
+      const end = latency.startTimer({ transport, route });
+      return (code) => {
+        end();
+        requests.inc({ transport, route, code: String(code) });
+      };
+    },
+  };
+}
