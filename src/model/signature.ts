@@ -3,7 +3,7 @@
 //   catalog: user int64[N]                  → float[N, n_items]
 //   pair:    user int64[N], item int64[N]   → float[N] or [N, 1]
 //   packed:  x int64[N, 2] (fastai: column 0 user, column 1 item) → float[N] or [N, 1]
-import { DataType, shapeOf, toNumber, type OnnxGraph, type OnnxModel } from './onnx-format.js';
+import { DataType, shapeOf, toNumber, type OnnxGraph, type OnnxModel, type OnnxValueInfo } from './onnx-format.js';
 
 export type SignatureKind = 'catalog' | 'pair' | 'packed';
 
@@ -37,9 +37,11 @@ export function discoverSignature(model: OnnxModel, override: SignatureOverride 
   // Some exporters list initializers as inputs too; only real feeds count.
   const inputs = g.input.filter((i) => !initNames.has(i.name));
   const outputs = g.output;
-  const describe = () =>
-    `inputs ${inputs.map((i) => `${i.name}${JSON.stringify(shapeOf(i))}:${elemName(i.type?.tensorType?.elemType)}`).join(', ')}; ` +
-    `outputs ${outputs.map((o) => `${o.name}${JSON.stringify(shapeOf(o))}:${elemName(o.type?.tensorType?.elemType)}`).join(', ')}`;
+  const show = (v: OnnxValueInfo) => {
+    const dims = (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue !== undefined ? toNumber(d.dimValue) : (d.dimParam ?? '?')));
+    return `${v.name}${JSON.stringify(dims)}:${elemName(v.type?.tensorType?.elemType)}`;
+  };
+  const describe = () => `inputs ${inputs.map(show).join(', ')}; outputs ${outputs.map(show).join(', ')}`;
 
   const byName = (name: string | undefined, what: string) => {
     if (name === undefined) return undefined;

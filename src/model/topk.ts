@@ -26,27 +26,29 @@ export function selectTopK(
     if (allow !== null && allow[i] === 0) continue;
     const s = scores[offset + i];
     if (!(s === s)) continue; // NaN
+    // The root is the worst kept entry: lowest score, and among equal scores the highest index,
+    // so ties resolve to the lower index whatever order they arrive in.
     if (size < cap) {
       // sift up
       let c = size++;
       while (c > 0) {
         const p = (c - 1) >> 1;
-        if (heapScores[p] <= s) break;
+        if (heapScores[p] < s || (heapScores[p] === s && heapItems[p] > i)) break;
         heapScores[c] = heapScores[p];
         heapItems[c] = heapItems[p];
         c = p;
       }
       heapScores[c] = s;
       heapItems[c] = i;
-    } else if (cap > 0 && s > heapScores[0]) {
+    } else if (cap > 0 && (s > heapScores[0] || (s === heapScores[0] && i < heapItems[0]))) {
       // replace the minimum, sift down
       let c = 0;
       for (;;) {
         const l = 2 * c + 1;
         if (l >= size) break;
         const r = l + 1;
-        const m = r < size && heapScores[r] < heapScores[l] ? r : l;
-        if (heapScores[m] >= s) break;
+        const m = r < size && (heapScores[r] < heapScores[l] || (heapScores[r] === heapScores[l] && heapItems[r] > heapItems[l])) ? r : l;
+        if (heapScores[m] > s || (heapScores[m] === s && heapItems[m] < i)) break;
         heapScores[c] = heapScores[m];
         heapItems[c] = heapItems[m];
         c = m;
