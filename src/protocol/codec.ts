@@ -195,7 +195,12 @@ export function resultJson(out: PredictOutput): JsonValue {
     recommendations: out.recommendations.map((rec) => ({
       user_id: rec.userId,
       strategy: rec.strategy,
-      items: rec.items.map((it) => ({ ...(it.fields as Record<string, JsonValue> | null), item_id: it.itemId, score: it.score })),
+      items: rec.items.map((it) => {
+        const item: Record<string, JsonValue> = { item_id: it.itemId, score: it.score };
+        // Catalog fields follow, and never shadow the id or the score.
+        if (it.fields) for (const [key, v] of Object.entries(it.fields)) if (!(key in item)) item[key] = v as JsonValue;
+        return item;
+      }),
     })),
   };
 }

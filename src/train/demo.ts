@@ -45,7 +45,7 @@ export function buildDemo() {
   for (let u = 0; u < nU; u++) {
     const a = Math.floor(rand() * GENRES.length);
     const b = Math.floor(rand() * GENRES.length);
-    for (let f = 0; f < d; f++) userFactors[u * d + f] = 0.3 * genreVec[a][f] + 0.2 * genreVec[b][f] + 0.15 * normal();
+    for (let f = 0; f < d; f++) userFactors[u * d + f] = 0.25 * genreVec[a][f] + 0.15 * genreVec[b][f] + 0.15 * normal();
     userBias[u] = 0.2 * normal();
     // Each user has watched a few items, mostly from their favourite genre.
     const watched = new Set<number>();
