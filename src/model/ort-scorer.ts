@@ -5,6 +5,9 @@ import type { Signature } from './signature.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { selectTopK } from './topk.js';
 
+// ORT's own warnings go to stderr as plain text; keep them to errors so the log stays JSON lines.
+ort.env.logLevel = 'error';
+
 export interface OrtScorerOptions {
   intraOpNumThreads?: number;
 }
@@ -22,6 +25,7 @@ export class OrtScorer implements Scorer {
       graphOptimizationLevel: 'all',
       intraOpNumThreads: opts.intraOpNumThreads ?? 1,
       interOpNumThreads: 1,
+      logSeverityLevel: 3,
     });
     return new OrtScorer(session, sig, nItems);
   }
