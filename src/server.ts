@@ -3,9 +3,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
+import { startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { ModelRegistry } from './model/registry.js';
+import { servingScorerFactory } from './model/pool/factory.js'; // issue 6
 import { DataPlane } from './protocol/dataplane.js';
 import { createRestApp } from './rest/app.js';
+import { startFeedback, type FeedbackRuntime } from './feedback/runtime.js'; // issue 5
+import { adminHandlers } from './rest/admin.js'; // issue 5
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { ensureDemoModel } from './train/demo.js';
@@ -16,6 +20,8 @@ export interface RunningServer {
   registry: ModelRegistry;
   metrics: Metrics;
   log: Logger;
+  /** Interaction store, bandit, fold-in, retraining (issue 5). */
+  feedback: FeedbackRuntime;
   /** Bound ports (useful when the config asked for port 0). */
   ports: { http: number; metrics: number; grpc?: number };
   /** Stop accepting, drain in-flight requests (up to drainTimeoutMs), release the model. */
@@ -24,10 +30,25 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const metrics = createMetrics(config);
-  const registry = new ModelRegistry();
+  // --- inference pool + micro-batching (issue 6): every model version gets its own scorer stack ---
+  const registry = new ModelRegistry(
+    servingScorerFactory({
+      workers: config.inferenceWorkers,
+      intraOpThreads: config.intraOpThreads,
+      maxBatchSize: config.maxBatchSize,
+      maxBatchDelayMs: config.maxBatchDelayMs,
+      log,
+      batchObserver: metrics.batchObserver,
+      poolObserver: metrics.poolObserver,
+    }),
+  );
+  // --- end inference pool ---
   const dataplane = new DataPlane(registry, config, metrics, log);
 
-  const app = createRestApp({ config, dataplane, metrics, log });
+  // --- feedback loop (issue 5): store, bandit, fold-in, versions root; before the first model load ---
+  const feedback = await startFeedback({ config, registry, dataplane, log, metrics });
+  const app = createRestApp({ config, dataplane, metrics, log, extraHandlers: adminHandlers({ config, registry, feedback, log }) });
+  // --- end feedback loop ---
   const httpServer = http.createServer(app);
   httpServer.keepAliveTimeout = 65_000; // above common load-balancer idle timeouts
   const metricsServer = http.createServer(async (req, res) => {
@@ -45,20 +66,26 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const httpPort = await listen(httpServer, config.httpPort, config.host);
   const metricsPort = await listen(metricsServer, config.metricsPort, config.host);
 
+  let grpcServer: RunningGrpcServer | null = null; // gRPC (issue 3)
   try {
     if (config.useDemoModel) {
       log.info({ dir: config.modelDir }, 'no model at /mnt/models and none named: serving the demo model');
       await ensureDemoModel(config.modelDir);
     }
     const t0 = Date.now();
-    const model = await registry.load(config.modelDir);
+    const model = await registry.load(registry.startupDir(config.modelDir)); // issue 5: resumes the last served version
     metrics.setModel(model.name, model.version, model.artifact.signature.kind);
     log.info(
       { dir: config.modelDir, name: model.name, version: model.version, signature: model.artifact.signature.kind, users: model.artifact.userIds.length, items: model.nItems, ms: Date.now() - t0 },
       'model loaded and warmed',
     );
+    // --- gRPC (issue 3): after the model is warm, so every accepted call can be answered ---
+    grpcServer = await startGrpcServer({ config, dataplane, metrics, log });
+    log.info({ port: grpcServer.port }, 'gRPC listening');
+    // --- end gRPC ---
   } catch (e) {
     await Promise.all([close(httpServer, 0), close(metricsServer, 0)]);
+    await feedback.close(); // issue 5
     throw e;
   }
 
@@ -69,12 +96,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     registry,
     metrics,
     log,
-    ports: { http: httpPort, metrics: metricsPort },
+    feedback,
+    ports: { http: httpPort, metrics: metricsPort, grpc: grpcServer?.port },
     close() {
       closing ??= (async () => {
         dataplane.startDraining();
-        await Promise.all([close(httpServer, config.drainTimeoutMs), close(metricsServer, 0)]);
+        await Promise.all([close(httpServer, config.drainTimeoutMs), close(metricsServer, 0), grpcServer?.close(config.drainTimeoutMs)]);
         await registry.close();
+        await feedback.close(); // issue 5
       })();
       return closing;
     },

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from '../config.js';
 import { startServer } from '../server.js';
 import { createLogger } from '../telemetry/logger.js';
+import { registerFeedbackCommands } from './feedback-commands.js';
 import { registerTrainCommands } from './train-commands.js';
 
 const program = new Command('recserve')
@@ -65,5 +66,6 @@ program
   });
 
 registerTrainCommands(program);
+registerFeedbackCommands(program);
 
 await program.parseAsync(process.argv);

@@ -3,6 +3,7 @@
 import { badData } from '../errors.js';
 import type { Artifact } from './artifact.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
+import { selectTopK } from './topk.js';
 
 export type FilterValue = string | number | boolean | (string | number | boolean)[];
 
@@ -11,6 +12,8 @@ export interface RecommendRequest {
   k: number;
   excludeSeen: boolean;
   filter: Record<string, FilterValue> | null;
+  /** Exploration slots (issue 5): the last `explore` places of a personalized list come from `explorer`. */
+  explore?: number;
 }
 
 export interface RecommendedItem {
@@ -29,8 +32,24 @@ export interface Recommendation {
 
 /** Answers top-k for users the model does not know. Popularity by default; the bandit replaces it. */
 export interface ColdStartPolicy {
-  rank(k: number, allow: Uint8Array | null, exclude: Int32Array | null): Ranked;
+  /** `userId` lets a randomised policy answer one user consistently (issue 5); others ignore it. */
+  rank(k: number, allow: Uint8Array | null, exclude: Int32Array | null, userId?: string): Ranked;
 }
+
+// --- feedback hooks (issue 5) -----------------------------------------------------------------
+/** What the feedback loop knows about one user beyond the model. */
+export interface UserState {
+  /** Scores for every item (index space) from a vector re-solved after feedback (fold-in). */
+  scores?: () => Float32Array;
+  /** Items the user chose through feedback (sorted ascending), left out when exclude_seen. */
+  seen?: Int32Array;
+}
+
+/** Installed by the feedback loop; a user it does not know is answered by the model as before. */
+export interface UserStateSource {
+  get(userId: string): UserState | undefined;
+}
+// --- end feedback hooks ------------------------------------------------------------------------
 
 export class PopularityColdStart implements ColdStartPolicy {
   private readonly order: Int32Array;
@@ -55,6 +74,9 @@ export class Recommender {
   private readonly itemIndex: Map<string, number>;
   private readonly filterCache = new Map<string, Uint8Array>();
   coldStart: ColdStartPolicy;
+  /** Feedback loop (issue 5): folded-in users, and the policy filling exploration slots. */
+  users: UserStateSource | null = null;
+  explorer: ColdStartPolicy | null = null;
 
   constructor(
     readonly artifact: Artifact,
@@ -89,8 +111,17 @@ export class Recommender {
     const out: Recommendation[] = new Array(req.users.length);
     req.users.forEach((userId, pos) => {
       const u = this.userIndex.get(userId);
+      // --- feedback (issue 5): a folded-in user is ranked from its re-solved vector ---
+      const state = this.users?.get(userId);
+      if (state?.scores) {
+        const exclude = req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null;
+        out[pos] = this.explored(req, userId, selectTopK(state.scores(), 0, this.nItems, k, exclude, allow), allow, exclude);
+        return;
+      }
+      // --- end feedback ---
       if (u === undefined) {
-        out[pos] = this.toRecommendation(userId, 'cold_start', this.coldStart.rank(k, allow, null));
+        const exclude = req.excludeSeen ? (state?.seen ?? null) : null; // items a new user already gave feedback on
+        out[pos] = this.toRecommendation(userId, 'cold_start', this.coldStart.rank(k, allow, exclude, userId));
       } else {
         const exclude = req.excludeSeen ? (this.artifact.seen?.[u] ?? null) : null;
         known.push({ pos, query: { user: u, k, exclude, allow } });
@@ -98,27 +129,52 @@ export class Recommender {
     });
     if (known.length > 0) {
       const ranked = await this.scorer.topK(known.map((x) => x.query));
-      known.forEach(({ pos }, j) => {
-        out[pos] = this.toRecommendation(req.users[pos], 'personalized', ranked[j]);
+      known.forEach(({ pos, query }, j) => {
+        out[pos] = this.explored(req, req.users[pos], ranked[j], allow, query.exclude);
       });
     }
     return out;
   }
 
-  /** Scores of (user, item) pairs; both ids must be known to the model. */
+  /** Scores of (user, item) pairs; both ids must be known to the model (or the user folded in). */
   async scorePairs(pairs: [string, string][]): Promise<number[]> {
     const users = new Int32Array(pairs.length);
     const items = new Int32Array(pairs.length);
+    const folded = new Map<number, number>(); // row → score from a folded-in vector (issue 5)
     pairs.forEach(([u, i], r) => {
       const ui = this.userIndex.get(u);
       const ii = this.itemIndex.get(i);
+      const state = this.users?.get(u);
+      if (state?.scores && ii !== undefined) {
+        folded.set(r, state.scores()[ii]);
+        return;
+      }
       if (ui === undefined) throw badData(`row ${r}: unknown user_id "${u}"; pair scoring needs a known user (ask for recommendations to get the cold-start answer)`);
       if (ii === undefined) throw badData(`row ${r}: unknown item_id "${i}"`);
       users[r] = ui;
       items[r] = ii;
     });
+    if (folded.size === pairs.length) return pairs.map((_, r) => this.clamp(folded.get(r)!));
     const scores = await this.scorer.scorePairs(users, items);
-    return Array.from(scores, (s) => this.clamp(s));
+    return Array.from(scores, (s, r) => this.clamp(folded.get(r) ?? s));
+  }
+
+  /**
+   * A personalized list, with its last `req.explore` places filled by the explorer (issue 5). Those
+   * items carry `exploration: true` among their fields and the explorer's score (a sampled reward rate).
+   */
+  private explored(req: RecommendRequest, userId: string, ranked: Ranked, allow: Uint8Array | null, exclude: Int32Array | null): Recommendation {
+    const slots = Math.min(req.explore ?? 0, ranked.items.length);
+    const rec = this.toRecommendation(userId, 'personalized', slots > 0 && this.explorer ? { items: ranked.items.slice(0, ranked.items.length - slots), scores: ranked.scores.slice(0, ranked.items.length - slots) } : ranked);
+    if (slots === 0 || !this.explorer) return rec;
+    const keep = rec.items.length;
+    const taken = Int32Array.from(ranked.items.subarray(0, keep));
+    const drawn = this.explorer.rank(ranked.items.length - keep, allow, mergeSorted(exclude, taken.sort()), userId);
+    for (let r = 0; r < drawn.items.length; r++) {
+      const i = drawn.items[r];
+      rec.items.push({ itemId: this.artifact.itemIds[i], score: drawn.scores[r], fields: { ...(this.artifact.catalog?.[i] ?? {}), exploration: true } });
+    }
+    return rec;
   }
 
   private toRecommendation(userId: string, strategy: Strategy, ranked: Ranked): Recommendation {
@@ -159,6 +215,13 @@ export class Recommender {
     this.filterCache.set(key, mask);
     return mask;
   }
+}
+
+/** Union of two ascending index lists (either may be null). */
+function mergeSorted(a: Int32Array | null, b: Int32Array | null): Int32Array | null {
+  if (!a || a.length === 0) return b;
+  if (!b || b.length === 0) return a;
+  return Int32Array.from(new Set([...a, ...b])).sort();
 }
 
 function matches(value: unknown, want: FilterValue): boolean {

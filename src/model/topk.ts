@@ -18,14 +18,25 @@ export function selectTopK(
   const heapScores = new Float32Array(cap);
   let size = 0;
   let ex = 0;
-  for (let i = 0; i < n; i++) {
+  const exLen = exclude === null ? 0 : exclude.length;
+  // Hot path (issue 6): once the heap is full, most items cannot beat its root, so they are rejected
+  // by one comparison with a local copy of the root's score, before the exclusion and mask checks.
+  // Items arrive in ascending index order, so an item equal to the root never displaces it (the root
+  // has the lower index), and the comparison also drops NaN.
+  let worst = -Infinity;
+  const end = offset + n;
+  for (let at = offset; at < end; at++) {
+    const s = scores[at];
+    if (size === cap) {
+      if (!(s > worst)) continue;
+    } else if (!(s === s)) continue; // NaN
+    const i = at - offset;
     if (exclude !== null) {
-      while (ex < exclude.length && exclude[ex] < i) ex++;
-      if (ex < exclude.length && exclude[ex] === i) continue;
+      // ex only moves forward, so the items skipped above cost nothing here.
+      while (ex < exLen && exclude[ex] < i) ex++;
+      if (ex < exLen && exclude[ex] === i) continue;
     }
     if (allow !== null && allow[i] === 0) continue;
-    const s = scores[offset + i];
-    if (!(s === s)) continue; // NaN
     // The root is the worst kept entry: lowest score, and among equal scores the highest index,
     // so ties resolve to the lower index whatever order they arrive in.
     if (size < cap) {
@@ -56,6 +67,7 @@ export function selectTopK(
       heapScores[c] = s;
       heapItems[c] = i;
     }
+    if (size === cap) worst = heapScores[0];
   }
   // Order best first; ties by lower index so results are deterministic.
   const order = Array.from({ length: size }, (_, j) => j).sort(

@@ -28,6 +28,20 @@ export function payloadKeyOf(msg: SeldonMessage): (typeof PAYLOAD_KEYS)[number] 
 }
 
 export function decodePredict(msg: SeldonMessage, params: ModelParams): DecodedPredict {
+  const decoded = decodeMessage(msg, params);
+  // --- feedback (issue 5): exploration slots for known users, in any payload form ---
+  const explore = msg.meta?.tags?.explore;
+  if (explore !== undefined && decoded.input.op === 'recommend') {
+    const n = tagNumber(msg.meta!.tags!, 'explore')!;
+    if (!Number.isInteger(n) || n < 0) throw badData(`meta.tags.explore must be a whole number ≥ 0, got ${JSON.stringify(explore)}`);
+    if (n > decoded.input.request.k) throw badData(`meta.tags.explore=${n} is larger than k=${decoded.input.request.k}`);
+    decoded.input.request.explore = n;
+  }
+  // --- end feedback ---
+  return decoded;
+}
+
+function decodeMessage(msg: SeldonMessage, params: ModelParams): DecodedPredict {
   if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
     throw badData(`Invalid request data type: expected a SeldonMessage object, got ${describeType(msg)}`);
   }

@@ -55,6 +55,56 @@ export function createMetrics(config: Config) {
     registers: [registry],
   });
 
+  // --- inference batching and worker pool (issue 6) -------------------------------------------
+  const batchSize = new client.Histogram({
+    name: 'recserve_batch_size',
+    help: 'Queries per model run after micro-batching (top-k users, or scored pairs), by op',
+    labelNames: ['op'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [registry],
+  });
+  const batchQueue = new client.Histogram({
+    name: 'recserve_batch_queue_seconds',
+    help: 'Time a request waited in the micro-batcher before its model run was dispatched, by op',
+    labelNames: ['op'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [registry],
+  });
+  const workerBusy = new client.Counter({
+    name: 'recserve_inference_worker_busy_seconds_total',
+    help: 'Time each inference worker spent scoring (divide its rate by 1 s for utilisation)',
+    labelNames: ['worker'] as const,
+    registers: [registry],
+  });
+  const workerRestarts = new client.Counter({
+    name: 'recserve_inference_worker_restarts_total',
+    help: 'Inference workers replaced after they died',
+    labelNames: ['worker'] as const,
+    registers: [registry],
+  });
+  const batchChildren = {
+    topk: { size: batchSize.labels('topk'), queue: batchQueue.labels('topk') },
+    pairs: { size: batchSize.labels('pairs'), queue: batchQueue.labels('pairs') },
+  };
+  /** Feeds the micro-batcher's observations into the histograms (model/batcher.ts BatchObserver). */
+  const batchObserver = {
+    batch(kind: 'topk' | 'pairs', size: number, queuedMs: readonly number[]) {
+      const c = batchChildren[kind];
+      c.size.observe(size);
+      for (const ms of queuedMs) c.queue.observe(ms / 1000);
+    },
+  };
+  /** Worker utilisation and restarts (model/pool/pool.ts PoolObserver). */
+  const poolObserver = {
+    workerBusy(worker: number, ms: number) {
+      workerBusy.inc({ worker: String(worker) }, ms / 1000);
+    },
+    workerRestart(worker: number) {
+      workerRestarts.inc({ worker: String(worker) });
+    },
+  };
+  // --- end inference batching and worker pool ----------------------------------------------------
+
   return {
     registry,
     requests,
@@ -62,6 +112,8 @@ export function createMetrics(config: Config) {
     feedback,
     feedbackReward,
     recommendations,
+    batchObserver, // issue 6
+    poolObserver, // issue 6
     setModel(name: string, version: string, signature: string) {
       modelInfo.reset();
       modelInfo.labels(name, version, signature).set(1);

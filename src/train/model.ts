@@ -166,5 +166,8 @@ export interface EpochReport {
   seconds: number;
 }
 
-/** Called after every epoch with the current model; returning true stops training (early stopping). */
-export type EpochHook = (report: EpochReport, model: MfModel) => boolean | void;
+/**
+ * Called after every epoch; `model()` returns the model as it stands (built on demand: for the
+ * Bayesian sampler it is the average of the samples so far). Returning true stops training.
+ */
+export type EpochHook = (report: EpochReport, model: () => MfModel) => boolean | void;

@@ -113,3 +113,77 @@ export async function readPredefinedSplit(dir: string, name: PredefinedSplit, op
   const test = await readInteractions(path.join(dir, `${name}.test`), { ...opts, format: 'movielens', userIds, itemIds });
   return { name, train, test };
 }
+
+/**
+ * A split described on the command line:
+ *   random:<test fraction>[:seed]          e.g. random:0.1:1
+ *   stratified-item:<train ratio>[:seed]   e.g. stratified-item:0.75:42 (the Microsoft Recommenders split)
+ *   stratified-user:<train ratio>[:seed]
+ *   kfold:<k>[:seed[:fold]]                e.g. kfold:5:0 (all folds) or kfold:5:0:1 (fold 1 only)
+ */
+export type SplitSpec =
+  | { kind: 'random'; test: number; seed: number }
+  | { kind: 'stratified-item' | 'stratified-user'; ratio: number; seed: number }
+  | { kind: 'kfold'; k: number; seed: number; fold?: number };
+
+export function parseSplitSpec(text: string): SplitSpec {
+  const [kind, a, b, c] = text.split(':');
+  const num = (s: string | undefined, what: string, dflt?: number): number => {
+    if (s === undefined || s === '') {
+      if (dflt === undefined) throw new Error(`split "${text}": missing ${what}`);
+      return dflt;
+    }
+    const v = Number(s);
+    if (!Number.isFinite(v)) throw new Error(`split "${text}": ${what} "${s}" is not a number`);
+    return v;
+  };
+  switch (kind) {
+    case 'random': {
+      const test = num(a, 'test fraction');
+      if (!(test > 0 && test < 1)) throw new Error(`split "${text}": test fraction must be in (0, 1)`);
+      return { kind, test, seed: num(b, 'seed', 0) };
+    }
+    case 'stratified-item':
+    case 'stratified-user': {
+      const ratio = num(a, 'train ratio');
+      if (!(ratio > 0 && ratio < 1)) throw new Error(`split "${text}": train ratio must be in (0, 1)`);
+      return { kind, ratio, seed: num(b, 'seed', 42) };
+    }
+    case 'kfold': {
+      const k = num(a, 'k');
+      if (!Number.isInteger(k) || k < 2) throw new Error(`split "${text}": k must be an integer ≥ 2`);
+      const fold = c === undefined ? undefined : num(c, 'fold');
+      if (fold !== undefined && !(Number.isInteger(fold) && fold >= 1 && fold <= k)) throw new Error(`split "${text}": fold must be 1..${k}`);
+      return { kind, k, seed: num(b, 'seed', 0), fold };
+    }
+    default:
+      throw new Error(`unknown split "${text}" (use random:<test>:<seed>, stratified-item:<ratio>:<seed>, stratified-user:<ratio>:<seed> or kfold:<k>:<seed>[:<fold>])`);
+  }
+}
+
+export function formatSplitSpec(s: SplitSpec): string {
+  switch (s.kind) {
+    case 'random':
+      return `random:${s.test}:${s.seed}`;
+    case 'kfold':
+      return `kfold:${s.k}:${s.seed}${s.fold ? `:${s.fold}` : ''}`;
+    default:
+      return `${s.kind}:${s.ratio}:${s.seed}`;
+  }
+}
+
+/** The splits a spec describes over these interactions (k of them for an unrestricted kfold). */
+export function makeSplits(data: Interactions, spec: SplitSpec): Split[] {
+  switch (spec.kind) {
+    case 'random':
+      return [holdout(data.users.length, spec.test, spec.seed, formatSplitSpec(spec))];
+    case 'stratified-item':
+      return [stratifiedSplit(data.items, spec.ratio, spec.seed, formatSplitSpec(spec))];
+    case 'stratified-user':
+      return [stratifiedSplit(data.users, spec.ratio, spec.seed, formatSplitSpec(spec))];
+    case 'kfold': {
+      const folds = kFold(data.users.length, spec.k, spec.seed);
+      return spec.fold ? [folds[spec.fold - 1]] : folds;
+    }
+  }
+}

@@ -49,10 +49,11 @@ describe('metadata and health', () => {
   });
 
   it('metrics: request counts by route and code, latency, feedback counters, model version, process', async () => {
-    await postJson(`${t.url}/api/v1.0/predictions`, { jsonData: { user_id: '1', k: 2 } });
+    const shown = await postJson(`${t.url}/api/v1.0/predictions`, { jsonData: { user_id: '1', k: 2 } });
     await postJson(`${t.url}/api/v1.0/predictions`, { jsonData: { user_id: '1', k: -1 } });
-    await postJson(`${t.url}/api/v1.0/feedback`, { request: { jsonData: { user_id: '1' } }, reward: 0.5 });
-    await postJson(`${t.url}/send-feedback`, { reward: 1 });
+    const puid = shown.body.meta.puid;
+    expect((await postJson(`${t.url}/api/v1.0/feedback`, { response: { meta: { puid } }, reward: 0.5 })).status).toBe(200);
+    expect((await postJson(`${t.url}/send-feedback`, { response: shown.body, reward: 1 })).status).toBe(200);
     for (const path of ['/prometheus', '/metrics']) {
       const res = await fetch(t.metricsUrl + path);
       expect(res.status).toBe(200);

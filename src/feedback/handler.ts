@@ -1,0 +1,232 @@
+// The FeedbackHandler the data plane calls (REST and gRPC alike): remember each prediction by puid;
+// for each feedback find what was shown (memory, else the payloads), turn it into interaction rows,
+// store them durably (503 if the store cannot take them), then update the bandit and fold the users in.
+import type { ModelParams } from '../config.js';
+import { badData, RecserveError } from '../errors.js';
+import type { Recommender } from '../model/recommender.js';
+import type { CallContext, FeedbackHandler, PredictionRecord } from '../protocol/dataplane.js';
+import type { Feedback, JsonValue } from '../protocol/seldon.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { ThompsonBandit } from './bandit.js';
+import { FoldInModel } from './fold-in.js';
+import { buildRows, listsFromPayloads, parseTruth } from './payloads.js';
+import { PredictionMemory, type ShownList } from './predictions.js';
+import type { FeedbackSettings } from './settings.js';
+import { StoreUnavailableError, type ArmDelta, type InteractionStore } from './store.js';
+
+/** Opens the store lazily and reopens it after a failure, so feedback answers 503 until it is back. */
+export class StoreHolder {
+  private store: InteractionStore | null = null;
+  private opening: Promise<InteractionStore> | null = null;
+  private lastFailure = 0;
+  private lastError: Error | null = null;
+  private readonly listeners: ((s: InteractionStore) => Promise<void> | void)[] = [];
+
+  constructor(
+    private readonly open: () => Promise<InteractionStore>,
+    private readonly retryMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Runs on every (re)open, e.g. to load the bandit's counts. */
+  onOpen(fn: (s: InteractionStore) => Promise<void> | void): void {
+    this.listeners.push(fn);
+  }
+
+  peek(): InteractionStore | null {
+    return this.store;
+  }
+
+  /** The open store, or a 503 naming why it is not available. */
+  async get(): Promise<InteractionStore> {
+    if (this.store) return this.store;
+    if (this.lastError && Date.now() - this.lastFailure < this.retryMs) throw this.unavailable(this.lastError);
+    this.opening ??= (async () => {
+      try {
+        const s = await this.open();
+        for (const fn of this.listeners) await fn(s);
+        this.store = s;
+        if (this.lastError) this.log.info({ store: s.location }, 'interaction store available again');
+        this.lastError = null;
+        return s;
+      } catch (e) {
+        this.lastError = e as Error;
+        this.lastFailure = Date.now();
+        this.log.error({ err: (e as Error).message }, 'interaction store unavailable: feedback will be refused with 503 until it opens');
+        throw this.unavailable(e as Error);
+      } finally {
+        this.opening = null;
+      }
+    })();
+    return this.opening;
+  }
+
+  async close(): Promise<void> {
+    const s = this.store;
+    this.store = null;
+    await s?.close();
+  }
+
+  private unavailable(e: Error): RecserveError {
+    return new RecserveError('unavailable', `the interaction store is unavailable, feedback was not stored: ${e.message}`);
+  }
+}
+
+/** Serialises work per key (fold-ins of one user run in order, so the last one wins). */
+class KeyedQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return next;
+  }
+}
+
+export interface FeedbackServiceDeps {
+  stores: StoreHolder;
+  bandit: ThompsonBandit;
+  settings: FeedbackSettings;
+  params: ModelParams;
+  log: Logger;
+  /** Models whose fold-in state must follow feedback: the serving one and the rollback target. */
+  liveModels: () => Recommender[];
+  /** Counts for metrics. */
+  observer?: { stored(rows: number): void; storeError(): void };
+}
+
+export class FeedbackService implements FeedbackHandler {
+  readonly memory: PredictionMemory;
+  private readonly foldIns = new WeakMap<Recommender, FoldInModel | null>();
+  private readonly queue = new KeyedQueue();
+  private readonly noFoldInLogged = new WeakSet<Recommender>();
+
+  constructor(private readonly deps: FeedbackServiceDeps) {
+    this.memory = new PredictionMemory(deps.settings.memory);
+  }
+
+  onPrediction(record: PredictionRecord): void {
+    this.memory.remember(record);
+  }
+
+  async onFeedback(fb: Feedback, model: Recommender, ctx: CallContext): Promise<Record<string, JsonValue>> {
+    const reward = fb.reward ?? 0;
+    const target = this.resolve(fb, model, ctx);
+    const truth = fb.truth ? parseTruth(fb.truth) : null;
+    const rows = buildRows(target.lists, truth, reward);
+    if (rows.length > this.deps.settings.maxRowsPerFeedback) {
+      throw badData(`this feedback would store ${rows.length} interactions; at most ${this.deps.settings.maxRowsPerFeedback} per feedback (RECSERVE_FEEDBACK_MAX_ROWS)`);
+    }
+    // Each bandit-served row is one Bernoulli trial with a fractional outcome: α += r, β += 1 − r.
+    const arms: ArmDelta[] = rows
+      .filter((r) => r.servedBy === 'cold_start' || r.servedBy === 'exploration')
+      .map((r) => ({ itemId: r.itemId, successes: r.reward, failures: 1 - r.reward }));
+
+    let store: InteractionStore;
+    try {
+      store = await this.deps.stores.get();
+    } catch (e) {
+      this.deps.observer?.storeError();
+      throw e;
+    }
+    try {
+      await store.record({ puid: target.puid, modelVersion: target.modelVersion, reward, transport: ctx.transport, createdAt: Date.now() }, rows, arms);
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) {
+        this.deps.observer?.storeError();
+        this.deps.log.error({ err: e.message, puid: target.puid, rows: rows.length }, 'feedback NOT stored: the interaction store refused the write');
+        throw new RecserveError('unavailable', `feedback was not stored: ${e.message}`);
+      }
+      throw e;
+    }
+    // Committed: from here on nothing may fail the call (the feedback is stored whatever happens).
+    this.deps.observer?.stored(rows.length);
+    this.deps.bandit.update(arms);
+    const users = [...new Set(rows.map((r) => r.userId))];
+    const folded = await this.foldIn(users, store);
+    const tags: Record<string, JsonValue> = { feedback_interactions: rows.length };
+    if (folded.length > 0) tags.folded_in_users = folded;
+    return tags;
+  }
+
+  /** Installs the bandit and fold-in on a model version before it serves (a registry prepare hook). */
+  async prepare(model: Recommender): Promise<void> {
+    const policy = this.deps.bandit.policyFor(model);
+    model.coldStart = policy;
+    model.explorer = policy;
+    const fold = this.foldInOf(model);
+    if (!fold) return;
+    model.users = fold;
+    const store = this.deps.stores.peek();
+    if (!store || this.deps.settings.warmUsers <= 0) return;
+    // Users with feedback newer than this version's training data get their fold-in now, not at their
+    // next feedback. Read failures only cost freshness: the version still loads.
+    try {
+      const users = await store.usersSince(fold.watermark, this.deps.settings.warmUsers);
+      for (const u of users.reverse()) fold.update(u, await store.userInteractions(u, fold.settings.maxRows));
+      if (users.length > 0) this.deps.log.info({ version: model.version, users: users.length }, 'folded in users with feedback newer than the model');
+    } catch (e) {
+      this.deps.log.warn({ err: (e as Error).message, version: model.version }, 'could not re-fold users for the new model version');
+    }
+  }
+
+  foldInOf(model: Recommender): FoldInModel | null {
+    if (!this.foldIns.has(model)) {
+      const f = FoldInModel.for(model, this.deps.settings.foldIn);
+      this.foldIns.set(model, f);
+      if (!f && !this.noFoldInLogged.has(model)) {
+        this.noFoldInLogged.add(model);
+        this.deps.log.warn(
+          { version: model.version },
+          'online fold-in is unavailable for this model: it carries no readable factors (e.g. a bare PyTorch export); feedback is still stored and used by the bandit and retraining',
+        );
+      }
+    }
+    return this.foldIns.get(model) ?? null;
+  }
+
+  private async foldIn(users: string[], store: InteractionStore): Promise<string[]> {
+    const models = this.deps.liveModels();
+    const folded: string[] = [];
+    for (const userId of users) {
+      try {
+        const did = await this.queue.run(userId, async () => {
+          const fits = models.map((m) => this.foldInOf(m)).filter((f): f is FoldInModel => f !== null);
+          if (fits.length === 0) return false;
+          const rows = await store.userInteractions(userId, Math.max(...fits.map((f) => f.settings.maxRows)));
+          let any = false;
+          for (const f of fits) any = f.update(userId, rows) !== null || any;
+          return any;
+        });
+        if (did) folded.push(userId);
+      } catch (e) {
+        this.deps.log.warn({ err: (e as Error).message, user: userId }, 'fold-in failed; the feedback is stored and the next one retries');
+      }
+    }
+    return folded;
+  }
+
+  private resolve(fb: Feedback, model: Recommender, ctx: CallContext): { puid: string | null; modelVersion: string; lists: ShownList[] } {
+    const puid = fb.response?.meta?.puid || fb.request?.meta?.puid || null;
+    for (const p of [puid, ctx.puid]) {
+      const m = p ? this.memory.get(p) : undefined;
+      if (m) return { puid: m.puid, modelVersion: m.modelVersion, lists: m.lists };
+    }
+    const lists = listsFromPayloads(fb.request, fb.response, model, this.deps.params);
+    if (lists) {
+      const v = fb.response?.meta?.tags?.model_version;
+      return { puid: puid ?? ctx.puid ?? null, modelVersion: typeof v === 'string' ? v : model.version, lists };
+    }
+    if (puid) {
+      const { capacity, ttlMs } = this.memory.options;
+      throw badData(
+        `unknown puid "${puid}": no recent prediction has it (the server remembers the last ${capacity} predictions for ${Math.round(ttlMs / 1000)} s); send the request and response payloads instead`,
+      );
+    }
+    throw badData('feedback must name a prediction: send response.meta.puid of a prediction, or its request (and response) payloads');
+  }
+}

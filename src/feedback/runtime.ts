@@ -1,0 +1,205 @@
+// Wires the feedback loop into a server: the interaction store (opened lazily, 503 while it is not
+// available), the bandit (counts loaded from the store), the FeedbackHandler on the data plane, the
+// registry hooks that give every model version its bandit and fold-in before it serves, and retraining
+// (admin endpoint and optional schedule) in a child process followed by a hot swap.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import client from 'prom-client';
+import type { Config } from '../config.js';
+import type { ModelRegistry } from '../model/registry.js';
+import type { DataPlane } from '../protocol/dataplane.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { workerUrl } from '../util/worker-url.js';
+import { ThompsonBandit } from './bandit.js';
+import { FeedbackService, StoreHolder } from './handler.js';
+import { retrain, type RetrainReport } from './retrain.js';
+import type { RetrainJob } from './retrain-job.js';
+import { feedbackSettings, type FeedbackSettings } from './settings.js';
+import { openStore } from './store.js';
+
+export interface RetrainOutcome {
+  trigger: 'admin' | 'schedule' | 'cli';
+  startedAt: string;
+  finishedAt: string | null;
+  report: RetrainReport | null;
+  /** The version swapped in after publishing (null when nothing was published or the swap was refused). */
+  activated: string | null;
+  /** Why nothing was trained (e.g. no feedback yet), when the retrain did not start. */
+  skipped: string | null;
+  error: string | null;
+}
+
+export class RetrainBusyError extends Error {}
+
+/** One retrain at a time, in a child process; a published version is loaded and swapped in. */
+export class Retrainer {
+  private running: Promise<RetrainOutcome> | null = null;
+  last: RetrainOutcome | null = null;
+
+  constructor(
+    private readonly deps: { config: Config; registry: ModelRegistry; stores: StoreHolder; settings: FeedbackSettings; log: Logger; count: (outcome: string) => void },
+  ) {}
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  get current(): Promise<RetrainOutcome> | null {
+    return this.running;
+  }
+
+  start(trigger: RetrainOutcome['trigger']): Promise<RetrainOutcome> {
+    if (this.running) throw new RetrainBusyError('a retrain is already running');
+    const outcome: RetrainOutcome = { trigger, startedAt: new Date().toISOString(), finishedAt: null, report: null, activated: null, skipped: null, error: null };
+    this.last = outcome;
+    this.running = this.run(outcome).finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async run(outcome: RetrainOutcome): Promise<RetrainOutcome> {
+    const { config, registry, stores, settings, log } = this.deps;
+    try {
+      const current = registry.current;
+      if (!current) throw new Error('no model is serving yet');
+      const root = registry.versionsRoot ?? path.join(config.dataDir, 'models');
+      const store = await stores.get();
+      if ((await store.stats()).interactions === 0) {
+        // Nothing to learn from: answer at once instead of starting a trainer.
+        outcome.skipped = 'nothing to learn from: the interaction store holds no feedback yet';
+        return outcome;
+      }
+      const job: RetrainJob = { storeUrl: config.storeUrl, dataDir: config.dataDir, currentDir: current.artifact.dir, root, base: settings.retrainBase, minHoldout: settings.retrainMinHoldout };
+      log.info({ trigger: outcome.trigger, parent: current.version }, 'retrain started');
+      const report = await runJob(job, log);
+      outcome.report = report;
+      if (report.published && report.version) {
+        const rec = await registry.loadVersion(report.version);
+        outcome.activated = rec.version;
+      }
+      log.info({ published: report.published, version: report.version, reason: report.reason, seconds: report.seconds }, 'retrain finished');
+    } catch (e) {
+      outcome.error = (e as Error).message;
+      log.error({ err: outcome.error, trigger: outcome.trigger }, 'retrain failed');
+    } finally {
+      outcome.finishedAt = new Date().toISOString();
+      this.deps.count(outcome.error ? 'failed' : outcome.activated ? 'published' : 'not_published');
+    }
+    return outcome;
+  }
+}
+
+/** Runs the retrain in a child process (compiled entry); in-process when no compiled entry exists. */
+async function runJob(job: RetrainJob, log: Logger): Promise<RetrainReport> {
+  const entry = fileURLToPath(workerUrl(import.meta.url, './retrain-job.js'));
+  if (!existsSync(entry)) {
+    log.warn({ entry }, 'no compiled retrain entry (run npm run build): retraining in-process');
+    const store = await openStore({ url: job.storeUrl, dataDir: job.dataDir });
+    try {
+      return await retrain({ store, currentDir: job.currentDir, root: job.root, base: job.base, minHoldout: job.minHoldout });
+    } finally {
+      await store.close();
+    }
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [entry, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      let parsed: (RetrainReport & { error?: undefined }) | { error: string } | null = null;
+      try {
+        parsed = JSON.parse(last);
+      } catch {
+        /* reported below */
+      }
+      if (parsed && !('error' in parsed && parsed.error)) return resolve(parsed as RetrainReport);
+      reject(new Error(parsed && 'error' in parsed ? parsed.error : `retrain process exited with ${code}: ${err.trim().split('\n').slice(-3).join(' | ') || 'no output'}`));
+    });
+  });
+}
+
+export interface FeedbackRuntime {
+  service: FeedbackService;
+  stores: StoreHolder;
+  bandit: ThompsonBandit;
+  settings: FeedbackSettings;
+  retrainer: Retrainer;
+  close(): Promise<void>;
+}
+
+export interface FeedbackDeps {
+  config: Config;
+  registry: ModelRegistry;
+  dataplane: DataPlane;
+  log: Logger;
+  metrics: Metrics;
+  settings?: FeedbackSettings;
+}
+
+/** Installs the feedback loop; call before the first model load so that version gets it too. */
+export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime> {
+  const { config, registry, dataplane, log, metrics } = deps;
+  const settings = deps.settings ?? feedbackSettings(process.env);
+  const reg = metrics.registry;
+  const stored = new client.Counter({ name: 'recserve_feedback_interactions_total', help: 'Interaction rows stored from feedback', registers: [reg] });
+  const storeErrors = new client.Counter({ name: 'recserve_feedback_store_errors_total', help: 'Feedback refused because the interaction store could not take it (503)', registers: [reg] });
+  const swaps = new client.Counter({ name: 'recserve_model_swaps_total', help: 'Model versions swapped in (loads and rollbacks)', registers: [reg] });
+  const retrains = new client.Counter({ name: 'recserve_retrains_total', help: 'Server-run retrains by outcome', labelNames: ['outcome'] as const, registers: [reg] });
+
+  registry.configure({ root: path.join(config.dataDir, 'models'), log });
+  const stores = new StoreHolder(() => openStore({ url: config.storeUrl, dataDir: config.dataDir }), settings.storeRetryMs, log);
+  const bandit = new ThompsonBandit(settings.bandit);
+  stores.onOpen(async (s) => {
+    const arms = await s.arms();
+    bandit.load(arms);
+    log.info({ store: s.location, backend: s.backend, schema: await s.schemaVersion(), arms: arms.length }, 'interaction store open; bandit posterior loaded');
+  });
+  await stores.get().catch(() => undefined); // logged; feedback answers 503 until it opens
+
+  const service = new FeedbackService({
+    stores,
+    bandit,
+    settings,
+    params: config.params,
+    log,
+    liveModels: () => [registry.current, registry.previousModel].filter((m): m is NonNullable<typeof m> => m !== null),
+    observer: { stored: (n) => stored.inc(n), storeError: () => storeErrors.inc() },
+  });
+  dataplane.feedbackHandler = service;
+  registry.onPrepare((rec) => service.prepare(rec));
+  registry.onActivate((rec) => {
+    swaps.inc();
+    metrics.setModel(rec.name, rec.version, rec.artifact.signature.kind);
+  });
+
+  const retrainer = new Retrainer({ config, registry, stores, settings, log, count: (outcome) => retrains.inc({ outcome }) });
+  let timer: NodeJS.Timeout | null = null;
+  if (settings.retrainIntervalS > 0) {
+    timer = setInterval(() => {
+      if (!retrainer.busy) void retrainer.start('schedule');
+    }, settings.retrainIntervalS * 1000);
+    timer.unref();
+    log.info({ every_s: settings.retrainIntervalS }, 'scheduled retraining on');
+  }
+
+  return {
+    service,
+    stores,
+    bandit,
+    settings,
+    retrainer,
+    async close() {
+      if (timer) clearInterval(timer);
+      await retrainer.current?.catch(() => undefined);
+      await stores.close();
+    },
+  };
+}

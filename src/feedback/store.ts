@@ -1,0 +1,172 @@
+// The interaction store: every accepted feedback becomes one `feedback` row and its interaction rows,
+// written in one transaction and committed (fsync'd) before the call is acknowledged. The bandit's
+// per-item counts live in the same transaction, so the posterior can never disagree with the rows.
+// Two backends implement the interface — SQLite (embedded default, WAL) and PostgreSQL (shared by
+// replicas) — and test/feedback/store-contract.ts runs the same suite against both.
+import path from 'node:path';
+
+/**
+ * How an interaction row relates to what was shown:
+ * - `list`: the reward applies to the whole shown list (feedback without truth): every shown item gets it;
+ * - `chosen`: the item was named in `truth` (the reward is this item's);
+ * - `skipped`: shown, but `truth` named other items: reward 0.
+ */
+export type InteractionKind = 'list' | 'chosen' | 'skipped';
+
+/** What put the item in front of the user. Only bandit-served rows update the bandit. */
+export type ServedBy = 'cold_start' | 'exploration' | 'personalized' | 'pairs' | 'not_shown';
+
+export const INTERACTION_KINDS: readonly InteractionKind[] = ['list', 'chosen', 'skipped'];
+export const SERVED_BY: readonly ServedBy[] = ['cold_start', 'exploration', 'personalized', 'pairs', 'not_shown'];
+
+export interface NewInteraction {
+  userId: string;
+  itemId: string;
+  /** In [0, 1]. */
+  reward: number;
+  kind: InteractionKind;
+  servedBy: ServedBy;
+}
+
+export interface FeedbackEntry {
+  /** The puid of the prediction the feedback is about (null when the payloads carried it all). */
+  puid: string | null;
+  /** The model version that answered that prediction. */
+  modelVersion: string | null;
+  /** The reward as sent. */
+  reward: number;
+  transport: string;
+  /** Milliseconds since the epoch. */
+  createdAt: number;
+}
+
+export interface Interaction extends NewInteraction {
+  id: number;
+  feedbackId: number;
+  /** Milliseconds since the epoch (the feedback's time). */
+  ts: number;
+  puid: string | null;
+  modelVersion: string | null;
+}
+
+/** A bandit update: α_i += successes, β_i += failures. */
+export interface ArmDelta {
+  itemId: string;
+  successes: number;
+  failures: number;
+}
+
+export interface ArmState extends ArmDelta {
+  /** Rows that updated this arm. */
+  trials: number;
+}
+
+export interface StoreStats {
+  feedback: number;
+  interactions: number;
+  users: number;
+  /** Largest interaction id (0 when empty): a watermark for "trained through". */
+  maxInteractionId: number;
+}
+
+export interface InteractionStore {
+  readonly backend: 'sqlite' | 'postgres';
+  /** File path or URL (password redacted), for logs. */
+  readonly location: string;
+  /** Atomically stores one feedback, its interactions and its bandit updates; resolves after commit. */
+  record(entry: FeedbackEntry, rows: NewInteraction[], arms: ArmDelta[]): Promise<number>;
+  /** A user's interactions, oldest first (the newest `limit` of them). */
+  userInteractions(userId: string, limit?: number): Promise<Interaction[]>;
+  /** Distinct users with an interaction whose id is > afterId, most recently active first. */
+  usersSince(afterId: number, limit: number): Promise<string[]>;
+  /** Interactions with id > afterId in id order, at most `limit` (paging for export and retraining). */
+  scan(afterId: number, limit: number): Promise<Interaction[]>;
+  /** Every bandit arm with its accumulated successes and failures. */
+  arms(): Promise<ArmState[]>;
+  stats(): Promise<StoreStats>;
+  /** The schema version the database is at. */
+  schemaVersion(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** The store could not take the write (disk full, read-only, unreachable): feedback answers 503. */
+export class StoreUnavailableError extends Error {
+  constructor(
+    message: string,
+    cause?: unknown,
+  ) {
+    super(message, { cause });
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** The database holds a schema newer than this build, or the migrations failed. */
+export class StoreSchemaError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreSchemaError';
+  }
+}
+
+/** Every row written by `record` is checked here, so both backends refuse the same things. */
+export function checkRows(entry: FeedbackEntry, rows: NewInteraction[], arms: ArmDelta[]): void {
+  if (!(entry.reward >= 0 && entry.reward <= 1)) throw new RangeError(`feedback reward ${entry.reward} is outside [0, 1]`);
+  for (const r of rows) {
+    if (!r.userId || !r.itemId) throw new RangeError('an interaction needs a user id and an item id');
+    if (!(r.reward >= 0 && r.reward <= 1)) throw new RangeError(`interaction reward ${r.reward} is outside [0, 1]`);
+    if (!INTERACTION_KINDS.includes(r.kind)) throw new RangeError(`unknown interaction kind ${r.kind}`);
+    if (!SERVED_BY.includes(r.servedBy)) throw new RangeError(`unknown served_by ${r.servedBy}`);
+  }
+  for (const a of arms) {
+    if (!(a.successes >= 0 && a.failures >= 0 && Number.isFinite(a.successes + a.failures))) throw new RangeError(`bad bandit update for ${a.itemId}`);
+  }
+}
+
+/** Merges the bandit updates of one feedback by item, so each arm is written once per transaction. */
+export function mergeArms(arms: ArmDelta[]): { itemId: string; successes: number; failures: number; trials: number }[] {
+  const by = new Map<string, { itemId: string; successes: number; failures: number; trials: number }>();
+  for (const a of arms) {
+    const m = by.get(a.itemId) ?? { itemId: a.itemId, successes: 0, failures: 0, trials: 0 };
+    m.successes += a.successes;
+    m.failures += a.failures;
+    m.trials += 1;
+    by.set(a.itemId, m);
+  }
+  return [...by.values()].sort((x, y) => (x.itemId < y.itemId ? -1 : x.itemId > y.itemId ? 1 : 0));
+}
+
+export interface OpenStoreOptions {
+  /** RECSERVE_STORE_URL: postgres://… or postgresql://… (PostgreSQL), sqlite:PATH / file:PATH, else null. */
+  url: string | null;
+  /** Where the SQLite file goes when no URL names one: <dataDir>/interactions.db. */
+  dataDir: string;
+}
+
+export const SQLITE_FILE = 'interactions.db';
+
+/** Where a store URL points, without opening it. */
+export function describeStoreUrl(opts: OpenStoreOptions): { backend: 'sqlite'; file: string } | { backend: 'postgres'; url: string } {
+  const url = opts.url?.trim() || null;
+  if (url && /^postgres(ql)?:\/\//i.test(url)) return { backend: 'postgres', url };
+  if (url && /^(sqlite|file):/i.test(url)) {
+    const p = url.replace(/^(sqlite|file):(\/\/)?/i, '');
+    return { backend: 'sqlite', file: path.resolve(p) };
+  }
+  if (url) throw new StoreSchemaError(`RECSERVE_STORE_URL=${redact(url)} is neither postgres://… nor sqlite:PATH`);
+  return { backend: 'sqlite', file: path.join(opts.dataDir, SQLITE_FILE) };
+}
+
+/** Opens (creating and migrating) the store a URL names; SQLite under dataDir by default. */
+export async function openStore(opts: OpenStoreOptions): Promise<InteractionStore> {
+  const where = describeStoreUrl(opts);
+  if (where.backend === 'postgres') {
+    const { PostgresStore } = await import('./postgres.js');
+    return PostgresStore.open(where.url);
+  }
+  const { SqliteStore } = await import('./sqlite.js');
+  return SqliteStore.open(where.file);
+}
+
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@');
+}

@@ -1,0 +1,124 @@
+// One wrapper around every unary RPC: it decodes the request bytes, runs the data-plane call with an
+// AbortSignal tied to the call's cancellation and deadline, encodes the answer, and guarantees that each
+// call is answered exactly once, with its error translated by the one error catalogue, counted in the
+// metrics and logged. grpc-js sees only bytes (identity serializers), so a malformed message is our
+// INVALID_ARGUMENT rather than grpc-js' generic INTERNAL "Error deserializing request".
+import * as grpc from '@grpc/grpc-js';
+import type protobuf from 'protobufjs';
+import type { Config } from '../config.js';
+import { badData, RecserveError, translate } from '../errors.js';
+import type { CallContext, DataPlane } from '../protocol/dataplane.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { decodeToJson, encodeFromJson, type JsonObject } from './convert.js';
+
+export interface HandleDeps {
+  config: Config;
+  dataplane: DataPlane;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export interface UnaryRpc {
+  /** Full method path, e.g. /seldon.protos.Model/Predict. */
+  path: string;
+  requestType: protobuf.Type;
+  responseType: protobuf.Type;
+  /** The data-plane call: JSON-form request in, JSON-form response out. Throw a RecserveError to refuse. */
+  run(request: JsonObject, ctx: CallContext): unknown;
+}
+
+/** The header the Seldon executor puts a request's puid in (REST reads the same one). */
+const PUID_HEADER = 'seldon-puid';
+/** Trailer naming the Seldon reason (MICROSERVICE_BAD_DATA, …) next to the gRPC status. */
+export const REASON_TRAILER = 'seldon-reason';
+
+export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buffer, Buffer> {
+  const { config, metrics, log } = deps;
+  const route = rpc.path.slice(1);
+  const maxSend = config.grpcMaxMessageBytes;
+
+  return (call, callback) => {
+    const started = process.hrtime.bigint();
+    const endTimer = metrics.startRequest('grpc', route);
+    const abort = new AbortController();
+    const puidHeader = call.metadata.get(PUID_HEADER)[0];
+    const ctx: CallContext = { transport: 'grpc', puid: typeof puidHeader === 'string' && puidHeader ? puidHeader : undefined, signal: abort.signal };
+    let answered = false;
+    let puid: string | undefined = ctx.puid;
+    let payload: unknown;
+
+    const record = (code: grpc.status, err?: unknown) => {
+      endTimer(grpc.status[code]);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const entry: Record<string, unknown> = { transport: 'grpc', route, code: grpc.status[code], duration_ms: Math.round(ms * 1000) / 1000, puid };
+      if (config.logPayloads && payload !== undefined) entry.payload = payload;
+      if (code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN) log.error({ ...entry, err }, 'rpc failed');
+      else log.info(entry, 'rpc');
+    };
+
+    const fail = (err: unknown) => {
+      if (answered) return;
+      answered = true;
+      const t = translate(err);
+      const trailer = new grpc.Metadata();
+      trailer.set(REASON_TRAILER, t.reason);
+      callback({ code: t.grpc, details: t.message, metadata: trailer });
+      record(t.grpc, t.kind === 'internal' ? err : undefined);
+    };
+
+    const succeed = (bytes: Uint8Array) => {
+      if (answered) return;
+      answered = true;
+      callback(null, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      record(grpc.status.OK);
+    };
+
+    // grpc-js emits 'cancelled' when the client cancels, the connection drops, or the deadline passes
+    // (it has then already sent DEADLINE_EXCEEDED itself); it also emits it after a normal end, when
+    // `answered` is already set. Either way the work in flight sees the abort.
+    call.on('cancelled', () => {
+      const expired = deadlinePassed(call.getDeadline());
+      abort.abort(new RecserveError('unavailable', expired ? 'the deadline passed' : 'the caller cancelled the call'));
+      if (answered) return;
+      answered = true;
+      record(expired ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED);
+    });
+
+    void (async () => {
+      let request: JsonObject;
+      try {
+        request = decodeToJson(rpc.requestType, call.request);
+      } catch (e) {
+        throw badData(`malformed ${rpc.requestType.fullName.slice(1)} message: ${(e as Error).message}`);
+      }
+      payload = request;
+      if (abort.signal.aborted || call.cancelled) return;
+      const result = (await rpc.run(request, ctx)) as JsonObject;
+      if (abort.signal.aborted || answered) return;
+      const meta = (result as { meta?: { puid?: string } }).meta;
+      if (meta?.puid) puid = meta.puid;
+      let bytes: Uint8Array;
+      try {
+        bytes = encodeFromJson(rpc.responseType, result);
+      } catch (e) {
+        log.error({ err: e, route }, 'cannot encode the response');
+        throw new RecserveError('internal', 'internal error: the response could not be encoded');
+      }
+      if (maxSend > 0 && bytes.byteLength > maxSend) {
+        throw new RecserveError(
+          'payload_too_large',
+          `the response is ${bytes.byteLength} bytes, above the gRPC max message size of ${maxSend} bytes ` +
+            '(raise seldon.io/grpc-max-message-size or RECSERVE_GRPC_MAX_MESSAGE_SIZE, or ask for fewer users or a smaller k)',
+        );
+      }
+      succeed(bytes);
+    })().catch(fail);
+  };
+}
+
+function deadlinePassed(deadline: grpc.Deadline): boolean {
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  // grpc-js' own deadline timer may fire a millisecond early by the clock.
+  return Number.isFinite(ms) && Date.now() >= ms - 5;
+}

@@ -1,0 +1,39 @@
+// The ScorerFactory the server uses: per model version, a worker pool (or, with 0 workers, the
+// in-process ORT scorer) behind the micro-batcher. The registry calls it for every version it loads.
+import type { Artifact } from '../artifact.js';
+import { MicroBatcher, type BatchObserver } from '../batcher.js';
+import { OrtScorer } from '../ort-scorer.js';
+import type { ScorerFactory } from '../registry.js';
+import type { Scorer } from '../scorer.js';
+import { WorkerPool, type PoolLogger, type PoolObserver } from './pool.js';
+
+export interface ServingScorerOptions {
+  /** Worker threads with one ONNX session each; 0 scores on the main thread (still batched). */
+  workers: number;
+  intraOpThreads: number;
+  maxBatchSize: number;
+  maxBatchDelayMs: number;
+  log?: PoolLogger;
+  batchObserver?: BatchObserver;
+  poolObserver?: PoolObserver;
+}
+
+export function servingScorerFactory(opts: ServingScorerOptions): ScorerFactory {
+  return async (artifact: Artifact): Promise<Scorer> => {
+    const nItems = artifact.itemIds.length;
+    const inner: Scorer =
+      opts.workers > 0
+        ? await WorkerPool.create(
+            { onnx: artifact.onnx, signature: artifact.signature, nItems, seen: artifact.seen },
+            { workers: opts.workers, intraOpNumThreads: opts.intraOpThreads, log: opts.log, observer: opts.poolObserver },
+          )
+        : await OrtScorer.create(artifact.onnx, artifact.signature, nItems, { intraOpNumThreads: opts.intraOpThreads });
+    return new MicroBatcher(inner, {
+      maxBatchSize: opts.maxBatchSize,
+      maxBatchDelayMs: opts.maxBatchDelayMs,
+      // One run per worker at a time; in-process, runs block the loop one after another anyway.
+      concurrency: Math.max(1, opts.workers),
+      observer: opts.batchObserver,
+    });
+  };
+}
