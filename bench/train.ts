@@ -154,10 +154,10 @@ for (const s of sets) {
 }
 
 console.log(`\nseconds per epoch (median of ${epochs} epochs after the first; one thread)\n`);
-console.log(`${'data'.padEnd(13)}${'algo'.padEnd(7)}${'configuration'.padEnd(36)}per epoch`);
-for (const r of rows) console.log(`${r.data.padEnd(13)}${r.algo.padEnd(7)}${r.config.padEnd(36)}${r.perEpoch.toFixed(3)} ${r.unit}`);
+console.log(`${'data'.padEnd(13)}${'algo'.padEnd(7)}${'configuration'.padEnd(46)}per epoch`);
+for (const r of rows) console.log(`${r.data.padEnd(13)}${r.algo.padEnd(7)}${r.config.padEnd(46)}${r.perEpoch.toFixed(3)} ${r.unit}`);
 for (const t of torchRows) {
-  console.log(`${t.data.padEnd(13)}${'torch'.padEnd(7)}${`EmbeddingDotBias 50 f, Adam, bs 64, ${torchThreads} thr`.padEnd(36)}${t.perEpoch.toFixed(3)} s/epoch  → PyTorch / recserve SGD (50 f) = ${t.ratio.toFixed(1)}×`);
+  console.log(`${t.data.padEnd(13)}${'torch'.padEnd(7)}${`EmbeddingDotBias 50 f, Adam, bs 64, ${torchThreads} thread`.padEnd(46)}${t.perEpoch.toFixed(3)} s/epoch  → PyTorch / recserve SGD (50 f) = ${t.ratio.toFixed(1)}×`);
 }
 if (!haveTorch) console.log('\n(PyTorch not available: /usr/bin/python3 -c "import torch" failed or --skip-torch)');
 console.log(

@@ -63,31 +63,36 @@ export function trainAls(data: TrainInput, params: Partial<AlsParams> = {}, onEp
   const regB = p.regBias ?? p.reg;
 
   // Solve every row of X (with its biases bx) against the fixed side Y (biases by).
+  const yrow = new Float64Array(d);
   const half = (M: Csr, X: Float32Array, bx: Float32Array, Y: Float32Array, by: Float32Array) => {
+    const { indptr, indices, data: vals } = M;
     for (let r = 0; r < M.nRows; r++) {
-      const s = M.indptr[r];
-      const e = M.indptr[r + 1];
+      const s = indptr[r];
+      const e = indptr[r + 1];
       const cnt = e - s;
       if (cnt === 0) continue;
       A.fill(0);
       b.fill(0);
+      let ysum = 0;
       for (let q = s; q < e; q++) {
-        const c = M.indices[q];
+        const c = indices[q];
         const yo = c * d;
-        const t = M.data[q] - mu - (biased ? by[c] : 0);
+        for (let a = 0; a < d; a++) yrow[a] = Y[yo + a];
+        const t = vals[q] - mu - (biased ? by[c] : 0);
         for (let a = 0; a < d; a++) {
-          const ya = Y[yo + a];
+          const ya = yrow[a];
           b[a] += t * ya;
           const aa = a * D;
-          for (let k = 0; k <= a; k++) A[aa + k] += ya * Y[yo + k];
+          for (let k = 0; k <= a; k++) A[aa + k] += ya * yrow[k];
         }
         if (biased) {
           const aa = d * D;
-          for (let k = 0; k < d; k++) A[aa + k] += Y[yo + k];
-          A[aa + d] += 1;
+          for (let k = 0; k < d; k++) A[aa + k] += yrow[k];
+          ysum += 1;
           b[d] += t;
         }
       }
+      if (biased) A[d * D + d] += ysum;
       const scale = p.weightedReg ? cnt : 1;
       for (let a = 0; a < d; a++) A[a * D + a] += reg * scale;
       if (biased) A[d * D + d] += regB * scale;

@@ -37,7 +37,7 @@ export interface BayesParams {
   ratingRange?: [number, number];
 }
 
-export const BAYES_DEFAULTS: BayesParams = { factors: 10, burnIn: 20, samples: 200, thin: 2, implicit: 'both', initStd: 0.1, seed: 0 };
+export const BAYES_DEFAULTS: BayesParams = { factors: 10, burnIn: 20, samples: 120, thin: 2, implicit: 'both', initStd: 0.1, seed: 0 };
 
 /** Gamma(shape, rate) draw (Marsaglia & Tsang 2000). */
 export function gammaDraw(shape: number, rate: number, uniform: () => number, normal: () => number): number {
@@ -178,36 +178,46 @@ export function trainBayes(data: TrainInput, params: Partial<BayesParams> = {}, 
   };
 
   // Draws [b_r, p_r] for every row of side s given the other side o (features [1, o.full]).
+  const frow = new Float64Array(d);
   const sampleTheta = (s: Side, o: Side) => {
-    const M = s.M;
+    const { indptr, indices, data: vals } = s.M;
     const X = s.theta;
+    const agg = s.agg;
+    const hasW = s.w !== null;
+    const ofull = o.full;
+    const otheta = o.theta;
+    const lam = s.hyperLam;
+    const hmu = s.hyperMu;
     for (let r = 0; r < s.n; r++) {
-      const st = M.indptr[r];
-      const en = M.indptr[r + 1];
+      const st = indptr[r];
+      const en = indptr[r + 1];
       if (en === st) continue;
       A.fill(0);
       for (let k = 0; k < D; k++) {
-        A[k * D + k] = s.hyperLam[k];
-        bvec[k] = s.hyperLam[k] * s.hyperMu[k];
+        A[k * D + k] = lam[k];
+        bvec[k] = lam[k] * hmu[k];
       }
       const ao = r * d;
+      let a00 = 0;
       for (let q = st; q < en; q++) {
-        const c = M.indices[q];
+        const c = indices[q];
         const fo = c * d;
+        for (let a = 0; a < d; a++) frow[a] = ofull[fo + a];
         let extra = 0;
-        if (s.w) for (let a = 0; a < d; a++) extra += s.agg[ao + a] * o.full[fo + a];
-        const t = alpha * (M.data[q] - mu - o.theta[c * D] - extra);
+        if (hasW) for (let a = 0; a < d; a++) extra += agg[ao + a] * frow[a];
+        const t = alpha * (vals[q] - mu - otheta[c * D] - extra);
         bvec[0] += t;
-        A[0] += alpha;
+        a00 += alpha;
         for (let a = 1; a < D; a++) {
-          const fa = o.full[fo + a - 1];
+          const fa = frow[a - 1];
           bvec[a] += t * fa;
           const aa = a * D;
           const wa = alpha * fa;
           A[aa] += wa;
-          for (let k = 1; k <= a; k++) A[aa + k] += wa * o.full[fo + k - 1];
+          for (let k = 1; k <= a; k++) A[aa + k] += wa * frow[k - 1];
         }
       }
+      A[0] += a00;
       if (!cholesky(A, D)) throw new Error('Bayesian MF: conditional precision is not positive definite');
       forwardSolve(A, D, bvec);
       for (let k = 0; k < D; k++) bvec[k] += normal();
@@ -221,7 +231,13 @@ export function trainBayes(data: TrainInput, params: Partial<BayesParams> = {}, 
   const Hbuf = new Map<Side, Float64Array>();
   const sampleImplicit = (s: Side, o: Side) => {
     const w = s.w!;
-    const M = s.M;
+    const { indptr, indices, data: vals } = s.M;
+    const theta = s.theta;
+    const agg = s.agg;
+    const ofull = o.full;
+    const otheta = o.theta;
+    const wLam = s.wLam;
+    const wMu = s.wMu;
     let S = Sbuf.get(s);
     if (!S) Sbuf.set(s, (S = new Float64Array(s.n * d * d)));
     let H = Hbuf.get(s);
@@ -231,50 +247,57 @@ export function trainBayes(data: TrainInput, params: Partial<BayesParams> = {}, 
     S.fill(0);
     H.fill(0);
     for (let r = 0; r < s.n; r++) {
-      const st = M.indptr[r];
-      const en = M.indptr[r + 1];
+      const st = indptr[r];
+      const en = indptr[r + 1];
       const so = r * d * d;
       const ho = r * d;
+      const to = r * D;
       for (let q = st; q < en; q++) {
-        const c = M.indices[q];
+        const c = indices[q];
         const fo = c * d;
         let dot = 0;
-        for (let a = 0; a < d; a++) dot += (s.theta[r * D + 1 + a] + s.agg[ho + a]) * o.full[fo + a];
-        const e = M.data[q] - mu - s.theta[r * D] - o.theta[c * D] - dot;
         for (let a = 0; a < d; a++) {
-          const fa = o.full[fo + a];
+          const fa = ofull[fo + a];
+          frow[a] = fa;
+          dot += (theta[to + 1 + a] + agg[ho + a]) * fa;
+        }
+        const e = vals[q] - mu - theta[to] - otheta[c * D] - dot;
+        for (let a = 0; a < d; a++) {
+          const fa = frow[a];
           H[ho + a] += e * fa;
           const aa = so + a * d;
-          for (let k = 0; k <= a; k++) S[aa + k] += fa * o.full[fo + k];
+          for (let k = 0; k <= a; k++) S[aa + k] += fa * frow[k];
         }
       }
       for (let a = 0; a < d; a++) for (let k = 0; k < a; k++) S[so + k * d + a] = S[so + a * d + k];
     }
-    const owners = s.Mt; // implicit factor j → owners r with j ∈ N(r)
-    for (let j = 0; j < owners.nRows; j++) {
-      const st = owners.indptr[j];
-      const en = owners.indptr[j + 1];
+    const { indptr: op, indices: oi } = s.Mt; // implicit factor j → owners r with j ∈ N(r)
+    for (let j = 0; j < s.Mt.nRows; j++) {
+      const st = op[j];
+      const en = op[j + 1];
       const wo = j * d;
       if (en === st) continue;
       Ad.fill(0);
       for (let a = 0; a < d; a++) {
-        Ad[a * d + a] = s.wLam[a];
-        bd[a] = s.wLam[a] * s.wMu[a];
+        Ad[a * d + a] = wLam[a];
+        bd[a] = wLam[a] * wMu[a];
+        frow[a] = w[wo + a];
       }
       for (let q = st; q < en; q++) {
-        const r = owners.indices[q];
-        const nr = M.indptr[r + 1] - M.indptr[r];
-        const sc = 1 / Math.sqrt(nr);
+        const r = oi[q];
+        const sc = 1 / Math.sqrt(indptr[r + 1] - indptr[r]);
         const so = r * d * d;
         const ho = r * d;
+        const as = alpha * sc;
+        const wa = as * sc;
         // b += α sc (h_r + sc S_r w_j);  A += α sc² S_r
         for (let a = 0; a < d; a++) {
           let t = 0;
           const aa = so + a * d;
-          for (let k = 0; k < d; k++) t += S[aa + k] * w[wo + k];
-          bd[a] += alpha * sc * (H[ho + a] + sc * t);
-          const wa = alpha * sc * sc;
-          for (let k = 0; k <= a; k++) Ad[a * d + k] += wa * S[aa + k];
+          for (let k = 0; k < d; k++) t += S[aa + k] * frow[k];
+          bd[a] += as * (H[ho + a] + sc * t);
+          const ad = a * d;
+          for (let k = 0; k <= a; k++) Ad[ad + k] += wa * S[aa + k];
         }
       }
       if (!cholesky(Ad, d)) throw new Error('Bayesian MF: implicit-factor precision is not positive definite');
@@ -282,14 +305,13 @@ export function trainBayes(data: TrainInput, params: Partial<BayesParams> = {}, 
       for (let a = 0; a < d; a++) bd[a] += normal();
       backSolve(Ad, d, bd);
       for (let a = 0; a < d; a++) {
-        tmp[a] = bd[a] - w[wo + a];
+        tmp[a] = bd[a] - frow[a];
         w[wo + a] = bd[a];
       }
       // Owners' residual sums and aggregates follow the change.
       for (let q = st; q < en; q++) {
-        const r = owners.indices[q];
-        const nr = M.indptr[r + 1] - M.indptr[r];
-        const sc = 1 / Math.sqrt(nr);
+        const r = oi[q];
+        const sc = 1 / Math.sqrt(indptr[r + 1] - indptr[r]);
         const so = r * d * d;
         const ho = r * d;
         for (let a = 0; a < d; a++) {
@@ -297,7 +319,7 @@ export function trainBayes(data: TrainInput, params: Partial<BayesParams> = {}, 
           const aa = so + a * d;
           for (let k = 0; k < d; k++) t += S[aa + k] * tmp[k];
           H[ho + a] -= sc * t;
-          s.agg[ho + a] += sc * tmp[a];
+          agg[ho + a] += sc * tmp[a];
         }
       }
     }

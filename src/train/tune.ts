@@ -28,8 +28,8 @@ export const DEFAULT_SPACES: Record<Algo, SearchSpace> = {
     reg: { type: 'float', min: 0.02, max: 0.5, log: true },
   },
   bayes: {
-    factors: { type: 'choice', values: [6, 8, 10, 12, 16] },
-    implicit: { type: 'choice', values: ['user', 'both'] },
+    factors: { type: 'choice', values: [6, 8, 10, 12, 16, 20] },
+    implicit: { type: 'choice', values: ['none', 'user', 'both'] },
   },
   wals: {
     factors: { type: 'choice', values: [16, 32, 64, 128, 200] },
@@ -157,9 +157,22 @@ export async function tune(o: TuneOptions): Promise<TuneResult> {
   const rand = rng(seed);
   const burnIn = algo === 'bayes' ? Number(fixed.burnIn ?? info.defaults.burnIn) : 0;
 
+  // Distinct trials: a draw that repeats an earlier combination is redrawn (small discrete spaces
+  // run out: then the search stops early rather than repeat itself).
   const trialParams: Params[] = [];
-  if (o.baseline !== false) trialParams.push({ ...fixed });
-  while (trialParams.length < o.trials) trialParams.push({ ...sampleParams(space, rand), ...fixed });
+  const seenKeys = new Set<string>();
+  const keyOf = (p: Params) => JSON.stringify({ ...info.defaults, ...p }, Object.keys({ ...info.defaults, ...p }).sort());
+  if (o.baseline !== false) {
+    trialParams.push({ ...fixed });
+    seenKeys.add(keyOf(fixed));
+  }
+  for (let attempts = 0; trialParams.length < o.trials && attempts < 1000; attempts++) {
+    const p = { ...sampleParams(space, rand), ...fixed };
+    const key = keyOf(p);
+    if (seenKeys.has(key)) continue;
+    seenKeys.add(key);
+    trialParams.push(p);
+  }
   const jobs: FitJob[] = trialParams.map((p, t) => {
     const params: Params = { ...p, [info.iterations]: maxIt };
     validateParams(algo, params);
@@ -175,7 +188,8 @@ export async function tune(o: TuneOptions): Promise<TuneResult> {
         valid,
         metric: ranking ? (objective === 'map' ? 'map' : objective) : objective,
         mode,
-        patience: o.patience ?? (algo === 'bayes' ? 4 : 3),
+        // The Gibbs average drifts by ±0.001 between evaluations: give it a longer leash.
+        patience: o.patience ?? (algo === 'bayes' ? 8 : 3),
         every: o.evalEvery ?? (algo === 'bayes' ? 10 : 1),
         from: burnIn + 1,
       },
