@@ -3,6 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { feedbackSettings, type FeedbackSettings } from './feedback/settings.js';
+import { bool, ConfigError, int, num, parseBool } from './util/env.js';
 
 export interface Config {
   /** REST port. PREDICTIVE_UNIT_HTTP_SERVICE_PORT; 9000 is what the Seldon operator assigns first. */
@@ -53,6 +55,8 @@ export interface Config {
   adminToken: string | null;
   /** Interaction store URL: postgres://… for a shared store, else SQLite under dataDir. */
   storeUrl: string | null;
+  /** The feedback loop: prediction memory, bandit, fold-in, retraining (RECSERVE_PREDICTION_*, RECSERVE_BANDIT_*, …). */
+  feedback: FeedbackSettings;
 }
 
 /** Parameters a SeldonDeployment may pass in graph.parameters. */
@@ -76,7 +80,7 @@ const PARAM_SPEC: Record<keyof ModelParams, { type: ParamType; min?: number; doc
 };
 export const DEFAULT_PARAMS: ModelParams = { k: 10, max_k: 1000, exclude_seen: true, max_users: 1000 };
 
-export class ConfigError extends Error {}
+export { ConfigError };
 
 export interface CliOverrides {
   model?: string;
@@ -129,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrid
     maxBatchDelayMs: num(env.RECSERVE_MAX_BATCH_DELAY_MS, 2, 'RECSERVE_MAX_BATCH_DELAY_MS'),
     adminToken: env.RECSERVE_ADMIN_TOKEN || null,
     storeUrl: env.RECSERVE_STORE_URL || null,
+    feedback: feedbackSettings(env),
   };
 }
 
@@ -180,35 +185,6 @@ export function readAnnotations(file: string): Record<string, string> {
     if (m) out[m[1].trim()] = m[2].replace(/\\"/g, '"');
   }
   return out;
-}
-
-function parseBool(s: string): boolean | undefined {
-  const v = s.trim().toLowerCase();
-  if (['true', '1', 'yes', 'y', 'on', 't'].includes(v)) return true;
-  if (['false', '0', 'no', 'n', 'off', 'f'].includes(v)) return false;
-  return undefined;
-}
-
-function bool(v: string | undefined, dflt: boolean, name: string): boolean {
-  if (v === undefined || v === '') return dflt;
-  const b = parseBool(v);
-  if (b === undefined) throw new ConfigError(`${name}=${JSON.stringify(v)} is not a boolean (true/false)`);
-  return b;
-}
-
-function int(v: string | undefined, dflt: number, name: string, min = 0): number {
-  if (v === undefined || v === '') return dflt;
-  if (!/^\d+$/.test(v.trim())) throw new ConfigError(`${name}=${JSON.stringify(v)} is not a whole number`);
-  const n = Number(v);
-  if (n < min) throw new ConfigError(`${name}=${n} must be ≥ ${min}`);
-  return n;
-}
-
-function num(v: string | undefined, dflt: number, name: string): number {
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name}=${JSON.stringify(v)} is not a non-negative number`);
-  return n;
 }
 
 function port(v: string | undefined, dflt: number, name: string): number {

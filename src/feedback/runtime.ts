@@ -17,7 +17,7 @@ import { ThompsonBandit } from './bandit.js';
 import { FeedbackService, StoreHolder } from './handler.js';
 import { retrain, type RetrainReport } from './retrain.js';
 import type { RetrainJob } from './retrain-job.js';
-import { feedbackSettings, type FeedbackSettings } from './settings.js';
+import type { FeedbackSettings } from './settings.js';
 import { openStore } from './store.js';
 
 export interface RetrainOutcome {
@@ -147,7 +147,7 @@ export interface FeedbackDeps {
 /** Installs the feedback loop; call before the first model load so that version gets it too. */
 export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime> {
   const { config, registry, dataplane, log, metrics } = deps;
-  const settings = deps.settings ?? feedbackSettings(process.env);
+  const settings = deps.settings ?? config.feedback;
   const reg = metrics.registry;
   const stored = new client.Counter({ name: 'recserve_feedback_interactions_total', help: 'Interaction rows stored from feedback', registers: [reg] });
   const storeErrors = new client.Counter({ name: 'recserve_feedback_store_errors_total', help: 'Feedback refused because the interaction store could not take it (503)', registers: [reg] });

@@ -1,8 +1,9 @@
-// Settings of the feedback loop, one typed object from the environment, with a doc line per field and
-// named defaults. (The store URL, data directory and admin token are in Config.)
+// Settings of the feedback loop, one typed object from the environment with a doc line per field and
+// named defaults; part of Config (config.feedback), beside the store URL, data directory and admin token.
 import { BANDIT_DEFAULTS, type BanditSettings } from './bandit.js';
 import { FOLD_IN_DEFAULTS, type FoldInSettings } from './fold-in.js';
 import { PREDICTION_MEMORY_DEFAULTS, type PredictionMemoryOptions } from './predictions.js';
+import { frac, int, num } from '../util/env.js';
 
 export interface FeedbackSettings {
   /** Recent predictions remembered for feedback by puid: RECSERVE_PREDICTION_MEMORY (count), RECSERVE_PREDICTION_TTL_S. */
@@ -49,25 +50,4 @@ export function feedbackSettings(env: NodeJS.ProcessEnv = process.env): Feedback
     retrainBase: env.RECSERVE_RETRAIN_BASE || null,
     retrainMinHoldout: int(env.RECSERVE_RETRAIN_MIN_HOLDOUT, 20, 'RECSERVE_RETRAIN_MIN_HOLDOUT'),
   };
-}
-
-export class FeedbackSettingsError extends Error {}
-
-function num(v: string | undefined, dflt: number, name: string): number {
-  if (v === undefined || v === '') return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new FeedbackSettingsError(`${name}=${JSON.stringify(v)} is not a non-negative number`);
-  return n;
-}
-
-function int(v: string | undefined, dflt: number, name: string): number {
-  const n = num(v, dflt, name);
-  if (!Number.isInteger(n)) throw new FeedbackSettingsError(`${name}=${JSON.stringify(v)} is not a whole number`);
-  return n;
-}
-
-function frac(v: string | undefined, dflt: number, name: string): number {
-  const n = num(v, dflt, name);
-  if (!(n > 0 && n < 1)) throw new FeedbackSettingsError(`${name}=${JSON.stringify(v)} must be strictly between 0 and 1`);
-  return n;
 }

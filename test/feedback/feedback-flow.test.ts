@@ -214,9 +214,7 @@ describe('a store that cannot take writes', () => {
   it('serves predictions but refuses feedback with 503 while the store cannot be opened', async () => {
     const dir = tempDir();
     mkdirSync(path.join(dir, 'interactions.db')); // a directory where the database file must go
-    process.env.RECSERVE_STORE_RETRY_MS = '50';
-    const s = await startFeedbackServer({}, dir);
-    delete process.env.RECSERVE_STORE_RETRY_MS;
+    const s = await startFeedbackServer({ RECSERVE_STORE_RETRY_MS: '50' }, dir);
     try {
       const p = await post(`${s.url}/api/v1.0/predictions`, { jsonData: { user_id: 'u-x', k: 3 } });
       expect(p.status).toBe(200);

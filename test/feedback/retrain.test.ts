@@ -129,9 +129,7 @@ describe('scheduled retraining', () => {
     const planted = SqliteStore.open(path.join(dataDir, 'interactions.db'));
     await plantFeedback(planted);
     await planted.close();
-    process.env.RECSERVE_RETRAIN_INTERVAL_S = '1.5';
-    const s = await startFeedbackServer({}, dataDir);
-    delete process.env.RECSERVE_RETRAIN_INTERVAL_S;
+    const s = await startFeedbackServer({ RECSERVE_RETRAIN_INTERVAL_S: '1.5' }, dataDir);
     try {
       const t0 = Date.now();
       while (s.server.registry.current?.version !== 'r1' && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
