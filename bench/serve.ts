@@ -45,8 +45,9 @@ const users = Number(args.users);
 if (!(items >= 10 && items <= 1_000_000)) throw new Error('--catalog must be between 10 and 1,000,000 items');
 const seconds = Number(args.duration);
 const conns = args.connections!.split(',').map(Number);
-// A 64-user batch over 1M items is a 256 MB score matrix: shrink batches as the catalog grows.
-const maxBatch = args['max-batch'] ?? String(Math.max(8, Math.min(64, Math.floor((64 * 100_000) / items))));
+// A run holds two batch × items float matrices inside ORT (64 × 1M = 256 MB each): shrink batches
+// as the catalog grows past 250k items.
+const maxBatch = args['max-batch'] ?? String(Math.max(8, Math.min(64, Math.floor((64 * 250_000) / items))));
 const spec = { ...BENCH_MODEL, items, users };
 const workDir = path.join(os.tmpdir(), 'recserve-bench');
 const modelDir = path.join(workDir, `model-${users}x${items}x${spec.factors}-s${spec.seed}`);
@@ -126,7 +127,7 @@ async function measure(transport: string, c: number, drive: () => Promise<LoadRe
   rows.push(row);
   line(
     `  ${transport.padEnd(5)} c=${String(c).padEnd(3)} ${row.rps.toFixed(0).padStart(6)} req/s  p50 ${row.p50Ms.toFixed(2)} p99 ${row.p99Ms.toFixed(2)} ms  ` +
-      `errors ${row.errors + row.non2xx}  probes p50 ${row.probe.p50Ms.toFixed(1)} max ${row.probe.maxMs.toFixed(1)} ms  batch ${row.meanBatch.toFixed(1)}  server CPU ${row.cpuPct.toFixed(0)}% (${row.cpuMsPerReq.toFixed(3)} ms/req, main thread ${row.mainMsPerReq.toFixed(3)})  RSS ${row.rssMb.toFixed(0)} MB  (load ${l})`,
+      `errors ${row.errors + row.non2xx}  probes p50 ${row.probe.p50Ms.toFixed(1)} max ${row.probe.maxMs.toFixed(1)} ms  batch ${row.meanBatch.toFixed(1)}  server CPU ${row.cpuPct.toFixed(0)}%, client ${(row.clientCpuPct ?? NaN).toFixed(0)}% (${row.cpuMsPerReq.toFixed(3)} ms/req, main thread ${row.mainMsPerReq.toFixed(3)})  RSS ${row.rssMb.toFixed(0)} MB  (load ${l})`,
   );
   return row;
 }
@@ -155,12 +156,12 @@ try {
   const total = rows.reduce((a, r) => a + r.requests, 0);
 
   line();
-  line('| transport | conns | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | mean batch | worker util | server CPU | CPU ms/req | main ms/req | probe p50/max ms | RSS MB | load |');
-  line('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|');
+  line('| transport | conns | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | mean batch | worker util | server CPU | client CPU | CPU ms/req | main ms/req | probe p50/max ms | RSS MB | load |');
+  line('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|');
   for (const r of rows) {
     line(
       `| ${r.transport} | ${r.connections} | ${r.rps.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p90Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.maxMs.toFixed(1)} | ${r.errors + r.non2xx} | ` +
-        `${r.meanBatch.toFixed(1)} | ${r.workerUtil.map((u) => `${(u * 100).toFixed(0)}%`).join(' ')} | ${r.cpuPct.toFixed(0)}% | ${r.cpuMsPerReq.toFixed(3)} | ${r.mainMsPerReq.toFixed(3)} | ${r.probe.p50Ms.toFixed(1)} / ${r.probe.maxMs.toFixed(1)}${r.probe.failures ? ` (${r.probe.failures} failed)` : ''} | ${r.rssMb.toFixed(0)} | ${r.load} |`,
+        `${r.meanBatch.toFixed(1)} | ${r.workerUtil.map((u) => `${(u * 100).toFixed(0)}%`).join(' ')} | ${r.cpuPct.toFixed(0)}% | ${(r.clientCpuPct ?? NaN).toFixed(0)}% | ${r.cpuMsPerReq.toFixed(3)} | ${r.mainMsPerReq.toFixed(3)} | ${r.probe.p50Ms.toFixed(1)} / ${r.probe.maxMs.toFixed(1)}${r.probe.failures ? ` (${r.probe.failures} failed)` : ''} | ${r.rssMb.toFixed(0)} | ${r.load} |`,
     );
   }
   const cores = os.availableParallelism?.() ?? os.cpus().length;

@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { ModelRegistry } from './model/registry.js';
 import { servingScorerFactory } from './model/pool/factory.js'; // issue 6
+import { withFastPath } from './rest/fast-path.js'; // issue 6
 import { DataPlane } from './protocol/dataplane.js';
 import { createRestApp } from './rest/app.js';
 import { startFeedback, type FeedbackRuntime } from './feedback/runtime.js'; // issue 5
@@ -49,7 +50,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const feedback = await startFeedback({ config, registry, dataplane, log, metrics });
   const app = createRestApp({ config, dataplane, metrics, log, extraHandlers: adminHandlers({ config, registry, feedback, log }) });
   // --- end feedback loop ---
-  const httpServer = http.createServer(app);
+  const httpServer = http.createServer(withFastPath({ config, dataplane, metrics, log }, app)); // issue 6: predict/feedback hot path without express
   httpServer.keepAliveTimeout = 65_000; // above common load-balancer idle timeouts
   const metricsServer = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -84,8 +85,10 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     log.info({ port: grpcServer.port }, 'gRPC listening');
     // --- end gRPC ---
   } catch (e) {
-    await Promise.all([close(httpServer, 0), close(metricsServer, 0)]);
-    await feedback.close(); // issue 5
+    // Release everything started so far: worker threads or an open store would keep the process alive.
+    await Promise.all([close(httpServer, 0), close(metricsServer, 0), grpcServer?.close(0)]);
+    await registry.close().catch(() => undefined);
+    await feedback.close();
     throw e;
   }
 

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { LoadResult } from './http-load.js';
+import { cpuPct, type LoadResult } from './http-load.js';
 
 export const PREDICT_PATH = '/seldon.protos.Model/Predict';
 
@@ -55,6 +55,7 @@ export async function grpcLoad(opts: GrpcLoadOptions): Promise<LoadResult> {
   let errors = 0;
   let next = 0;
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
   const end = started + opts.seconds * 1000;
   const loop = (client: grpc.Client) =>
     new Promise<void>((resolve) => {
@@ -88,5 +89,6 @@ export async function grpcLoad(opts: GrpcLoadOptions): Promise<LoadResult> {
     maxMs: n ? sorted[n - 1] : NaN,
     errors,
     non2xx: 0,
+    clientCpuPct: cpuPct(cpu0, seconds),
   };
 }

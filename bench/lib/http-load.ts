@@ -18,6 +18,8 @@ export interface LoadResult {
   maxMs: number;
   errors: number;
   non2xx: number;
+  /** CPU the load generator itself used, as a share of one core (it competes for the same cores). */
+  clientCpuPct?: number;
 }
 
 export interface LoadRequest {
@@ -84,18 +86,22 @@ async function wrk(opts: HttpLoadOptions): Promise<LoadResult> {
   const threads = Math.max(1, Math.min(opts.connections, os.availableParallelism?.() ?? 2));
   const args = ['-t', String(threads), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--timeout', '10s', '-s', script, opts.base];
   try {
-    const out = await run('wrk', args);
+    // bash's `times` prints the CPU its children (wrk) used: user and system, on the second line.
+    const out = await run('bash', ['-c', 'wrk "$@" && times', 'wrk', ...args]);
+    const t = /\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\s*$/.exec(out.trimEnd());
+    const clientCpu = t ? Number(t[1]) * 60 + Number(t[2]) + Number(t[3]) * 60 + Number(t[4]) : NaN;
     const m = /RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(out);
     if (!m) throw new Error(`could not read wrk's output:\n${out}`);
     const [requests, durUs, p50, p90, p99, max, errors, status] = m.slice(1).map(Number);
     const seconds = durUs / 1e6;
-    return { tool: 'wrk', connections: opts.connections, seconds, requests, rps: requests / seconds, p50Ms: p50 / 1000, p90Ms: p90 / 1000, p99Ms: p99 / 1000, maxMs: max / 1000, errors, non2xx: status };
+    return { tool: 'wrk', connections: opts.connections, seconds, requests, rps: requests / seconds, p50Ms: p50 / 1000, p90Ms: p90 / 1000, p99Ms: p99 / 1000, maxMs: max / 1000, errors, non2xx: status, clientCpuPct: (clientCpu / seconds) * 100 };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 async function cannon(opts: HttpLoadOptions): Promise<LoadResult> {
+  const cpu0 = process.cpuUsage();
   const r = await autocannon({
     url: opts.base,
     connections: opts.connections,
@@ -116,6 +122,7 @@ async function cannon(opts: HttpLoadOptions): Promise<LoadResult> {
     maxMs: r.latency.max,
     errors: r.errors + r.timeouts,
     non2xx: r.non2xx,
+    clientCpuPct: cpuPct(cpu0, opts.seconds),
   };
 }
 
@@ -132,4 +139,10 @@ function run(cmd: string, args: string[]): Promise<string> {
     p.on('error', reject);
     p.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited with ${code}:\n${out}`))));
   });
+}
+
+/** CPU used by this process since `from`, as a share of one core over `seconds`. */
+export function cpuPct(from: NodeJS.CpuUsage, seconds: number): number {
+  const d = process.cpuUsage(from);
+  return ((d.user + d.system) / 1e6 / seconds) * 100;
 }

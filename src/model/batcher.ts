@@ -4,10 +4,12 @@
 // with different options can share an ORT run without changing anyone's answer.
 //
 // The policy, in order:
-//  - while the downstream has a free slot (fewer calls in flight than `concurrency`), a request is
-//    dispatched at once with whatever is queued: with no concurrency the delay is never paid;
-//  - while every slot is busy, requests queue; each completion dispatches the oldest queued work, up
-//    to maxBatchSize queries, so the batch size grows with the load;
+//  - while nothing runs downstream, a request is dispatched at once with whatever is queued: with no
+//    concurrency the delay is never paid;
+//  - while a run is in flight and another slot is free (fewer calls in flight than `concurrency`),
+//    the free slot takes the queue once spareSlotMinBatch queries wait (or at the delay);
+//  - while every slot is busy, requests queue; a completion hands the freed slot the oldest queued
+//    work, up to maxBatchSize queries (by the two rules above), so the batch size grows with the load;
 //  - a full batch (maxBatchSize queries) is dispatched at once, busy or not;
 //  - no request waits in the queue longer than maxBatchDelayMs: the timer is armed for the absolute
 //    deadline of the oldest queued request (arrival + delay), never a remainder carried over from an
@@ -48,6 +50,11 @@ export interface BatcherOptions {
   maxBatchDelayMs: number;
   /** Downstream calls that may run at once (the pool's worker count; 1 in-process). */
   concurrency: number;
+  /**
+   * Queries a free slot waits for while another run is in flight (or until the delay passes).
+   * 1 = every free slot takes work at once. Default: a quarter of maxBatchSize.
+   */
+  spareSlotMinBatch?: number;
   clock?: BatcherClock;
   observer?: BatchObserver;
 }
@@ -90,6 +97,7 @@ export class MicroBatcher implements Scorer {
   private readonly idle: (() => void)[] = [];
   private readonly clock: BatcherClock;
   private readonly maxBatch: number;
+  private readonly spareMin: number;
 
   constructor(
     private readonly downstream: Scorer,
@@ -97,6 +105,7 @@ export class MicroBatcher implements Scorer {
   ) {
     this.clock = opts.clock ?? systemClock;
     this.maxBatch = Math.max(1, Math.floor(opts.maxBatchSize));
+    this.spareMin = Math.max(1, Math.floor(opts.spareSlotMinBatch ?? this.maxBatch / 4));
   }
 
   get nItems(): number {
@@ -172,9 +181,20 @@ export class MicroBatcher implements Scorer {
   private pump(kind: BatchKind): void {
     // Full batches gain nothing by waiting.
     while (this.queued[kind] >= this.maxBatch) this.dispatch(kind);
-    // A free slot takes whatever is queued now.
-    while (this.inFlight < this.opts.concurrency && this.queued[kind] > 0) this.dispatch(kind);
+    // A free slot takes what is queued now: at once when nothing runs, with enough company otherwise.
+    while (this.slotWants(this.queued[kind])) this.dispatch(kind);
     this.armTimer();
+  }
+
+  /**
+   * Whether a free slot should take `queued` queries now. An idle downstream always does (no
+   * concurrency, no delay). While a run is already going, a spare slot waits for spareSlotMinBatch
+   * queries (or the delay): on a machine whose cores also serve I/O, two half-empty runs cost nearly
+   * twice one full run, because each reads the whole item matrix from memory.
+   */
+  private slotWants(queued: number): boolean {
+    if (queued === 0 || this.inFlight >= this.opts.concurrency) return false;
+    return this.inFlight === 0 || queued >= this.spareMin;
   }
 
   /** Takes up to maxBatchSize from the front of one queue and sends it downstream as one call. */
@@ -218,9 +238,9 @@ export class MicroBatcher implements Scorer {
     } catch (err) {
       for (const p of parts) fail(p.call, err);
     }
-    while (this.inFlight < this.opts.concurrency) {
+    for (;;) {
       const kind = this.oldestKind();
-      if (kind === null) break;
+      if (kind === null || !this.slotWants(this.queued[kind])) break;
       this.dispatch(kind);
     }
     this.armTimer();

@@ -30,17 +30,11 @@ export function createRestApp(deps: RestDeps): express.Express {
   app.set('etag', false);
 
   // Access log and request metrics for every request, matched or not.
+  const record = requestRecorder(deps); // shared with the predict fast path (issue 6)
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      const route = (res.locals.route as string | undefined) ?? 'unmatched';
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      metrics.requests.inc({ transport: 'rest', route, code: String(res.statusCode) });
-      metrics.latency.observe({ transport: 'rest', route }, ms / 1000);
-      const entry: Record<string, unknown> = { puid: res.locals.puid, method: req.method, route, path: req.path, status: res.statusCode, duration_ms: Math.round(ms * 1000) / 1000 };
-      if (config.logPayloads && res.locals.payload !== undefined) entry.payload = res.locals.payload;
-      if (res.statusCode >= 500) log.error(entry, 'request failed');
-      else log.info(entry, 'request');
+      record(req.method, req.path, (res.locals.route as string | undefined) ?? 'unmatched', res.statusCode, started, res.locals.puid, res.locals.payload);
     });
     next();
   });
@@ -103,13 +97,29 @@ export function createRestApp(deps: RestDeps): express.Express {
   return app;
 }
 
+/**
+ * The access log line and request metrics of one finished request. One function for the express app
+ * and the predict fast path (fast-path.ts), so both log and count alike.
+ */
+export function requestRecorder({ config, metrics, log }: Pick<RestDeps, 'config' | 'metrics' | 'log'>) {
+  return (method: string, path: string, route: string, status: number, started: bigint, puid: unknown, payload: unknown): void => {
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    metrics.requests.inc({ transport: 'rest', route, code: String(status) });
+    metrics.latency.observe({ transport: 'rest', route }, ms / 1000);
+    const entry: Record<string, unknown> = { puid, method, route, path, status, duration_ms: Math.round(ms * 1000) / 1000 };
+    if (config.logPayloads && payload !== undefined) entry.payload = payload;
+    if (status >= 500) log.error(entry, 'request failed');
+    else log.info(entry, 'request');
+  };
+}
+
 export function sendError(res: Response, err: unknown): void {
   const t = translate(err);
   res.status(t.http).json(seldonErrorBody(t.reason, t.message));
 }
 
 /** Errors thrown by body parsers, in our catalogue. */
-function bodyError(err: unknown): RecserveError | null {
+export function bodyError(err: unknown): RecserveError | null {
   const e = err as { type?: string; code?: string; name?: string; status?: number; message?: string; limit?: number };
   if (e?.type === 'entity.too.large' || e?.code === 'LIMIT_FILE_SIZE' || e?.code === 'LIMIT_FIELD_VALUE') {
     return new RecserveError('payload_too_large', `request body is larger than the limit of ${e.limit ?? 'the configured'} bytes (RECSERVE_BODY_LIMIT)`);

@@ -124,7 +124,7 @@ export function readMessage(req: Request): unknown {
   return parseJson(body.toString('utf8'), 'body');
 }
 
-function parseJson(text: string, where: string): unknown {
+export function parseJson(text: string, where: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {

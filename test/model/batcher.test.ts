@@ -156,13 +156,36 @@ describe('MicroBatcher', () => {
     expect(down.topKCalls[1].args.map((x) => x.user)).toEqual([1, 2, 3]);
   });
 
-  it('uses every free slot of a concurrent downstream before queueing', async () => {
-    const b = make({ concurrency: 2 });
+  it('with spareSlotMinBatch 1, uses every free slot of a concurrent downstream before queueing', async () => {
+    const b = new MicroBatcher(down, { maxBatchSize: 8, maxBatchDelayMs: 2, concurrency: 2, spareSlotMinBatch: 1, clock: fakeClock });
     void b.topK([q(0)]);
     void b.topK([q(1)]);
     void b.topK([q(2)]);
-    expect(down.topKCalls).toHaveLength(2);
+    expect(down.topKCalls.map((c) => c.args.length)).toEqual([1, 1]);
     expect(b.state).toEqual({ queued: 1, inFlight: 2 });
+  });
+
+  it('gives a spare slot work only with company or at the delay while another run is going', async () => {
+    const b = make({ maxBatchSize: 8, concurrency: 2 }); // spare slot wants 8 / 4 = 2 queries
+    void b.topK([q(0)]); // idle downstream: at once
+    void b.topK([q(1)]); // one run going, one query waiting: not yet
+    expect(down.topKCalls).toHaveLength(1);
+    void b.topK([q(2)]); // two waiting: the spare slot takes them
+    expect(down.topKCalls.map((c) => c.args.map((x) => x.user))).toEqual([[0], [1, 2]]);
+    void b.topK([q(3)]); // both slots busy now
+    down.topKCalls[0].resolve();
+    await settle();
+    // The first slot came free while the second still runs: q3 alone waits for company...
+    expect(down.topKCalls).toHaveLength(2);
+    // ...but never longer than the delay.
+    await vi.advanceTimersByTimeAsync(2);
+    expect(down.topKCalls.map((c) => c.args.map((x) => x.user))).toEqual([[0], [1, 2], [3]]);
+    // With nothing running, a request goes at once again.
+    down.topKCalls[1].resolve();
+    down.topKCalls[2].resolve();
+    await settle();
+    void b.topK([q(4)]);
+    expect(down.topKCalls).toHaveLength(4);
   });
 
   it('splits a call larger than maxBatchSize over several runs and reassembles it in order', async () => {

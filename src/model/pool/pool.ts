@@ -37,9 +37,10 @@ export interface PoolOptions {
   log?: PoolLogger;
   observer?: PoolObserver;
   /**
-   * How much lower than the event loop the worker threads run (nice increment, 0 = same). Under CPU
-   * contention the main thread then keeps accepting and batching requests instead of starving behind
-   * the workers it feeds. Default 5. Linux only; elsewhere it is ignored or logged.
+   * How much lower than the event loop the worker threads run (nice increment; 0 = same priority).
+   * Meant to let the main thread keep accepting and batching under CPU contention; on the shared
+   * 2-core bench machine it made no measurable difference (docs/performance.md), hence default 0.
+   * Linux only; elsewhere it is ignored or logged.
    */
   niceness?: number;
   /** A replacement that dies before it is ready this many times in a row stops the respawning. */
@@ -76,7 +77,7 @@ interface Slot {
 }
 
 /** See PoolOptions.niceness. */
-export const DEFAULT_NICENESS = Number(process.env.RECSERVE_WORKER_NICENESS_EXPERIMENT ?? 5);
+const DEFAULT_NICENESS = 0;
 
 const silent: PoolLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
