@@ -5,12 +5,12 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from './config.js';
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { ModelRegistry } from './model/registry.js';
-import { servingScorerFactory } from './model/pool/factory.js'; // issue 6
-import { withFastPath } from './rest/fast-path.js'; // issue 6
+import { servingScorerFactory } from './model/pool/factory.js';
+import { withFastPath } from './rest/fast-path.js';
 import { DataPlane } from './protocol/dataplane.js';
 import { createRestApp } from './rest/app.js';
-import { startFeedback, type FeedbackRuntime } from './feedback/runtime.js'; // issue 5
-import { adminHandlers } from './rest/admin.js'; // issue 5
+import { startFeedback, type FeedbackRuntime } from './feedback/runtime.js';
+import { adminHandlers } from './rest/admin.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { ensureDemoModel } from './train/demo.js';
@@ -21,7 +21,7 @@ export interface RunningServer {
   registry: ModelRegistry;
   metrics: Metrics;
   log: Logger;
-  /** Interaction store, bandit, fold-in, retraining (issue 5). */
+  /** Interaction store, bandit, fold-in, retraining. */
   feedback: FeedbackRuntime;
   /** Bound ports (useful when the config asked for port 0). */
   ports: { http: number; metrics: number; grpc?: number };
@@ -31,7 +31,7 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const metrics = createMetrics(config);
-  // --- inference pool + micro-batching (issue 6): every model version gets its own scorer stack ---
+  // Every model version gets its own scorer stack: worker-thread ORT sessions behind a micro-batcher.
   const registry = new ModelRegistry(
     servingScorerFactory({
       workers: config.inferenceWorkers,
@@ -43,14 +43,12 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       poolObserver: metrics.poolObserver,
     }),
   );
-  // --- end inference pool ---
   const dataplane = new DataPlane(registry, config, metrics, log);
 
-  // --- feedback loop (issue 5): store, bandit, fold-in, versions root; before the first model load ---
+  // The feedback loop (store, bandit, fold-in, versions root) is installed before the first model load.
   const feedback = await startFeedback({ config, registry, dataplane, log, metrics });
   const app = createRestApp({ config, dataplane, metrics, log, extraHandlers: adminHandlers({ config, registry, feedback, log }) });
-  // --- end feedback loop ---
-  const httpServer = http.createServer(withFastPath({ config, dataplane, metrics, log }, app)); // issue 6: predict/feedback hot path without express
+  const httpServer = http.createServer(withFastPath({ config, dataplane, metrics, log }, app)); // predict/feedback hot path without express
   httpServer.keepAliveTimeout = 65_000; // above common load-balancer idle timeouts
   const metricsServer = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -67,23 +65,22 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const httpPort = await listen(httpServer, config.httpPort, config.host);
   const metricsPort = await listen(metricsServer, config.metricsPort, config.host);
 
-  let grpcServer: RunningGrpcServer | null = null; // gRPC (issue 3)
+  let grpcServer: RunningGrpcServer | null = null; // gRPC
   try {
     if (config.useDemoModel) {
       log.info({ dir: config.modelDir }, 'no model at /mnt/models and none named: serving the demo model');
       await ensureDemoModel(config.modelDir);
     }
     const t0 = Date.now();
-    const model = await registry.load(registry.startupDir(config.modelDir)); // issue 5: resumes the last served version
+    const model = await registry.load(registry.startupDir(config.modelDir)); // resumes the last served version
     metrics.setModel(model.name, model.version, model.artifact.signature.kind);
     log.info(
       { dir: config.modelDir, name: model.name, version: model.version, signature: model.artifact.signature.kind, users: model.artifact.userIds.length, items: model.nItems, ms: Date.now() - t0 },
       'model loaded and warmed',
     );
-    // --- gRPC (issue 3): after the model is warm, so every accepted call can be answered ---
+    // gRPC opens after the model is warm, so every accepted call can be answered.
     grpcServer = await startGrpcServer({ config, dataplane, metrics, log });
     log.info({ port: grpcServer.port }, 'gRPC listening');
-    // --- end gRPC ---
   } catch (e) {
     // Release everything started so far: worker threads or an open store would keep the process alive.
     await Promise.all([close(httpServer, 0), close(metricsServer, 0), grpcServer?.close(0)]);
@@ -106,7 +103,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         dataplane.startDraining();
         await Promise.all([close(httpServer, config.drainTimeoutMs), close(metricsServer, 0), grpcServer?.close(config.drainTimeoutMs)]);
         await registry.close();
-        await feedback.close(); // issue 5
+        await feedback.close();
       })();
       return closing;
     },

@@ -1,4 +1,4 @@
-// Adaptive micro-batching as a Scorer that wraps another Scorer (issue 6). Concurrent topK calls are
+// Adaptive micro-batching as a Scorer that wraps another Scorer. Concurrent topK calls are
 // coalesced into one downstream call (one ORT run), and so are concurrent scorePairs calls; the two
 // kinds never share a batch. Per-query options (k, exclude, allow) travel with each query, so queries
 // with different options can share an ORT run without changing anyone's answer.

@@ -20,7 +20,7 @@ export class OrtScorer implements Scorer {
     private readonly session: ort.InferenceSession,
     private readonly sig: Signature,
     readonly nItems: number,
-    /** The session carries the appended TopK node (issue 6). */
+    /** The session carries the appended TopK node. */
     readonly graphTopK: boolean,
   ) {}
 
@@ -32,7 +32,7 @@ export class OrtScorer implements Scorer {
       interOpNumThreads: 1,
       logSeverityLevel: 3,
     };
-    // --- top-k in the graph (issue 6); a model that refuses the extra node is served as it is ---
+    // --- top-k in the graph; a model that refuses the extra node is served as it is ---
     const augmented = opts.graphTopK === false || nItems <= 0 ? null : withGraphTopK(onnx, sig);
     if (augmented) {
       try {
@@ -43,7 +43,6 @@ export class OrtScorer implements Scorer {
         // e.g. opset < 11 (no `largest`/`sorted`), or the names are taken: fall through.
       }
     }
-    // --- end top-k in the graph ---
     const session = await ort.InferenceSession.create(onnx, options);
     return new OrtScorer(session, sig, nItems, false);
   }

@@ -12,7 +12,7 @@ export interface RecommendRequest {
   k: number;
   excludeSeen: boolean;
   filter: Record<string, FilterValue> | null;
-  /** Exploration slots (issue 5): the last `explore` places of a personalized list come from `explorer`. */
+  /** Exploration slots: the last `explore` places of a personalized list come from `explorer`. */
   explore?: number;
 }
 
@@ -32,11 +32,11 @@ export interface Recommendation {
 
 /** Answers top-k for users the model does not know. Popularity by default; the bandit replaces it. */
 export interface ColdStartPolicy {
-  /** `userId` lets a randomised policy answer one user consistently (issue 5); others ignore it. */
+  /** `userId` lets a randomised policy answer one user consistently; others ignore it. */
   rank(k: number, allow: Uint8Array | null, exclude: Int32Array | null, userId?: string): Ranked;
 }
 
-// --- feedback hooks (issue 5) -----------------------------------------------------------------
+// --- feedback hooks -----------------------------------------------------------------
 /** What the feedback loop knows about one user beyond the model. */
 export interface UserState {
   /** Scores for every item (index space) from a vector re-solved after feedback (fold-in). */
@@ -49,7 +49,6 @@ export interface UserState {
 export interface UserStateSource {
   get(userId: string): UserState | undefined;
 }
-// --- end feedback hooks ------------------------------------------------------------------------
 
 export class PopularityColdStart implements ColdStartPolicy {
   private readonly order: Int32Array;
@@ -74,7 +73,7 @@ export class Recommender {
   private readonly itemIndex: Map<string, number>;
   private readonly filterCache = new Map<string, Uint8Array>();
   coldStart: ColdStartPolicy;
-  /** Feedback loop (issue 5): folded-in users, and the policy filling exploration slots. */
+  /** Feedback loop: folded-in users, and the policy filling exploration slots. */
   users: UserStateSource | null = null;
   explorer: ColdStartPolicy | null = null;
 
@@ -111,14 +110,13 @@ export class Recommender {
     const out: Recommendation[] = new Array(req.users.length);
     req.users.forEach((userId, pos) => {
       const u = this.userIndex.get(userId);
-      // --- feedback (issue 5): a folded-in user is ranked from its re-solved vector ---
+      // A folded-in user is ranked from its re-solved vector.
       const state = this.users?.get(userId);
       if (state?.scores) {
         const exclude = req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null;
         out[pos] = this.explored(req, userId, selectTopK(state.scores(), 0, this.nItems, k, exclude, allow), allow, exclude);
         return;
       }
-      // --- end feedback ---
       if (u === undefined) {
         const exclude = req.excludeSeen ? (state?.seen ?? null) : null; // items a new user already gave feedback on
         out[pos] = this.toRecommendation(userId, 'cold_start', this.coldStart.rank(k, allow, exclude, userId));
@@ -140,7 +138,7 @@ export class Recommender {
   async scorePairs(pairs: [string, string][]): Promise<number[]> {
     const users = new Int32Array(pairs.length);
     const items = new Int32Array(pairs.length);
-    const folded = new Map<number, number>(); // row → score from a folded-in vector (issue 5)
+    const folded = new Map<number, number>(); // row → score from a folded-in vector
     pairs.forEach(([u, i], r) => {
       const ui = this.userIndex.get(u);
       const ii = this.itemIndex.get(i);
@@ -160,7 +158,7 @@ export class Recommender {
   }
 
   /**
-   * A personalized list, with its last `req.explore` places filled by the explorer (issue 5). Those
+   * A personalized list, with its last `req.explore` places filled by the explorer. Those
    * items carry `exploration: true` among their fields and the explorer's score (a sampled reward rate).
    */
   private explored(req: RecommendRequest, userId: string, ranked: Ranked, allow: Uint8Array | null, exclude: Int32Array | null): Recommendation {

@@ -1,4 +1,4 @@
-// Top-k inside the ONNX graph (issue 6). A catalog model's output is every user's score for every
+// Top-k inside the ONNX graph. A catalog model's output is every user's score for every
 // item; copying that matrix out of onnxruntime and scanning it in JavaScript cost more than the
 // matrix product itself (50,000 items: ~0.2 ms per user against ~0.1 ms). Appending one TopK node
 // lets onnxruntime select the candidates natively and hand back only k' per user.

@@ -19,7 +19,7 @@ export function selectTopK(
   let size = 0;
   let ex = 0;
   const exLen = exclude === null ? 0 : exclude.length;
-  // Hot path (issue 6): once the heap is full, most items cannot beat its root, so they are rejected
+  // Hot path: once the heap is full, most items cannot beat its root, so they are rejected
   // by one comparison with a local copy of the root's score, before the exclusion and mask checks.
   // Items arrive in ascending index order, so an item equal to the root never displaces it (the root
   // has the lower index), and the comparison also drops NaN.

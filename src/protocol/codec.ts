@@ -29,7 +29,7 @@ export function payloadKeyOf(msg: SeldonMessage): (typeof PAYLOAD_KEYS)[number] 
 
 export function decodePredict(msg: SeldonMessage, params: ModelParams): DecodedPredict {
   const decoded = decodeMessage(msg, params);
-  // --- feedback (issue 5): exploration slots for known users, in any payload form ---
+  // Exploration slots for known users, in any payload form.
   const explore = msg.meta?.tags?.explore;
   if (explore !== undefined && decoded.input.op === 'recommend') {
     const n = tagNumber(msg.meta!.tags!, 'explore')!;
@@ -37,7 +37,6 @@ export function decodePredict(msg: SeldonMessage, params: ModelParams): DecodedP
     if (n > decoded.input.request.k) throw badData(`meta.tags.explore=${n} is larger than k=${decoded.input.request.k}`);
     decoded.input.request.explore = n;
   }
-  // --- end feedback ---
   return decoded;
 }
 

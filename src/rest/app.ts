@@ -30,7 +30,7 @@ export function createRestApp(deps: RestDeps): express.Express {
   app.set('etag', false);
 
   // Access log and request metrics for every request, matched or not.
-  const record = requestRecorder(deps); // shared with the predict fast path (issue 6)
+  const record = requestRecorder(deps); // shared with the predict fast path
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {

@@ -1,4 +1,4 @@
-// The predict and feedback hot path without express (issue 6). On this 2-core machine express's
+// The predict and feedback hot path without express. On this 2-core machine express's
 // per-request machinery (prototype swaps, the router's layer walk, body-parser, response helpers)
 // cost about 70 µs of event-loop time per request — more than decoding, the data plane and encoding
 // together — so the plainest, most common request skips it:

@@ -55,7 +55,7 @@ export function createMetrics(config: Config) {
     registers: [registry],
   });
 
-  // --- inference batching and worker pool (issue 6) -------------------------------------------
+  // --- inference batching and worker pool -------------------------------------------
   const batchSize = new client.Histogram({
     name: 'recserve_batch_size',
     help: 'Queries per model run after micro-batching (top-k users, or scored pairs), by op',
@@ -103,7 +103,6 @@ export function createMetrics(config: Config) {
       workerRestarts.inc({ worker: String(worker) });
     },
   };
-  // --- end inference batching and worker pool ----------------------------------------------------
 
   return {
     registry,
@@ -112,8 +111,8 @@ export function createMetrics(config: Config) {
     feedback,
     feedbackReward,
     recommendations,
-    batchObserver, // issue 6
-    poolObserver, // issue 6
+    batchObserver,
+    poolObserver,
     setModel(name: string, version: string, signature: string) {
       modelInfo.reset();
       modelInfo.labels(name, version, signature).set(1);
