@@ -52,7 +52,7 @@ export interface BatcherOptions {
   concurrency: number;
   /**
    * Queries a free slot waits for while another run is in flight (or until the delay passes).
-   * 1 = every free slot takes work at once. Default: a quarter of maxBatchSize.
+   * 1 = every free slot takes work at once. Default: half of maxBatchSize (measured best of 1, 1/2, 1/4, 1/8 at 64 connections).
    */
   spareSlotMinBatch?: number;
   clock?: BatcherClock;
@@ -105,7 +105,7 @@ export class MicroBatcher implements Scorer {
   ) {
     this.clock = opts.clock ?? systemClock;
     this.maxBatch = Math.max(1, Math.floor(opts.maxBatchSize));
-    this.spareMin = Math.max(1, Math.floor(opts.spareSlotMinBatch ?? this.maxBatch / 4));
+    this.spareMin = Math.max(1, Math.floor(opts.spareSlotMinBatch ?? this.maxBatch / 2));
   }
 
   get nItems(): number {

@@ -48,11 +48,12 @@ const settle = () => vi.advanceTimersByTimeAsync(0);
 describe('MicroBatcher', () => {
   let down: ManualScorer;
   let batches: { kind: BatchKind; size: number; queuedMs: readonly number[] }[];
-  const make = (opts: { maxBatchSize?: number; maxBatchDelayMs?: number; concurrency?: number } = {}) =>
+  const make = (opts: { maxBatchSize?: number; maxBatchDelayMs?: number; concurrency?: number; spareSlotMinBatch?: number } = {}) =>
     new MicroBatcher(down, {
       maxBatchSize: opts.maxBatchSize ?? 8,
       maxBatchDelayMs: opts.maxBatchDelayMs ?? 2,
       concurrency: opts.concurrency ?? 1,
+      spareSlotMinBatch: opts.spareSlotMinBatch,
       clock: fakeClock,
       observer: { batch: (kind, size, queuedMs) => batches.push({ kind, size, queuedMs: [...queuedMs] }) },
     });
@@ -166,7 +167,7 @@ describe('MicroBatcher', () => {
   });
 
   it('gives a spare slot work only with company or at the delay while another run is going', async () => {
-    const b = make({ maxBatchSize: 8, concurrency: 2 }); // spare slot wants 8 / 4 = 2 queries
+    const b = make({ maxBatchSize: 8, concurrency: 2, spareSlotMinBatch: 2 }); // the spare slot wants 2 queries
     void b.topK([q(0)]); // idle downstream: at once
     void b.topK([q(1)]); // one run going, one query waiting: not yet
     expect(down.topKCalls).toHaveLength(1);
