@@ -31,7 +31,10 @@ export interface FoldInSettings {
   skippedWeight: number;
   /** A user the model does not know is ranked from its folded vector once it has this many positive items. */
   minPositives: number;
-  /** Most stored interactions read per user (the newest). */
+  /**
+   * Most stored interactions read per user (the newest). Each feedback re-solves its user over these, so
+   * the cap bounds the cost per feedback: at 1,000 the soak's feedback rate halved as users filled up.
+   */
   maxRows: number;
   /** Pseudo-observations anchoring a known user whose training items the artifact does not list. */
   anchorObservations: number;
@@ -39,7 +42,7 @@ export interface FoldInSettings {
   maxUsers: number;
 }
 
-export const FOLD_IN_DEFAULTS: FoldInSettings = { skippedWeight: 0.2, minPositives: 3, maxRows: 1000, anchorObservations: 10, maxUsers: 100_000 };
+export const FOLD_IN_DEFAULTS: FoldInSettings = { skippedWeight: 0.2, minPositives: 3, maxRows: 200, anchorObservations: 10, maxUsers: 100_000 };
 
 interface Folded {
   /** [p_u (d), b_u], or null while a new user has too few positives. */

@@ -10,7 +10,7 @@ export interface FeedbackSettings {
   memory: PredictionMemoryOptions;
   /** RECSERVE_BANDIT_PRIOR_MEAN (μ̄), RECSERVE_BANDIT_PRIOR_STRENGTH (κ), RECSERVE_BANDIT_SPREAD (s), RECSERVE_BANDIT_SEED. */
   bandit: BanditSettings;
-  /** RECSERVE_FOLDIN_MIN_POSITIVES, RECSERVE_FOLDIN_SKIPPED_WEIGHT. */
+  /** RECSERVE_FOLDIN_MIN_POSITIVES, RECSERVE_FOLDIN_SKIPPED_WEIGHT, RECSERVE_FOLDIN_MAX_ROWS. */
   foldIn: FoldInSettings;
   /** Users re-folded when a model version is prepared (those with feedback after its training data): RECSERVE_FOLDIN_WARM_USERS. */
   warmUsers: number;
@@ -42,6 +42,7 @@ export function feedbackSettings(env: NodeJS.ProcessEnv = process.env): Feedback
       ...FOLD_IN_DEFAULTS,
       minPositives: int(env.RECSERVE_FOLDIN_MIN_POSITIVES, FOLD_IN_DEFAULTS.minPositives, 'RECSERVE_FOLDIN_MIN_POSITIVES'),
       skippedWeight: num(env.RECSERVE_FOLDIN_SKIPPED_WEIGHT, FOLD_IN_DEFAULTS.skippedWeight, 'RECSERVE_FOLDIN_SKIPPED_WEIGHT'),
+      maxRows: int(env.RECSERVE_FOLDIN_MAX_ROWS, FOLD_IN_DEFAULTS.maxRows, 'RECSERVE_FOLDIN_MAX_ROWS', 1),
     },
     warmUsers: int(env.RECSERVE_FOLDIN_WARM_USERS, 10_000, 'RECSERVE_FOLDIN_WARM_USERS'),
     maxRowsPerFeedback: int(env.RECSERVE_FEEDBACK_MAX_ROWS, 10_000, 'RECSERVE_FEEDBACK_MAX_ROWS'),
