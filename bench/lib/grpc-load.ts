@@ -1,7 +1,11 @@
-// gRPC load: a grpc-js client keeping `connections` unary Predict calls in flight against
-// seldon.protos.Model/Predict. Requests are encoded once from proto/prediction.proto and sent as raw
-// bytes, answers are not decoded, so the client spends as little of the shared CPU as grpc-js allows.
+// gRPC load: `connections` unary Predict calls kept in flight against seldon.protos.Model/Predict.
+// Requests are encoded once from proto/prediction.proto and sent as raw bytes; answers are not decoded.
+// The calls go out over node:http2 directly as standard gRPC (POST, application/grpc, te: trailers, one
+// length-prefixed message, status from grpc-status), which costs the shared 2 cores about a third of
+// what the grpc-js client's call stack costs, like h2load would. RECSERVE_BENCH_GRPC_CLIENT=grpc-js
+// drives the same calls through grpc-js instead.
 import { existsSync } from 'node:fs';
+import http2 from 'node:http2';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -46,6 +50,107 @@ export interface GrpcLoadOptions {
 }
 
 export async function grpcLoad(opts: GrpcLoadOptions): Promise<LoadResult> {
+  return process.env.RECSERVE_BENCH_GRPC_CLIENT === 'grpc-js' ? grpcJsLoad(opts) : http2Load(opts);
+}
+
+/** The same unary calls over raw HTTP/2 sessions (opts.channels of them, 4 by default). */
+async function http2Load(opts: GrpcLoadOptions): Promise<LoadResult> {
+  const nSessions = Math.max(1, Math.min(opts.connections, opts.channels ?? 4));
+  const sessions = await Promise.all(
+    Array.from(
+      { length: nSessions },
+      () =>
+        new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+          const s = http2.connect(`http://${opts.address}`);
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        }),
+    ),
+  );
+  for (const s of sessions) s.on('error', () => {});
+  // gRPC framing: a 0 compression flag, a big-endian length, the message.
+  const framed = opts.requests.map((m) => {
+    const b = Buffer.allocUnsafe(5 + m.length);
+    b[0] = 0;
+    b.writeUInt32BE(m.length, 1);
+    m.copy(b, 5);
+    return b;
+  });
+  const headers = {
+    ':method': 'POST',
+    ':path': PREDICT_PATH,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'grpc-accept-encoding': 'identity',
+    'user-agent': 'recserve-bench-http2',
+  };
+  const latencies = new Float64Array(4_000_000);
+  let n = 0;
+  let errors = 0;
+  let next = 0;
+  const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  const end = started + opts.seconds * 1000;
+  const loop = (session: http2.ClientHttp2Session) =>
+    new Promise<void>((resolve) => {
+      const one = () => {
+        if (performance.now() >= end) return resolve();
+        const body = framed[next++ % framed.length];
+        const t0 = performance.now();
+        let status: string | undefined;
+        let httpOk = false;
+        let done = false;
+        const stream = session.request(headers, { endStream: false });
+        stream.on('response', (h) => {
+          httpOk = h[':status'] === 200;
+          // A Trailers-Only answer (an error) carries its status in the headers.
+          if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+        });
+        stream.on('trailers', (t) => {
+          if (t['grpc-status'] !== undefined) status = String(t['grpc-status']);
+        });
+        stream.on('data', () => {});
+        const finish = () => {
+          if (done) return;
+          done = true;
+          const t1 = performance.now();
+          if (httpOk && status === '0') {
+            if (n < latencies.length) latencies[n++] = t1 - t0;
+          } else errors++;
+          one();
+        };
+        stream.on('close', finish);
+        stream.on('error', () => {});
+        stream.end(body);
+      };
+      one();
+    });
+  await Promise.all(Array.from({ length: opts.connections }, (_, i) => loop(sessions[i % nSessions])));
+  const seconds = (performance.now() - started) / 1000;
+  for (const s of sessions) s.close();
+  return summarise('node:http2', opts.connections, seconds, latencies, n, errors, cpuPct(cpu0, seconds));
+}
+
+function summarise(tool: string, connections: number, seconds: number, latencies: Float64Array, n: number, errors: number, clientCpuPct: number): LoadResult {
+  const sorted = latencies.subarray(0, n).sort();
+  const pct = (p: number) => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.floor((p / 100) * n))]);
+  return {
+    tool,
+    connections,
+    seconds,
+    requests: n + errors,
+    rps: n / seconds,
+    p50Ms: pct(50),
+    p90Ms: pct(90),
+    p99Ms: pct(99),
+    maxMs: n ? sorted[n - 1] : NaN,
+    errors,
+    non2xx: 0,
+    clientCpuPct,
+  };
+}
+
+async function grpcJsLoad(opts: GrpcLoadOptions): Promise<LoadResult> {
   const nChannels = Math.max(1, Math.min(opts.connections, opts.channels ?? 4));
   const clients = Array.from({ length: nChannels }, (_, i) => new grpc.Client(opts.address, grpc.credentials.createInsecure(), { 'grpc.channel_id': i } as grpc.ChannelOptions));
   await Promise.all(clients.map((c) => new Promise<void>((res, rej) => c.waitForReady(Date.now() + 5000, (e) => (e ? rej(e) : res())))));
@@ -75,20 +180,5 @@ export async function grpcLoad(opts: GrpcLoadOptions): Promise<LoadResult> {
   await Promise.all(Array.from({ length: opts.connections }, (_, i) => loop(clients[i % nChannels])));
   const seconds = (performance.now() - started) / 1000;
   for (const c of clients) c.close();
-  const sorted = latencies.subarray(0, n).sort();
-  const pct = (p: number) => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.floor((p / 100) * n))]);
-  return {
-    tool: 'grpc-js',
-    connections: opts.connections,
-    seconds,
-    requests: n + errors,
-    rps: n / seconds,
-    p50Ms: pct(50),
-    p90Ms: pct(90),
-    p99Ms: pct(99),
-    maxMs: n ? sorted[n - 1] : NaN,
-    errors,
-    non2xx: 0,
-    clientCpuPct: cpuPct(cpu0, seconds),
-  };
+  return summarise('grpc-js', opts.connections, seconds, latencies, n, errors, cpuPct(cpu0, seconds));
 }

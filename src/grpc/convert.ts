@@ -17,6 +17,7 @@ import path from 'node:path';
 import protobuf from 'protobufjs';
 import type { JsonValue } from '../protocol/seldon.js';
 import { PROTO_DIR } from '../util/paths.js';
+import { directlyWritable, Refused, writeJson } from './wire.js';
 
 export type JsonObject = { [k: string]: JsonValue };
 
@@ -68,8 +69,16 @@ export function decodeToJson(type: protobuf.Type, bytes: Uint8Array): JsonObject
   return messageToJson(type, type.decode(view) as unknown as Record<string, unknown>);
 }
 
+/** protobufjs computes fullName by walking the parents on every read; the decoder reads it per field. */
+const fullNames = new WeakMap<protobuf.ReflectionObject, string>();
+function fullNameOf(t: protobuf.ReflectionObject): string {
+  let n = fullNames.get(t);
+  if (n === undefined) fullNames.set(t, (n = t.fullName));
+  return n;
+}
+
 export function messageToJson(type: protobuf.Type, m: Record<string, unknown>): JsonObject {
-  switch (type.fullName) {
+  switch (fullNameOf(type)) {
     case '.google.protobuf.Struct':
       return structToJson(m);
     case '.google.protobuf.Empty':
@@ -107,8 +116,9 @@ export function messageToJson(type: protobuf.Type, m: Record<string, unknown>): 
 function singleToJson(field: protobuf.Field, v: unknown): JsonValue {
   const rt = field.resolvedType;
   if (rt instanceof protobuf.Type) {
-    if (rt.fullName === '.google.protobuf.Value') return valueToJson(v as Record<string, unknown>);
-    if (rt.fullName === '.google.protobuf.ListValue') return listToJson(v as Record<string, unknown>);
+    const name = fullNameOf(rt);
+    if (name === '.google.protobuf.Value') return valueToJson(v as Record<string, unknown>);
+    if (name === '.google.protobuf.ListValue') return listToJson(v as Record<string, unknown>);
     return messageToJson(rt, v as Record<string, unknown>);
   }
   if (rt instanceof protobuf.Enum) {
@@ -197,8 +207,24 @@ export function shortestFloat32(x: number): number {
 
 // ---- JSON form → bytes ------------------------------------------------------------------------
 
-/** Converts a JSON-form object to protobuf bytes; throws on a value of the wrong type. */
+/**
+ * Converts a JSON-form object to protobuf bytes; throws on a value of the wrong type. The direct writer
+ * (wire.ts) writes the same bytes as encodeFromJsonReference without its two intermediate object trees;
+ * when it refuses an input, the reference path runs and throws its own error, which names the bad field.
+ */
 export function encodeFromJson(type: protobuf.Type, json: unknown): Uint8Array {
+  if (directlyWritable(type)) {
+    try {
+      return writeJson(type, json);
+    } catch (e) {
+      if (!(e instanceof Refused)) throw e;
+    }
+  }
+  return encodeFromJsonReference(type, json);
+}
+
+/** JSON form → protobufjs plain objects → fromObject → encode: the definition the direct writer follows. */
+export function encodeFromJsonReference(type: protobuf.Type, json: unknown): Uint8Array {
   const obj = jsonToProtoObject(type, json, type.name);
   return type.encode(type.fromObject(obj)).finish();
 }
@@ -214,7 +240,7 @@ function jsonToProtoObject(type: protobuf.Type, json: unknown, at: string): Reco
       return listToProto(json, at);
     case '.google.protobuf.Any': {
       const a = expectObject(json, at);
-      return { typeUrl: String(a['@type'] ?? ''), value: Buffer.from(String(a.value ?? ''), 'base64') };
+      return { type_url: String(a['@type'] ?? ''), value: Buffer.from(String(a.value ?? ''), 'base64') };
     }
   }
   const src = expectObject(json, at);

@@ -70,17 +70,18 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
     const succeed = (bytes: Uint8Array) => {
       if (answered) return;
       answered = true;
-      callback(null, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      callback(null, Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       record(grpc.status.OK);
     };
 
     // grpc-js emits 'cancelled' when the client cancels, the connection drops, or the deadline passes
-    // (it has then already sent DEADLINE_EXCEEDED itself); it also emits it after a normal end, when
-    // `answered` is already set. Either way the work in flight sees the abort.
+    // (it has then already sent DEADLINE_EXCEEDED itself); the work in flight then sees the abort. It also
+    // emits it after a normal end, when `answered` is already set and there is nothing left to abort.
     call.on('cancelled', () => {
+      // After the answer nothing is in flight: no abort, and no error object (with its stack) to build.
+      if (answered) return;
       const expired = deadlinePassed(call.getDeadline());
       abort.abort(new RecserveError('unavailable', expired ? 'the deadline passed' : 'the caller cancelled the call'));
-      if (answered) return;
       answered = true;
       record(expired ? grpc.status.DEADLINE_EXCEEDED : grpc.status.CANCELLED);
     });

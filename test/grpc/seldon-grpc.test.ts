@@ -126,6 +126,13 @@ describe('every RPC', () => {
     expect(empty).toMatchObject({ ok: false, codeName: 'INVALID_ARGUMENT' });
   });
 
+  it('a customData (google.protobuf.Any) message passes through with its type URL', async () => {
+    const any = { type_url: 'type.googleapis.com/example.Thing', value: Buffer.from('abc') };
+    const res = await call(c.Transformer as grpc.Client, 'TransformInput', { customData: any });
+    expect(res.customData.type_url).toBe(any.type_url);
+    expect(Buffer.from(res.customData.value, 'base64').toString()).toBe('abc'); // the client reads bytes as base64
+  });
+
   it('Route and Aggregate are UNIMPLEMENTED (a MODEL node), on Generic, Router and Combiner', async () => {
     for (const [svc, method, text] of [
       ['Generic', 'Route', 'Route not defined'],
