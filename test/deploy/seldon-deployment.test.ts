@@ -9,6 +9,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import * as yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseParameters } from '../../src/config.js';
+import { testConfig } from '../helpers/server.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -171,16 +172,10 @@ describe('seldon-deployment.yaml and the rules of the Seldon webhook and of recs
     beforeAll(async () => {
       dataDir = mkdtempSync(path.join(os.tmpdir(), 'recserve-sdep-'));
       server = await startServer(
-        loadConfig({
-          PREDICTIVE_UNIT_HTTP_SERVICE_PORT: '0',
-          PREDICTIVE_UNIT_GRPC_SERVICE_PORT: '0',
-          PREDICTIVE_UNIT_METRICS_SERVICE_PORT: '0',
+        testConfig(dataDir, {
           PREDICTIVE_UNIT_METRICS_ENDPOINT: '/prometheus',
           PREDICTIVE_UNIT_PARAMETERS: JSON.stringify(node.parameters ?? []),
           PREDICTIVE_UNIT_ID: node.name,
-          RECSERVE_HOST: '127.0.0.1',
-          RECSERVE_DATA_DIR: dataDir,
-          LOG_LEVEL: 'silent',
         }),
       );
     });

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { pino } from 'pino';
-import { loadConfig } from '../../src/config.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { requestJson, testConfig } from '../helpers/server.js';
 
 export interface FeedbackTestServer {
   server: RunningServer;
@@ -23,17 +23,7 @@ export function tempDir(prefix = 'recserve-fb-'): string {
 }
 
 export async function startFeedbackServer(env: Record<string, string> = {}, dataDir = tempDir()): Promise<FeedbackTestServer> {
-  const config = loadConfig({
-    PREDICTIVE_UNIT_HTTP_SERVICE_PORT: '0',
-    PREDICTIVE_UNIT_GRPC_SERVICE_PORT: '0',
-    PREDICTIVE_UNIT_METRICS_SERVICE_PORT: '0',
-    RECSERVE_HOST: '127.0.0.1',
-    RECSERVE_DATA_DIR: dataDir,
-    RECSERVE_PODINFO_ANNOTATIONS: path.join(dataDir, 'no-annotations'),
-    RECSERVE_WORKERS: '0',
-    LOG_LEVEL: 'info',
-    ...env,
-  });
+  const config = testConfig(dataDir, { RECSERVE_WORKERS: '0', LOG_LEVEL: 'info', ...env });
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -55,21 +45,9 @@ export async function startFeedbackServer(env: Record<string, string> = {}, data
   };
 }
 
-export async function call(method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(url, {
-    method,
-    headers: { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, body: json, headers: res.headers };
-}
+/** A JSON call; every body (strings included) is JSON-encoded. */
+export const call = (method: 'GET' | 'POST', url: string, body?: unknown, headers: Record<string, string> = {}) =>
+  requestJson(method, url, body === undefined ? undefined : JSON.stringify(body), headers);
 
 export const post = (url: string, body: unknown, headers: Record<string, string> = {}) => call('POST', url, body, headers);
 

@@ -13,9 +13,9 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'recserve-test-'));
-  const config = loadConfig({
+/** The server's Config for tests: OS-chosen loopback ports, the given data directory, no podinfo, quiet logs. */
+export function testConfig(dataDir: string, env: Record<string, string> = {}) {
+  return loadConfig({
     PREDICTIVE_UNIT_HTTP_SERVICE_PORT: '0',
     PREDICTIVE_UNIT_GRPC_SERVICE_PORT: '0',
     PREDICTIVE_UNIT_METRICS_SERVICE_PORT: '0',
@@ -25,6 +25,11 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
     LOG_LEVEL: 'silent',
     ...env,
   });
+}
+
+export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'recserve-test-'));
+  const config = testConfig(dataDir, env);
   const server = await startServer(config);
   return {
     server,
@@ -38,9 +43,13 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
   };
 }
 
-/** POSTs a JSON body and returns status and parsed body. */
-export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+/** Sends a JSON body (a string is sent as is) and returns status, parsed body (or text) and headers. */
+export async function requestJson(method: string, url: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
   const text = await res.text();
   let json: any;
   try {
@@ -50,6 +59,8 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   }
   return { status: res.status, body: json, headers: res.headers };
 }
+
+export const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) => requestJson('POST', url, body, headers);
 
 /** The Seldon error body shape every failure must have. */
 export function expectSeldonError(body: any, reason?: string): string {

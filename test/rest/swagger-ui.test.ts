@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type ConsoleMessage, type Page } from 'playwright-core';
 import * as yaml from 'js-yaml';
-import { loadConfig } from '../../src/config.js';
+import { testConfig } from '../helpers/server.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
@@ -36,14 +36,7 @@ describe('Swagger UI at /docs', () => {
 
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'recserve-swagger-'));
-    const config = loadConfig({
-      PREDICTIVE_UNIT_HTTP_SERVICE_PORT: '0',
-      PREDICTIVE_UNIT_GRPC_SERVICE_PORT: '0',
-      PREDICTIVE_UNIT_METRICS_SERVICE_PORT: '0',
-      RECSERVE_HOST: '127.0.0.1',
-      RECSERVE_DATA_DIR: dataDir,
-      LOG_LEVEL: 'silent',
-    });
+    const config = testConfig(dataDir);
     server = await startServer(config);
     base = `http://127.0.0.1:${server.ports.http}`;
   });
