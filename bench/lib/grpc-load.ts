@@ -84,54 +84,73 @@ async function http2Load(opts: GrpcLoadOptions): Promise<LoadResult> {
     'grpc-accept-encoding': 'identity',
     'user-agent': 'recserve-bench-http2',
   };
+  let next = 0;
+  const run = await closedLoop(opts.connections, opts.seconds, (conn, done) => {
+    const body = framed[next++ % framed.length];
+    let status: string | undefined;
+    let httpOk = false;
+    let finished = false;
+    const stream = sessions[conn % nSessions].request(headers, { endStream: false });
+    stream.on('response', (h) => {
+      httpOk = h[':status'] === 200;
+      // A Trailers-Only answer (an error) carries its status in the headers.
+      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    });
+    stream.on('trailers', (t) => {
+      if (t['grpc-status'] !== undefined) status = String(t['grpc-status']);
+    });
+    stream.on('data', () => {});
+    stream.on('close', () => {
+      if (finished) return;
+      finished = true;
+      done(httpOk && status === '0');
+    });
+    stream.on('error', () => {});
+    stream.end(body);
+  });
+  for (const s of sessions) s.close();
+  return summarise('node:http2', opts.connections, run);
+}
+
+interface LoopRun {
+  seconds: number;
+  latencies: Float64Array;
+  n: number;
+  errors: number;
+  clientCpuPct: number;
+}
+
+/**
+ * Closed-loop load: each of `connections` loops sends one call, waits for its answer (`done(ok)`), then
+ * sends the next, until `seconds` have passed. Latencies of successful calls are kept.
+ */
+async function closedLoop(connections: number, seconds: number, send: (conn: number, done: (ok: boolean) => void) => void): Promise<LoopRun> {
   const latencies = new Float64Array(4_000_000);
   let n = 0;
   let errors = 0;
-  let next = 0;
   const started = performance.now();
   const cpu0 = process.cpuUsage();
-  const end = started + opts.seconds * 1000;
-  const loop = (session: http2.ClientHttp2Session) =>
+  const end = started + seconds * 1000;
+  const loop = (conn: number) =>
     new Promise<void>((resolve) => {
       const one = () => {
         if (performance.now() >= end) return resolve();
-        const body = framed[next++ % framed.length];
         const t0 = performance.now();
-        let status: string | undefined;
-        let httpOk = false;
-        let done = false;
-        const stream = session.request(headers, { endStream: false });
-        stream.on('response', (h) => {
-          httpOk = h[':status'] === 200;
-          // A Trailers-Only answer (an error) carries its status in the headers.
-          if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-        });
-        stream.on('trailers', (t) => {
-          if (t['grpc-status'] !== undefined) status = String(t['grpc-status']);
-        });
-        stream.on('data', () => {});
-        const finish = () => {
-          if (done) return;
-          done = true;
+        send(conn, (ok) => {
           const t1 = performance.now();
-          if (httpOk && status === '0') {
-            if (n < latencies.length) latencies[n++] = t1 - t0;
-          } else errors++;
+          if (!ok) errors++;
+          else if (n < latencies.length) latencies[n++] = t1 - t0;
           one();
-        };
-        stream.on('close', finish);
-        stream.on('error', () => {});
-        stream.end(body);
+        });
       };
       one();
     });
-  await Promise.all(Array.from({ length: opts.connections }, (_, i) => loop(sessions[i % nSessions])));
-  const seconds = (performance.now() - started) / 1000;
-  for (const s of sessions) s.close();
-  return summarise('node:http2', opts.connections, seconds, latencies, n, errors, cpuPct(cpu0, seconds));
+  await Promise.all(Array.from({ length: connections }, (_, i) => loop(i)));
+  const elapsed = (performance.now() - started) / 1000;
+  return { seconds: elapsed, latencies, n, errors, clientCpuPct: cpuPct(cpu0, elapsed) };
 }
 
-function summarise(tool: string, connections: number, seconds: number, latencies: Float64Array, n: number, errors: number, clientCpuPct: number): LoadResult {
+function summarise(tool: string, connections: number, { seconds, latencies, n, errors, clientCpuPct }: LoopRun): LoadResult {
   const sorted = latencies.subarray(0, n).sort();
   const pct = (p: number) => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.floor((p / 100) * n))]);
   return {
@@ -155,30 +174,11 @@ async function grpcJsLoad(opts: GrpcLoadOptions): Promise<LoadResult> {
   const clients = Array.from({ length: nChannels }, (_, i) => new grpc.Client(opts.address, grpc.credentials.createInsecure(), { 'grpc.channel_id': i } as grpc.ChannelOptions));
   await Promise.all(clients.map((c) => new Promise<void>((res, rej) => c.waitForReady(Date.now() + 5000, (e) => (e ? rej(e) : res())))));
   const id = (b: Buffer) => b;
-  const latencies = new Float64Array(4_000_000);
-  let n = 0;
-  let errors = 0;
   let next = 0;
-  const started = performance.now();
-  const cpu0 = process.cpuUsage();
-  const end = started + opts.seconds * 1000;
-  const loop = (client: grpc.Client) =>
-    new Promise<void>((resolve) => {
-      const one = () => {
-        if (performance.now() >= end) return resolve();
-        const body = opts.requests[next++ % opts.requests.length];
-        const t0 = performance.now();
-        client.makeUnaryRequest(PREDICT_PATH, id, id, body, (err) => {
-          const t1 = performance.now();
-          if (err) errors++;
-          else if (n < latencies.length) latencies[n++] = t1 - t0;
-          one();
-        });
-      };
-      one();
-    });
-  await Promise.all(Array.from({ length: opts.connections }, (_, i) => loop(clients[i % nChannels])));
-  const seconds = (performance.now() - started) / 1000;
+  const run = await closedLoop(opts.connections, opts.seconds, (conn, done) => {
+    const body = opts.requests[next++ % opts.requests.length];
+    clients[conn % nChannels].makeUnaryRequest(PREDICT_PATH, id, id, body, (err) => done(!err));
+  });
   for (const c of clients) c.close();
-  return summarise('grpc-js', opts.connections, seconds, latencies, n, errors, cpuPct(cpu0, seconds));
+  return summarise('grpc-js', opts.connections, run);
 }
