@@ -20,7 +20,7 @@
 import type { ColdStartPolicy, Recommender } from '../model/recommender.js';
 import type { Ranked } from '../model/scorer.js';
 import { selectTopK } from '../model/topk.js';
-import { gaussian, rng } from '../train/random.js';
+import { gammaAtLeastOne, gaussian, rng } from '../train/random.js';
 import type { ArmDelta, ArmState } from './store.js';
 
 export interface BanditSettings {
@@ -83,20 +83,7 @@ export class BetaSampler {
       while (u === 0) u = this.uniform();
       return this.logGamma(a + 1) + Math.log(u) / a;
     }
-    const d = a - 1 / 3;
-    const c = 1 / Math.sqrt(9 * d);
-    for (;;) {
-      let x: number;
-      let v: number;
-      do {
-        x = this.normal();
-        v = 1 + c * x;
-      } while (v <= 0);
-      v = v * v * v;
-      const u = this.uniform();
-      if (u < 1 - 0.0331 * x * x * x * x) return Math.log(d * v);
-      if (u > 0 && Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return Math.log(d * v);
-    }
+    return Math.log(gammaAtLeastOne(a, this.uniform, this.normal));
   }
 
   beta(a: number, b: number): number {

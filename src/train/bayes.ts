@@ -18,7 +18,7 @@
 // result is one model of S·d factors, served by the same ONNX graph as any other.
 import { backSolve, cholesky, forwardSolve } from './linalg.js';
 import { counts, emptyModel, type EpochHook, type MfModel, type TrainInput } from './model.js';
-import { gaussian, rng } from './random.js';
+import { gammaAtLeastOne, gaussian, rng } from './random.js';
 import { toCsr, transpose, type Csr } from './sparse.js';
 
 export interface BayesParams {
@@ -45,19 +45,7 @@ export function gammaDraw(shape: number, rate: number, uniform: () => number, no
     const u = uniform();
     return gammaDraw(shape + 1, rate, uniform, normal) * Math.pow(u, 1 / shape);
   }
-  const d = shape - 1 / 3;
-  const c = 1 / Math.sqrt(9 * d);
-  for (;;) {
-    let x: number;
-    let v: number;
-    do {
-      x = normal();
-      v = 1 + c * x;
-    } while (v <= 0);
-    v = v * v * v;
-    const u = uniform();
-    if (u < 1 - 0.0331 * x * x * x * x || Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return (d * v) / rate;
-  }
+  return gammaAtLeastOne(shape, uniform, normal) / rate;
 }
 
 export interface BayesResult {

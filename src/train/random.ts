@@ -29,3 +29,23 @@ export function gaussian(uniform: () => number): () => number {
     return r * Math.cos(2 * Math.PI * v);
   };
 }
+
+/**
+ * A Gamma(shape, 1) draw for shape ≥ 1 (Marsaglia & Tsang 2000). Callers handle shape < 1 with
+ * Gamma(a) = Gamma(a + 1) · U^(1/a), in linear or log space as their ranges need.
+ */
+export function gammaAtLeastOne(shape: number, uniform: () => number, normal: () => number): number {
+  const d = shape - 1 / 3;
+  const c = 1 / Math.sqrt(9 * d);
+  for (;;) {
+    let x: number;
+    let v: number;
+    do {
+      x = normal();
+      v = 1 + c * x;
+    } while (v <= 0);
+    v = v * v * v;
+    const u = uniform();
+    if (u < 1 - 0.0331 * x * x * x * x || Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
+  }
+}

@@ -6,17 +6,8 @@ import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { encodeFromJson, encodeFromJsonReference, seldonProtos } from '../../src/grpc/convert.js';
 import { directlyWritable, Refused, writeJson } from '../../src/grpc/wire.js';
+import { rng } from '../../src/train/random.js';
 
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ['', 'a', 'user_id', 'k', 'model_name', 'ünïcødé ✓', '𝄞', 'x'.repeat(200), '0', '12', '__proto__', 'toString'];
 const NUMBERS = [0, -0, 1, -1, 0.1, 0.3, 1e300, -1e-300, 2 ** 31, -(2 ** 31) - 1, 2 ** 53, 123456789.125, NaN, Infinity, -Infinity, 3.4e38, 1.5];
