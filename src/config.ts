@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { feedbackSettings, type FeedbackSettings } from './feedback/settings.js';
+import { loadLimits, type Limits } from './limits.js';
 import { bool, ConfigError, int, num, parseBool } from './util/env.js';
 
 export interface Config {
@@ -57,6 +58,8 @@ export interface Config {
   storeUrl: string | null;
   /** The feedback loop: prediction memory, bandit, fold-in, retraining (RECSERVE_PREDICTION_*, RECSERVE_BANDIT_*, …). */
   feedback: FeedbackSettings;
+  /** Every size a client controls (src/limits.ts; RECSERVE_MAX_* and friends). */
+  limits: Limits;
 }
 
 /** Parameters a SeldonDeployment may pass in graph.parameters. */
@@ -134,6 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrid
     adminToken: env.RECSERVE_ADMIN_TOKEN || null,
     storeUrl: env.RECSERVE_STORE_URL || null,
     feedback: feedbackSettings(env),
+    limits: loadLimits(env),
   };
 }
 
