@@ -22,6 +22,32 @@ export class RecserveError extends Error {
 
 export const badData = (message: string) => new RecserveError('bad_data', message);
 
+/** Most characters of client input an error message may quote. */
+export const QUOTE_LIMIT = 200;
+/** Longest message any answer carries (REST info, gRPC details): no answer can grow with its request. */
+export const MESSAGE_LIMIT = 1000;
+
+/** A short prefix of client-supplied text for an error message: at most `max` characters, then "…". */
+export function clip(text: string, max = QUOTE_LIMIT): string {
+  if (text.length <= max) return text;
+  // Never split a surrogate pair: a lone surrogate is not valid UTF-8 in a header or body.
+  let end = max;
+  const c = text.charCodeAt(end - 1);
+  if (c >= 0xd800 && c <= 0xdbff) end--;
+  return `${text.slice(0, end)}…`;
+}
+
+/** A client value quoted for an error message: its JSON text, clipped. */
+export function quote(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = typeof value === 'string' ? JSON.stringify(value.length > QUOTE_LIMIT * 2 ? value.slice(0, QUOTE_LIMIT * 2) : value) : JSON.stringify(value);
+  } catch {
+    text = undefined; // cyclic or too deep to print
+  }
+  return clip(text ?? String(typeof value));
+}
+
 interface Translation {
   http: number;
   reason: string;
@@ -41,8 +67,14 @@ const table: Record<ErrorKind, Translation> = {
 };
 
 export function translate(err: unknown): Translation & { message: string; kind: ErrorKind } {
-  if (err instanceof RecserveError) return { ...table[err.kind], message: err.message, kind: err.kind };
+  if (err instanceof RecserveError) return { ...table[err.kind], message: safeMessage(err.message), kind: err.kind };
   return { ...table.internal, message: 'internal error', kind: 'internal' };
+}
+
+/** Clipped, with lone surrogates replaced, so the text is always valid UTF-8 for a body or a gRPC trailer. */
+function safeMessage(message: string): string {
+  const clipped = clip(message, MESSAGE_LIMIT) as string & { toWellFormed?: () => string };
+  return clipped.toWellFormed?.() ?? clipped;
 }
 
 /** Seldon's error body: status 1 (FAILURE), code always -1, as the reference wrapper writes it. */

@@ -10,6 +10,7 @@ import { badData, RecserveError, translate } from '../errors.js';
 import type { CallContext, DataPlane } from '../protocol/dataplane.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import { checkDepth } from '../protocol/json.js';
 import { decodeToJson, encodeFromJson, type JsonObject } from './convert.js';
 
 export interface HandleDeps {
@@ -91,8 +92,12 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
       try {
         request = decodeToJson(rpc.requestType, call.request);
       } catch (e) {
-        throw badData(`malformed ${rpc.requestType.fullName.slice(1)} message: ${(e as Error).message}`);
+        // A RangeError here is a message nested past the stack (google.protobuf.Value in Value …).
+        const why = e instanceof RangeError && /call stack/i.test(e.message) ? 'nested too deeply' : (e as Error).message;
+        throw badData(`malformed ${rpc.requestType.fullName.slice(1)} message: ${why}`);
       }
+      // The same nesting bound as a REST body's, before anything recurses over the message.
+      checkDepth(request, config.limits.maxJsonDepth, 'the message');
       payload = request;
       if (abort.signal.aborted || call.cancelled) return;
       const result = (await rpc.run(request, ctx)) as JsonObject;

@@ -9,8 +9,8 @@
 // The method table comes from prediction.proto itself, so a service added there without a behaviour
 // here fails at startup rather than at call time.
 import type * as grpc from '@grpc/grpc-js';
-import { RecserveError } from '../errors.js';
-import { validate } from '../protocol/contract.js';
+import { quote, RecserveError } from '../errors.js';
+import { boundsOf, validate } from '../protocol/contract.js';
 import type { CallContext } from '../protocol/dataplane.js';
 import type { Feedback, SeldonMessage } from '../protocol/seldon.js';
 import { seldonProtos, type JsonObject } from './convert.js';
@@ -29,14 +29,15 @@ const identity = (b: Buffer) => b;
 export function seldonServices(deps: HandleDeps): ServiceBinding[] {
   const { dataplane, config } = deps;
 
+  const bounds = boundsOf(config);
   const predict: Behaviour = (msg, ctx) => {
-    validate('SeldonMessage', msg);
+    validate('SeldonMessage', msg, '', bounds);
     return dataplane.predict(msg as SeldonMessage, ctx);
   };
   const feedback: Behaviour = (fb, ctx) => dataplane.feedback(fb as Feedback, ctx);
   const metadata: Behaviour = () => dataplane.metadata();
   const passThrough: Behaviour = (msg, ctx) => {
-    validate('SeldonMessage', msg);
+    validate('SeldonMessage', msg, '', bounds);
     return dataplane.passThrough(msg as SeldonMessage, ctx);
   };
   const modelMetadata: Behaviour = (req) => {
@@ -44,7 +45,7 @@ export function seldonServices(deps: HandleDeps): ServiceBinding[] {
     const name = typeof req.name === 'string' ? req.name : '';
     // A graph node is named by its PREDICTIVE_UNIT_ID; the model by its own name. Either answers.
     if (name && name !== md.name && name !== config.unitId) {
-      throw new RecserveError('not_found', `no model named "${name}" here; this node serves "${md.name}"${config.unitId ? ` (unit ${config.unitId})` : ''}`);
+      throw new RecserveError('not_found', `no model named ${quote(name)} here; this node serves "${md.name}"${config.unitId ? ` (unit ${config.unitId})` : ''}`);
     }
     return md;
   };

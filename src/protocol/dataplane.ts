@@ -7,7 +7,7 @@ import type { ModelRegistry } from '../model/registry.js';
 import type { Recommender } from '../model/recommender.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { coldStartUsers, decodePredict, encodePredict, payloadKeyOf, type PredictInput, type PredictOutput } from './codec.js';
+import { checkMeta, coldStartUsers, decodePredict, encodePredict, payloadKeyOf, type PredictInput, type PredictOutput } from './codec.js';
 import { validate } from './contract.js';
 import { buildMetadata, type MetadataResult } from './metadata.js';
 import type { Feedback, JsonValue, Meta, ModelMetadata, SeldonMessage } from './seldon.js';
@@ -64,7 +64,7 @@ export class DataPlane {
 
   async predict(msg: SeldonMessage, ctx: CallContext): Promise<SeldonMessage> {
     const model = this.model();
-    const decoded = decodePredict(msg, this.config.params);
+    const decoded = decodePredict(msg, this.config.params, this.config.limits);
     const output: PredictOutput =
       decoded.input.op === 'recommend'
         ? { op: 'recommend', recommendations: await model.recommend(decoded.input.request) }
@@ -112,6 +112,7 @@ export class DataPlane {
   passThrough(msg: SeldonMessage, ctx: CallContext): SeldonMessage {
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw badData('Invalid request data type: expected a SeldonMessage object');
     if (payloadKeyOf(msg) === null) throw badData('Invalid request data type: the message needs one of data, jsonData, strData, binData');
+    checkMeta(msg.meta, this.config.limits);
     const { meta: reqMeta, status: _status, ...payload } = msg;
     const meta = this.responseMeta(reqMeta, ctx, this.registry.current, {});
     return { ...payload, meta };

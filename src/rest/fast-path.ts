@@ -12,7 +12,7 @@
 // (test/rest/fast-path.test.ts sends the same requests through both and compares).
 import type http from 'node:http';
 import { seldonErrorBody, translate } from '../errors.js';
-import { openapi, validate } from '../protocol/contract.js';
+import { boundsOf, openapi, validate } from '../protocol/contract.js';
 import type { CallContext } from '../protocol/dataplane.js';
 import type { Feedback, SeldonMessage } from '../protocol/seldon.js';
 import { bodyError, requestRecorder, type RestDeps } from './app.js';
@@ -38,6 +38,7 @@ export function withFastPath(deps: RestDeps, app: http.RequestListener): http.Re
     if (id && FAST_OPERATIONS[id] && !route.includes('{')) routes.set(route, FAST_OPERATIONS[id]);
   }
   const limit = deps.config.bodyLimitBytes;
+  const bounds = boundsOf(deps.config);
   const record = requestRecorder(deps);
   const { dataplane, log } = deps;
 
@@ -75,10 +76,10 @@ export function withFastPath(deps: RestDeps, app: http.RequestListener): http.Re
       });
       const header = req.headers['seldon-puid'];
       const ctx: CallContext = { transport: 'rest', puid: (typeof header === 'string' && header) || undefined, signal: abort.signal };
-      const msg = parseJson(body.toString('utf8'), 'body');
+      const msg = parseJson(body.toString('utf8'), 'body', deps.config.limits.maxJsonDepth);
       payload = msg;
       if (op === 'predict') {
-        validate('SeldonMessage', msg);
+        validate('SeldonMessage', msg, '', bounds);
         const out = await dataplane.predict(msg as SeldonMessage, ctx);
         puid = out.meta?.puid;
         writeJson(res, 200, out);

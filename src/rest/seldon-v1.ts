@@ -2,17 +2,20 @@
 // the Python wrapper does (multipart fields, form field `json`, query `json`, then a JSON body) and
 // hands it to the data plane.
 import type { Request, Response } from 'express';
-import { badData } from '../errors.js';
-import { openapi, validate } from '../protocol/contract.js';
+import { badData, clip } from '../errors.js';
+import { boundsOf, openapi, servedDocument, validate } from '../protocol/contract.js';
 import type { CallContext } from '../protocol/dataplane.js';
 import type { Feedback, SeldonMessage } from '../protocol/seldon.js';
+import { LIMIT_DEFAULTS } from '../limits.js';
+import { parseJsonText } from '../protocol/json.js';
 import type { RestDeps } from './app.js';
 
 export type Handler = (req: Request, res: Response) => void | Promise<void>;
 
 const NO_JSON = "Can't find JSON in data";
 
-export function seldonV1Handlers({ dataplane }: RestDeps): Record<string, Handler> {
+export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string, Handler> {
+  const bounds = boundsOf(config);
   const context = (req: Request, res: Response): CallContext => {
     const puid = req.get('seldon-puid');
     const abort = new AbortController();
@@ -24,16 +27,16 @@ export function seldonV1Handlers({ dataplane }: RestDeps): Record<string, Handle
   };
 
   const predict: Handler = async (req, res) => {
-    const msg = readMessage(req);
+    const msg = readMessage(req, config.limits.maxJsonDepth);
     res.locals.payload = msg;
-    validate('SeldonMessage', msg);
+    validate('SeldonMessage', msg, '', bounds);
     const out = await dataplane.predict(msg as SeldonMessage, context(req, res));
     res.locals.puid = out.meta?.puid;
     res.json(out);
   };
 
   const feedback: Handler = async (req, res) => {
-    const fb = readMessage(req) as Feedback;
+    const fb = readMessage(req, config.limits.maxJsonDepth) as Feedback;
     res.locals.payload = fb;
     res.locals.puid = fb?.response?.meta?.puid ?? fb?.request?.meta?.puid;
     res.json(await dataplane.feedback(fb, context(req, res)));
@@ -50,8 +53,8 @@ export function seldonV1Handlers({ dataplane }: RestDeps): Record<string, Handle
   const probe = (ready: boolean) => ({ status: ready ? 'ready' : 'not ready', ready, model_version: dataplane.registry.current?.version ?? null });
 
   const passThrough: Handler = (req, res) => {
-    const msg = readMessage(req);
-    validate('SeldonMessage', msg);
+    const msg = readMessage(req, config.limits.maxJsonDepth);
+    validate('SeldonMessage', msg, '', bounds);
     const out = dataplane.passThrough(msg as SeldonMessage, context(req, res));
     res.locals.puid = out.meta?.puid;
     res.json(out);
@@ -97,7 +100,7 @@ export function seldonV1Handlers({ dataplane }: RestDeps): Record<string, Handle
       throw badData('Aggregate not defined');
     },
     seldonJson: (_req, res) => {
-      res.json(openapi().doc);
+      res.json(servedDocument(bounds));
     },
     openapiYaml: (_req, res) => {
       res.type('application/yaml; charset=utf-8').send(openapi().text);
@@ -106,36 +109,33 @@ export function seldonV1Handlers({ dataplane }: RestDeps): Record<string, Handle
 }
 
 /** The message of a request, in the Python wrapper's order of places to look. */
-export function readMessage(req: Request): unknown {
-  if (req.is('multipart/form-data')) return fromMultipart(req);
+export function readMessage(req: Request, maxDepth: number): unknown {
+  if (req.is('multipart/form-data')) return fromMultipart(req, maxDepth);
   const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
   if (req.is('application/x-www-form-urlencoded')) {
     const form = new URLSearchParams(body.toString('utf8'));
     const json = form.get('json');
-    if (json !== null) return parseJson(json, 'form field json');
+    if (json !== null) return parseJson(json, 'form field json', maxDepth);
   }
   const q = req.query.json;
-  if (typeof q === 'string') return parseJson(q, 'query parameter json');
+  if (typeof q === 'string') return parseJson(q, 'query parameter json', maxDepth);
   if (Array.isArray(q)) throw badData('query parameter json is given more than once');
   if (body.length === 0) throw badData(`${NO_JSON}: the request has no body and no json parameter`);
   if (!req.is('application/json') && !req.is('+json')) {
     throw badData(`${NO_JSON}: Content-Type is ${JSON.stringify(req.get('content-type') ?? 'missing')}; send application/json`);
   }
-  return parseJson(body.toString('utf8'), 'body');
+  return parseJson(body.toString('utf8'), 'body', maxDepth);
 }
 
-export function parseJson(text: string, where: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw badData(`${NO_JSON}: the ${where} is not valid JSON (${(e as Error).message})`);
-  }
+/** A message's JSON text, depth-checked before it is parsed (see protocol/json.ts). */
+export function parseJson(text: string, where: string, maxDepth: number = LIMIT_DEFAULTS.maxJsonDepth): unknown {
+  return parseJsonText(text, where, maxDepth, NO_JSON);
 }
 
-function fromMultipart(req: Request): Record<string, unknown> {
+function fromMultipart(req: Request, maxDepth: number): Record<string, unknown> {
   const msg: Record<string, unknown> = {};
   for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, string>)) {
-    msg[key] = key === 'strData' ? value : parseJson(value, `multipart field ${key}`);
+    msg[key] = key === 'strData' ? value : parseJson(value, `multipart field ${clip(key, 64)}`, maxDepth);
   }
   for (const file of (req.files as Express.Multer.File[] | undefined) ?? []) {
     msg[file.fieldname] = file.fieldname === 'binData' ? file.buffer.toString('base64') : file.buffer.toString('utf8');
