@@ -43,8 +43,13 @@ export interface Config {
   drainTimeoutMs: number;
   /** Labels Seldon puts on every metric series. */
   labels: { deploymentName: string; predictorName: string; predictorVersion: string };
-  /** gRPC max message size in bytes (send and receive); seldon.io/grpc-max-message-size overrides. */
+  /** gRPC max message size in bytes (send, and receive when set); seldon.io/grpc-max-message-size overrides. */
   grpcMaxMessageBytes: number;
+  /**
+   * Largest gRPC request: the configured max message size when one is set, else the REST body limit —
+   * a message is decoded into objects before it can be checked, so 64 MiB of tiny values would not fit a 1 GiB pod.
+   */
+  grpcMaxReceiveBytes: number;
   /** Worker threads running ONNX sessions (0 = score on the main thread). */
   inferenceWorkers: number;
   /** intra-op threads per ONNX session. */
@@ -101,8 +106,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrid
   const defaultDir = '/mnt/models';
   const useDemoModel = named === undefined && !existsSync(path.join(defaultDir, 'model.onnx'));
   const annotations = readAnnotations(env.RECSERVE_PODINFO_ANNOTATIONS ?? '/etc/podinfo/annotations');
-  const grpcMax =
-    annotations['seldon.io/grpc-max-message-size'] ?? env.RECSERVE_GRPC_MAX_MESSAGE_SIZE ?? String(64 * 1024 * 1024);
+  const grpcMaxSet = annotations['seldon.io/grpc-max-message-size'] ?? env.RECSERVE_GRPC_MAX_MESSAGE_SIZE;
+  const grpcMax = grpcMaxSet ?? String(64 * 1024 * 1024);
+  const bodyLimitBytes = bytes(env.RECSERVE_BODY_LIMIT ?? '5mb', 'RECSERVE_BODY_LIMIT');
   const labels = parseJsonObject(env.PREDICTOR_LABELS, 'PREDICTOR_LABELS');
   const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
 
@@ -120,7 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrid
     modelMetadata: env.MODEL_METADATA || null,
     includeMetricsInResponse: bool(env.INCLUDE_METRICS_IN_CLIENT_RESPONSE, true, 'INCLUDE_METRICS_IN_CLIENT_RESPONSE'),
     params: parseParameters(env.PREDICTIVE_UNIT_PARAMETERS),
-    bodyLimitBytes: bytes(env.RECSERVE_BODY_LIMIT ?? '5mb', 'RECSERVE_BODY_LIMIT'),
+    bodyLimitBytes,
     logLevel: (env.SELDON_LOG_LEVEL ?? env.LOG_LEVEL ?? 'info').toLowerCase(),
     logPayloads: bool(env.RECSERVE_LOG_PAYLOADS, false, 'RECSERVE_LOG_PAYLOADS'),
     drainTimeoutMs: int(env.RECSERVE_DRAIN_TIMEOUT_MS, 8000, 'RECSERVE_DRAIN_TIMEOUT_MS', 0),
@@ -130,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrid
       predictorVersion: typeof labels.version === 'string' ? labels.version : '',
     },
     grpcMaxMessageBytes: int(grpcMax, 0, 'grpc max message size', 1),
+    grpcMaxReceiveBytes: grpcMaxSet === undefined ? bodyLimitBytes : int(grpcMaxSet, 0, 'grpc max message size', 1),
     inferenceWorkers: cli.workers ?? int(env.RECSERVE_WORKERS, Math.min(2, cores), 'RECSERVE_WORKERS', 0),
     intraOpThreads: int(env.RECSERVE_INTRA_OP_THREADS, 1, 'RECSERVE_INTRA_OP_THREADS', 1),
     maxBatchSize: int(env.RECSERVE_MAX_BATCH_SIZE, 64, 'RECSERVE_MAX_BATCH_SIZE', 1),

@@ -28,7 +28,7 @@ export interface RunningGrpcServer {
 export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions = {}): Promise<RunningGrpcServer> {
   const { config, dataplane } = deps;
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': config.grpcMaxMessageBytes,
+    'grpc.max_receive_message_length': config.grpcMaxReceiveBytes,
     'grpc.max_send_message_length': config.grpcMaxMessageBytes,
     // No channelz: nothing here serves the channelz service, and its per-call bookkeeping (call and
     // session counters, Date.now() per message) cost about 2.5% of the main thread at 64 connections.

@@ -346,11 +346,17 @@ describe('deadlines and cancellation', () => {
 });
 
 describe('message size limits', () => {
-  it('accepts messages well above gRPC’s 4 MiB default (64 MiB by default)', async () => {
+  it('accepts requests up to the REST body limit and answers up to 64 MiB by default', async () => {
     expect(ts.server.config.grpcMaxMessageBytes).toBe(64 * 1024 * 1024);
-    const big = ' '.repeat(5 * 1024 * 1024) + '7';
+    expect(ts.server.config.grpcMaxReceiveBytes).toBe(ts.server.config.bodyLimitBytes);
+    const big = ' '.repeat(4.5 * 1024 * 1024) + '7';
     const res = await call(c.Model, 'Predict', messageToProto({ strData: big }));
     expect(JSON.parse(res.strData).recommendations[0].user_id).toBe('7');
+    const tooBig = await tryCall(c.Model, 'Predict', messageToProto({ strData: ' '.repeat(6 * 1024 * 1024) + '7' }));
+    expect(tooBig).toMatchObject({ ok: false, codeName: 'RESOURCE_EXHAUSTED' });
+    // The refusal leaves the shared connection usable.
+    const after = await call(c.Model, 'Predict', messageToProto({ strData: '7' }));
+    expect(JSON.parse(after.strData).recommendations[0].user_id).toBe('7');
   });
 
   it('the seldon.io/grpc-max-message-size annotation sets the limit', () => {
@@ -358,7 +364,7 @@ describe('message size limits', () => {
     try {
       const file = path.join(dir, 'annotations');
       writeFileSync(file, 'seldon.io/grpc-max-message-size="1048576"\nother="x"\n');
-      expect(loadConfig({ RECSERVE_PODINFO_ANNOTATIONS: file }).grpcMaxMessageBytes).toBe(1048576);
+      expect(loadConfig({ RECSERVE_PODINFO_ANNOTATIONS: file })).toMatchObject({ grpcMaxMessageBytes: 1048576, grpcMaxReceiveBytes: 1048576 });
       expect(loadConfig({ RECSERVE_PODINFO_ANNOTATIONS: path.join(dir, 'none'), RECSERVE_GRPC_MAX_MESSAGE_SIZE: '2000000' }).grpcMaxMessageBytes).toBe(2000000);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -367,7 +373,7 @@ describe('message size limits', () => {
 
   it('a small limit refuses larger requests and responses with RESOURCE_EXHAUSTED', async () => {
     const small = await startGrpcServer({
-      config: { ...ts.server.config, grpcPort: 0, grpcMaxMessageBytes: 4096 },
+      config: { ...ts.server.config, grpcPort: 0, grpcMaxMessageBytes: 4096, grpcMaxReceiveBytes: 4096 },
       dataplane: ts.server.dataplane,
       metrics: ts.server.metrics,
       log: ts.server.log,
