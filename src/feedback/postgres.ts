@@ -2,7 +2,10 @@
 // A feedback is one transaction (feedback row, interaction rows, bandit upserts) committed with the
 // server's synchronous_commit before the call is acknowledged. `?schema=NAME` in the URL selects a
 // schema (default public); migrations run under an advisory lock so replicas starting together
-// migrate once.
+// migrate once. With safety bounds (the server's store) every operation a request waits on has a
+// deadline covering the connection wait and the statements: the server cancels a statement at
+// statement_timeout, and a client-side timer destroys the connection when the server does not answer
+// at all; at most maxWaiting operations queue for a connection, the rest are refused at once.
 import pg from 'pg';
 import { pendingMigrations } from './migrations.js';
 import { toInteraction } from './sqlite.js';
@@ -11,6 +14,7 @@ import {
   mergeArms,
   redact,
   StoreSchemaError,
+  type StoreSafetySettings,
   StoreUnavailableError,
   type ArmDelta,
   type ArmState,
@@ -23,6 +27,15 @@ import {
 
 /** Rows per INSERT statement (9 parameters each, well under PostgreSQL's 65535). */
 const CHUNK = 2000;
+/** Connections per replica. */
+const POOL_SIZE = 10;
+/** Budget of work no request waits on (migrations, loading the bandit, warm-up reads, retraining counts). */
+const MAINTENANCE_MIN_MS = 30_000;
+
+export interface PostgresOpenOptions extends Partial<StoreSafetySettings> {
+  /** How long a connection attempt may take (default: timeoutMs, else 5 s). */
+  connectTimeoutMs?: number;
+}
 
 export class PostgresStore implements InteractionStore {
   readonly backend = 'postgres' as const;
@@ -33,123 +46,141 @@ export class PostgresStore implements InteractionStore {
     readonly pool: pg.Pool,
     readonly location: string,
     readonly schema: string,
+    /** Deadline of request operations (undefined: tools such as the CLI, which wait as long as it takes). */
+    private readonly timeoutMs: number | undefined,
+    private readonly maxWaiting: number | undefined,
   ) {
     const q = quoteIdent(schema);
     this.t = { feedback: `${q}.feedback`, interactions: `${q}.interactions`, arms: `${q}.bandit_arms`, migrations: `${q}.schema_migrations` };
   }
 
   /** Connects, creates the schema if needed and migrates to the latest version. */
-  static async open(url: string, opts: { connectTimeoutMs?: number } = {}): Promise<PostgresStore> {
+  static async open(url: string, opts: PostgresOpenOptions = {}): Promise<PostgresStore> {
     const { connectionString, schema } = splitSchema(url);
+    const timeoutMs = opts.timeoutMs;
     const pool = new pg.Pool({
       connectionString,
-      max: 10,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      max: POOL_SIZE,
+      // Bounds the wait for a pooled connection as well as a new connection's handshake.
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? timeoutMs ?? 5000,
       idleTimeoutMillis: 30_000,
-      query_timeout: 30_000,
+      keepAlive: true,
       application_name: 'recserve',
+      ...(timeoutMs
+        ? {
+            // The server cancels a statement stuck on a lock itself; the connection stays usable.
+            statement_timeout: timeoutMs,
+            // A transaction whose client vanished (destroyed after a timeout) must not hold its locks for long.
+            idle_in_transaction_session_timeout: Math.max(10_000, 5 * timeoutMs),
+          }
+        : { query_timeout: 30_000 }),
     });
     // An idle client losing its connection must not crash the process; the next query reports it.
     pool.on('error', () => undefined);
-    const store = new PostgresStore(pool, redact(url), schema);
+    const store = new PostgresStore(pool, redact(url), schema, timeoutMs, opts.maxWaiting);
     try {
       await store.migrate();
     } catch (e) {
       await pool.end().catch(() => undefined);
       if (e instanceof StoreSchemaError) throw e;
-      throw new StoreUnavailableError(`cannot open the PostgreSQL interaction store ${redact(url)}: ${(e as Error).message}`, e);
+      throw new StoreUnavailableError(`cannot open the PostgreSQL interaction store ${store.location}: ${describe(e)}`, e);
     }
     return store;
   }
 
+  private get maintenanceMs(): number | undefined {
+    return this.timeoutMs === undefined ? undefined : Math.max(MAINTENANCE_MIN_MS, 10 * this.timeoutMs);
+  }
+
   private async migrate(): Promise<void> {
-    const client = await this.pool.connect();
-    const lockKey = `recserve-migrations:${this.schema}`;
-    try {
-      await client.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
+    await this.withClient('migrate', this.maintenanceMs, async (client) => {
+      const lockKey = `recserve-migrations:${this.schema}`;
+      // Waiting for another replica's migration, or building an index, may outlast statement_timeout.
+      if (this.timeoutMs !== undefined) await client.query('SET statement_timeout = 0');
       try {
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
-        await client.query(
-          `CREATE TABLE IF NOT EXISTS ${this.t.migrations} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
-        );
-        const { rows } = await client.query(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t.migrations}`);
-        for (const m of pendingMigrations(Number(rows[0].v))) {
-          await client.query('BEGIN');
-          try {
-            await client.query(`SET LOCAL search_path TO ${quoteIdent(this.schema)}`);
-            await client.query(m.postgres);
-            await client.query(`INSERT INTO ${this.t.migrations} (version, name, applied_at) VALUES ($1, $2, $3)`, [m.version, m.name, Date.now()]);
-            await client.query('COMMIT');
-          } catch (e) {
-            await client.query('ROLLBACK').catch(() => undefined);
-            throw new Error(`migration ${m.version} (${m.name}) failed: ${(e as Error).message}`);
+        await client.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
+        try {
+          await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(this.schema)}`);
+          await client.query(
+            `CREATE TABLE IF NOT EXISTS ${this.t.migrations} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+          );
+          const { rows } = await client.query(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t.migrations}`);
+          for (const m of pendingMigrations(Number(rows[0].v))) {
+            await client.query('BEGIN');
+            try {
+              await client.query(`SET LOCAL search_path TO ${quoteIdent(this.schema)}`);
+              await client.query(m.postgres);
+              await client.query(`INSERT INTO ${this.t.migrations} (version, name, applied_at) VALUES ($1, $2, $3)`, [m.version, m.name, Date.now()]);
+              await client.query('COMMIT');
+            } catch (e) {
+              await client.query('ROLLBACK').catch(() => undefined);
+              throw new Error(`migration ${m.version} (${m.name}) failed: ${(e as Error).message}`);
+            }
           }
+        } finally {
+          await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]).catch(() => undefined);
         }
       } finally {
-        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]).catch(() => undefined);
+        if (this.timeoutMs !== undefined) await client.query('RESET statement_timeout').catch(() => undefined);
       }
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async record(entry: FeedbackEntry, rows: NewInteraction[], arms: ArmDelta[]): Promise<number> {
     checkRows(entry, rows, arms);
-    const client = await this.connect('write feedback to');
-    let broken: Error | undefined;
-    try {
+    return this.withClient('write feedback to', this.timeoutMs, async (client) => {
       await client.query('BEGIN');
-      const f = await client.query(
-        `INSERT INTO ${this.t.feedback} (puid, model_version, reward, transport, n_rows, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-        [entry.puid, entry.modelVersion, entry.reward, entry.transport, rows.length, entry.createdAt],
-      );
-      const fid = Number(f.rows[0].id);
-      for (let s = 0; s < rows.length; s += CHUNK) {
-        const part = rows.slice(s, s + CHUNK);
-        const values: unknown[] = [];
-        const tuples = part.map((r, j) => {
-          values.push(fid, r.userId, r.itemId, r.reward, r.kind, r.servedBy, entry.createdAt, entry.puid, entry.modelVersion);
-          const o = j * 9;
-          return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}, $${o + 6}, $${o + 7}, $${o + 8}, $${o + 9})`;
-        });
-        await client.query(
-          `INSERT INTO ${this.t.interactions} (feedback_id, user_id, item_id, reward, kind, served_by, ts, puid, model_version) VALUES ${tuples.join(', ')}`,
-          values,
+      try {
+        const f = await client.query(
+          `INSERT INTO ${this.t.feedback} (puid, model_version, reward, transport, n_rows, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+          [entry.puid, entry.modelVersion, entry.reward, entry.transport, rows.length, entry.createdAt],
         );
+        const fid = Number(f.rows[0].id);
+        for (let s = 0; s < rows.length; s += CHUNK) {
+          const part = rows.slice(s, s + CHUNK);
+          const values: unknown[] = [];
+          const tuples = part.map((r, j) => {
+            values.push(fid, r.userId, r.itemId, r.reward, r.kind, r.servedBy, entry.createdAt, entry.puid, entry.modelVersion);
+            const o = j * 9;
+            return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}, $${o + 6}, $${o + 7}, $${o + 8}, $${o + 9})`;
+          });
+          await client.query(
+            `INSERT INTO ${this.t.interactions} (feedback_id, user_id, item_id, reward, kind, served_by, ts, puid, model_version) VALUES ${tuples.join(', ')}`,
+            values,
+          );
+        }
+        const merged = mergeArms(arms);
+        for (let s = 0; s < merged.length; s += CHUNK) {
+          const part = merged.slice(s, s + CHUNK);
+          const values: unknown[] = [];
+          const tuples = part.map((a, j) => {
+            values.push(a.itemId, a.successes, a.failures, a.trials);
+            const o = j * 4;
+            return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4})`;
+          });
+          // Sorted by item id (mergeArms), so concurrent transactions lock arms in the same order.
+          await client.query(
+            `INSERT INTO ${this.t.arms} AS a (item_id, successes, failures, trials) VALUES ${tuples.join(', ')}
+             ON CONFLICT (item_id) DO UPDATE SET successes = a.successes + EXCLUDED.successes,
+               failures = a.failures + EXCLUDED.failures, trials = a.trials + EXCLUDED.trials`,
+            values,
+          );
+        }
+        await client.query('COMMIT');
+        return fid;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
       }
-      const merged = mergeArms(arms);
-      for (let s = 0; s < merged.length; s += CHUNK) {
-        const part = merged.slice(s, s + CHUNK);
-        const values: unknown[] = [];
-        const tuples = part.map((a, j) => {
-          values.push(a.itemId, a.successes, a.failures, a.trials);
-          const o = j * 4;
-          return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4})`;
-        });
-        // Sorted by item id (mergeArms), so concurrent transactions lock arms in the same order.
-        await client.query(
-          `INSERT INTO ${this.t.arms} AS a (item_id, successes, failures, trials) VALUES ${tuples.join(', ')}
-           ON CONFLICT (item_id) DO UPDATE SET successes = a.successes + EXCLUDED.successes,
-             failures = a.failures + EXCLUDED.failures, trials = a.trials + EXCLUDED.trials`,
-          values,
-        );
-      }
-      await client.query('COMMIT');
-      return fid;
-    } catch (e) {
-      broken = e as Error;
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw this.unavailable('write feedback to', e);
-    } finally {
-      // A client whose transaction failed for a connection reason is destroyed, not reused.
-      client.release(broken && isConnectionError(broken) ? broken : undefined);
-    }
+    });
   }
 
   async userInteractions(userId: string, limit = 1000): Promise<Interaction[]> {
+    // Fold-in reads after a feedback: the feedback's answer waits on it, so it has the request deadline.
     const r = await this.query(
       `SELECT * FROM (SELECT * FROM ${this.t.interactions} WHERE user_id = $1 ORDER BY id DESC LIMIT $2) t ORDER BY id`,
       [userId, limit],
+      this.timeoutMs,
     );
     return r.rows.map(toInteraction);
   }
@@ -192,28 +223,86 @@ export class PostgresStore implements InteractionStore {
     await this.pool.end();
   }
 
-  private async connect(what: string): Promise<pg.PoolClient> {
+  /**
+   * Runs `fn` on a pooled connection within `budgetMs` (connection wait included). Past the budget
+   * the connection is destroyed, which fails whatever `fn` is waiting on, and the pool drops it.
+   */
+  private async withClient<T>(what: string, budgetMs: number | undefined, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreUnavailableError('the interaction store is closed');
+    if (this.maxWaiting !== undefined && this.pool.waitingCount >= this.maxWaiting) {
+      throw new StoreUnavailableError(
+        `cannot ${what} the PostgreSQL interaction store ${this.location}: ${this.pool.waitingCount} operations already wait for one of its ${POOL_SIZE} connections (RECSERVE_STORE_MAX_WAITING=${this.maxWaiting})`,
+      );
+    }
+    const started = Date.now();
+    let client: pg.PoolClient;
     try {
-      return await this.pool.connect();
+      client = await this.pool.connect();
     } catch (e) {
       throw this.unavailable(what, e);
     }
-  }
-
-  private async query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
-    if (this.closed) throw new StoreUnavailableError('the interaction store is closed');
+    // A connection dropped while we hold it reports through its query; without a listener the
+    // client's 'error' event would be an uncaught exception.
+    const swallow = () => undefined;
+    client.on('error', swallow);
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    if (budgetMs !== undefined) {
+      const left = budgetMs - (Date.now() - started);
+      const expire = () => {
+        timedOut = true;
+        client.connection.stream.destroy();
+      };
+      if (left <= 0) expire();
+      else timer = setTimeout(expire, left);
+    }
+    let broken: Error | undefined;
     try {
-      return await this.pool.query(sql, params);
+      if (timedOut) throw new Error('no connection in time');
+      return await fn(client);
     } catch (e) {
-      throw this.unavailable('read', e);
+      broken = e as Error;
+      if (timedOut) {
+        throw new StoreUnavailableError(
+          `cannot ${what} the PostgreSQL interaction store ${this.location}: no answer within ${budgetMs} ms (RECSERVE_STORE_TIMEOUT_MS); the connection was dropped`,
+          e,
+        );
+      }
+      throw e instanceof StoreSchemaError ? e : this.unavailable(what, e);
+    } finally {
+      clearTimeout(timer);
+      client.off('error', swallow);
+      // A client whose work failed for a connection reason is destroyed, not reused.
+      client.release(broken && (timedOut || isConnectionError(broken)) ? broken : undefined);
     }
   }
 
-  private unavailable(what: string, e: unknown): StoreUnavailableError {
-    const code = (e as { code?: string }).code;
-    return new StoreUnavailableError(`cannot ${what} the PostgreSQL interaction store ${this.location}: ${(e as Error).message}${code ? ` (${code})` : ''}`, e);
+  private async query(sql: string, params: unknown[] = [], budgetMs = this.maintenanceMs): Promise<pg.QueryResult> {
+    return this.withClient('read', budgetMs, async (client) => {
+      if (budgetMs === undefined || budgetMs === this.timeoutMs) return client.query(sql, params);
+      // Work no request waits on may outlast the request deadline (statement_timeout of the session).
+      await client.query('BEGIN READ ONLY');
+      try {
+        await client.query(`SET LOCAL statement_timeout = ${Math.round(budgetMs)}`);
+        const r = await client.query(sql, params);
+        await client.query('COMMIT');
+        return r;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    });
   }
+
+  private unavailable(what: string, e: unknown): StoreUnavailableError {
+    return new StoreUnavailableError(`cannot ${what} the PostgreSQL interaction store ${this.location}: ${describe(e)}`, e);
+  }
+}
+
+/** A driver error for the log: its message and SQLSTATE / errno code. */
+function describe(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  return `${(e as Error).message}${code ? ` (${code})` : ''}`;
 }
 
 /** Takes `schema=NAME` out of the URL's query (pg would pass unknown parameters to the server). */

@@ -14,11 +14,12 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { workerUrl } from '../util/worker-url.js';
 import { ThompsonBandit } from './bandit.js';
-import { FeedbackService, StoreHolder } from './handler.js';
+import { FeedbackService } from './handler.js';
 import { retrain, type RetrainReport } from './retrain.js';
 import type { RetrainJob } from './retrain-job.js';
 import type { FeedbackSettings } from './settings.js';
-import { openStore } from './store.js';
+import { openStore, storeSafetySettings, type StoreSafetySettings } from './store.js';
+import { StoreHolder } from './store-holder.js';
 
 export interface RetrainOutcome {
   trigger: 'admin' | 'schedule' | 'cli';
@@ -144,6 +145,16 @@ export interface FeedbackDeps {
   settings?: FeedbackSettings;
 }
 
+/**
+ * RECSERVE_STORE_TIMEOUT_MS / RECSERVE_STORE_MAX_WAITING. They belong in FeedbackSettings
+ * (storeTimeoutMs, storeMaxWaiting); until settings.ts has them they are read from process.env here.
+ */
+function storeSafety(settings: FeedbackSettings): StoreSafetySettings {
+  const fromEnv = storeSafetySettings(process.env);
+  const s = settings as FeedbackSettings & { storeTimeoutMs?: number; storeMaxWaiting?: number };
+  return { timeoutMs: s.storeTimeoutMs ?? fromEnv.timeoutMs, maxWaiting: s.storeMaxWaiting ?? fromEnv.maxWaiting };
+}
+
 /** Installs the feedback loop; call before the first model load so that version gets it too. */
 export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime> {
   const { config, registry, dataplane, log, metrics } = deps;
@@ -155,7 +166,8 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
   const retrains = new client.Counter({ name: 'recserve_retrains_total', help: 'Server-run retrains by outcome', labelNames: ['outcome'] as const, registers: [reg] });
 
   registry.configure({ root: path.join(config.dataDir, 'models'), log });
-  const stores = new StoreHolder(() => openStore({ url: config.storeUrl, dataDir: config.dataDir }), settings.storeRetryMs, log);
+  const safety = storeSafety(settings);
+  const stores = new StoreHolder(() => openStore({ url: config.storeUrl, dataDir: config.dataDir, safety }), settings.storeRetryMs, log, safety.timeoutMs);
   const bandit = new ThompsonBandit(settings.bandit);
   stores.onOpen(async (s) => {
     const arms = await s.arms();
@@ -169,6 +181,7 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
     bandit,
     settings,
     params: config.params,
+    limits: config.limits,
     log,
     liveModels: () => [registry.current, registry.previousModel].filter((m): m is NonNullable<typeof m> => m !== null),
     observer: { stored: (n) => stored.inc(n), storeError: () => storeErrors.inc() },

@@ -1,6 +1,9 @@
 // The embedded interaction store: one SQLite file (better-sqlite3) in WAL mode with synchronous=FULL,
 // so a committed feedback survives a process kill and a power cut. better-sqlite3 is synchronous: a
 // write holds the event loop for one fsync, which is what "stored before acknowledged" costs.
+// A database locked by another process must not hold the event loop either: with safety bounds the
+// busy handler waits only a short slice per attempt, and the attempt is retried asynchronously until
+// the request deadline (RECSERVE_STORE_TIMEOUT_MS), then the operation answers unavailable.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,8 +19,14 @@ import {
   type Interaction,
   type InteractionStore,
   type NewInteraction,
+  type StoreSafetySettings,
   type StoreStats,
 } from './store.js';
+
+/** Longest the synchronous busy handler may hold the event loop per attempt, once the store is open (ms). */
+const BUSY_SLICE_MS = 50;
+/** Busy timeout while opening and migrating (ms); tools without safety bounds use it throughout. */
+const OPEN_BUSY_TIMEOUT_MS = 5000;
 
 interface InteractionRow {
   id: number;
@@ -57,6 +66,8 @@ export class SqliteStore implements InteractionStore {
     /** The open database (tests use it to simulate a full disk). */
     readonly db: Database.Database,
     readonly location: string,
+    /** Deadline of one operation while the database is locked (undefined: the busy timeout alone). */
+    private readonly timeoutMs: number | undefined,
   ) {
     this.stmt = {
       feedback: db.prepare(
@@ -90,11 +101,12 @@ export class SqliteStore implements InteractionStore {
   }
 
   /** Opens (creating the directory and file) and migrates to the latest schema. */
-  static open(file: string): SqliteStore {
+  static open(file: string, safety: Partial<StoreSafetySettings> = {}): SqliteStore {
+    const timeoutMs = safety.timeoutMs;
     let db: Database.Database;
     try {
       mkdirSync(path.dirname(file), { recursive: true });
-      db = new Database(file, { timeout: 5000 });
+      db = new Database(file, { timeout: timeoutMs === undefined ? OPEN_BUSY_TIMEOUT_MS : Math.min(timeoutMs, OPEN_BUSY_TIMEOUT_MS) });
       db.pragma('journal_mode = WAL');
       // FULL: the WAL is fsync'd at every commit, so an acknowledged feedback survives a power cut too.
       db.pragma('synchronous = FULL');
@@ -109,28 +121,29 @@ export class SqliteStore implements InteractionStore {
       if (e instanceof StoreSchemaError) throw e;
       throw new StoreUnavailableError(`cannot migrate the SQLite interaction store ${file}: ${(e as Error).message}`, e);
     }
-    return new SqliteStore(db, file);
+    if (timeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, timeoutMs)}`);
+    return new SqliteStore(db, file, timeoutMs);
   }
 
   async record(entry: FeedbackEntry, rows: NewInteraction[], arms: ArmDelta[]): Promise<number> {
     checkRows(entry, rows, arms);
-    return this.guard('write feedback to', () => this.recordTx(entry, rows, arms));
+    return this.guardBusy('write feedback to', () => this.recordTx(entry, rows, arms));
   }
 
   async userInteractions(userId: string, limit = 1000): Promise<Interaction[]> {
-    return this.guard('read', () => (this.stmt.user.all(userId, limit) as InteractionRow[]).map(toInteraction));
+    return this.guardBusy('read', () => (this.stmt.user.all(userId, limit) as InteractionRow[]).map(toInteraction));
   }
 
   async usersSince(afterId: number, limit: number): Promise<string[]> {
-    return this.guard('read', () => (this.stmt.usersSince.all(afterId, limit) as { user_id: string }[]).map((r) => r.user_id));
+    return this.guardBusy('read', () => (this.stmt.usersSince.all(afterId, limit) as { user_id: string }[]).map((r) => r.user_id));
   }
 
   async scan(afterId: number, limit: number): Promise<Interaction[]> {
-    return this.guard('read', () => (this.stmt.scan.all(afterId, limit) as InteractionRow[]).map(toInteraction));
+    return this.guardBusy('read', () => (this.stmt.scan.all(afterId, limit) as InteractionRow[]).map(toInteraction));
   }
 
   async arms(): Promise<ArmState[]> {
-    return this.guard('read', () =>
+    return this.guardBusy('read', () =>
       (this.stmt.arms.all() as { item_id: string; successes: number; failures: number; trials: number }[]).map((r) => ({
         itemId: r.item_id,
         successes: r.successes,
@@ -141,7 +154,7 @@ export class SqliteStore implements InteractionStore {
   }
 
   async stats(): Promise<StoreStats> {
-    return this.guard('read', () => {
+    return this.guardBusy('read', () => {
       const r = this.stmt.stats.get() as { feedback: number; interactions: number; users: number; max_id: number };
       return { feedback: r.feedback, interactions: r.interactions, users: r.users, maxInteractionId: Number(r.max_id) };
     });
@@ -157,6 +170,29 @@ export class SqliteStore implements InteractionStore {
     this.db.close();
   }
 
+  /**
+   * `guard`, retried while another connection holds the write lock, until the deadline; each attempt
+   * blocks the event loop at most one busy slice, the waits between attempts do not block it.
+   */
+  private async guardBusy<T>(what: string, fn: () => T): Promise<T> {
+    if (this.timeoutMs === undefined) return this.guard(what, fn);
+    const deadline = Date.now() + this.timeoutMs;
+    for (let pause = 5; ; pause = Math.min(2 * pause, 100)) {
+      try {
+        return this.guard(what, fn);
+      } catch (e) {
+        if (!isBusy((e as Error).cause)) throw e;
+        if (Date.now() + pause >= deadline) {
+          throw new StoreUnavailableError(
+            `cannot ${what} the SQLite interaction store ${this.location}: another connection held its lock for ${this.timeoutMs} ms (RECSERVE_STORE_TIMEOUT_MS)`,
+            e,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
+  }
+
   private guard<T>(what: string, fn: () => T): T {
     if (this.closed) throw new StoreUnavailableError('the interaction store is closed');
     try {
@@ -166,6 +202,12 @@ export class SqliteStore implements InteractionStore {
       throw new StoreUnavailableError(`cannot ${what} the SQLite interaction store ${this.location}: ${(e as Error).message}${code ? ` (${code})` : ''}`, e);
     }
   }
+}
+
+/** SQLITE_BUSY (and its extended codes) or SQLITE_LOCKED: someone else holds the lock, worth retrying. */
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: string } | undefined)?.code ?? '';
+  return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
 }
 
 function migrate(db: Database.Database): void {

@@ -4,6 +4,7 @@
 // Two backends implement the interface — SQLite (embedded default, WAL) and PostgreSQL (shared by
 // replicas) — and test/feedback/store-contract.ts runs the same suite against both.
 import path from 'node:path';
+import { int } from '../util/env.js';
 
 /**
  * How an interaction row relates to what was shown:
@@ -89,7 +90,14 @@ export interface InteractionStore {
   close(): Promise<void>;
 }
 
-/** The store could not take the write (disk full, read-only, unreachable): feedback answers 503. */
+/** The client-facing text of every store failure: no URL, host, user, path or driver message. */
+export const STORE_UNAVAILABLE = 'interaction store unavailable';
+
+/**
+ * The store could not take the write (disk full, read-only, unreachable, timed out): feedback answers
+ * 503. `message` is for operators (logs, CLI) with credentials redacted; what a client may see is
+ * made by StoreHolder (STORE_UNAVAILABLE plus a request id that finds this message in the log).
+ */
 export class StoreUnavailableError extends Error {
   constructor(
     message: string,
@@ -140,6 +148,25 @@ export interface OpenStoreOptions {
   url: string | null;
   /** Where the SQLite file goes when no URL names one: <dataDir>/interactions.db. */
   dataDir: string;
+  /** Bounds on what a request waits for (the server passes them; tools such as the CLI do not). */
+  safety?: StoreSafetySettings;
+}
+
+/** Bounds that keep a slow or frozen store from holding requests (and their memory) without limit. */
+export interface StoreSafetySettings {
+  /** Longest a request waits on one store operation, connection wait included (ms): RECSERVE_STORE_TIMEOUT_MS. */
+  timeoutMs: number;
+  /** Most operations waiting for a store connection; beyond that feedback answers 503 at once: RECSERVE_STORE_MAX_WAITING. */
+  maxWaiting: number;
+}
+
+export const STORE_SAFETY_DEFAULTS: StoreSafetySettings = { timeoutMs: 2000, maxWaiting: 64 };
+
+export function storeSafetySettings(env: NodeJS.ProcessEnv = process.env): StoreSafetySettings {
+  return {
+    timeoutMs: int(env.RECSERVE_STORE_TIMEOUT_MS, STORE_SAFETY_DEFAULTS.timeoutMs, 'RECSERVE_STORE_TIMEOUT_MS', 1),
+    maxWaiting: int(env.RECSERVE_STORE_MAX_WAITING, STORE_SAFETY_DEFAULTS.maxWaiting, 'RECSERVE_STORE_MAX_WAITING'),
+  };
 }
 
 export const SQLITE_FILE = 'interactions.db';
@@ -161,12 +188,35 @@ export async function openStore(opts: OpenStoreOptions): Promise<InteractionStor
   const where = describeStoreUrl(opts);
   if (where.backend === 'postgres') {
     const { PostgresStore } = await import('./postgres.js');
-    return PostgresStore.open(where.url);
+    return PostgresStore.open(where.url, opts.safety ?? {});
   }
   const { SqliteStore } = await import('./sqlite.js');
-  return SqliteStore.open(where.file);
+  return SqliteStore.open(where.file, opts.safety ?? {});
 }
 
+/** Query parameters whose values are never secret; every other value (password, sslpassword, PGPASSWORD, …) is masked. */
+const PLAIN_PARAMS = new Set(['schema', 'sslmode', 'application_name', 'connect_timeout', 'target_session_attrs', 'host', 'port', 'dbname']);
+
+/**
+ * A store URL fit for a log: the password and every query value that is not known to be plain
+ * replaced by ***. Parsed as a URL, so '@' inside a password, an empty user and ?password= are all
+ * caught; text that does not parse (or parses with its '@' outside the user part) keeps only its scheme.
+ */
 export function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@');
+  const text = url.trim();
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1];
+  const opaque = scheme ? `${scheme}://***` : '***';
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return opaque;
+  }
+  // An '@' that did not end up in the user part means a password the parser split elsewhere (e.g. at '#' or '?').
+  if (text.includes('@') && !u.username && !u.password) return opaque;
+  if (u.password) u.password = '***';
+  u.hash = '';
+  for (const key of [...new Set(u.searchParams.keys())]) if (!PLAIN_PARAMS.has(key.toLowerCase())) u.searchParams.set(key, '***');
+  // URLSearchParams writes '*' as %2A; keep the marker readable.
+  return u.toString().replace(/%2A%2A%2A/g, '***');
 }
