@@ -5,25 +5,40 @@
 //   μ_i = μ̄ · s^(2·p_i − 1)       p_i ∈ [0, 1] the item's popularity percentile, s the spread
 //                                   (least popular μ̄/s, median μ̄, most popular μ̄·s; κ pseudo-observations)
 //   update per bandit-served row with reward r ∈ [0, 1]:  α_i += r,  β_i += 1 − r   (exactly — fractional)
-//   rank: draw θ_i ~ Beta(α_i, β_i) for every eligible item, return the k largest draws.
+//   rank: a Thompson draw θ_i ~ Beta(α_i, β_i) for every item; the k largest eligible draws.
 //
-// Draws are seeded by (user id, posterior version): one user sees the same list until some feedback
-// changes the posterior (a refresh does not reshuffle the page, REST and gRPC answer alike), while
-// different users get independent draws, which is where the exploration comes from.
+// Why a pool of draws: drawing θ for the whole catalog per user on the event loop made one request for
+// 1,000 new users on a 50k-item catalog block the server for 10 s. Instead each posterior state gets
+// M full draw vectors, computed on a worker thread (cold-start-pool.ts), each cut to its L best items
+// sorted by draw (M × L × 8 bytes, within a budget). A user is answered from vector hash(user, pool)
+// mod M: walk its sorted prefix, skipping filtered-out and excluded items, until k are found —
+// O(k + skipped) on the main thread. If the prefix runs out (a very selective filter, or many
+// exclusions) the rest comes from the filter's allowed-item list (O(allowed items), once per vector
+// and filter, cached with the pool), ranked by draws of the same posterior below the prefix's last
+// draw. What it trades: users in the same slot share a draw until the next refresh (M-way rather than
+// per-user exploration between refreshes), and a refresh follows a posterior change after up to R ms
+// (poolRefreshMs; also never more than a quarter of a core) — the previous pool serves meanwhile.
+// A user sees the same list until the posterior changes (and the pool with it); REST and gRPC alike.
+// rank() without a user id (simulations) still draws the whole catalog afresh per call.
 //
 // The fractional update is the expected Bernoulli update (a reward of 0.7 is 0.7 of a success and
 // 0.3 of a failure); it keeps the posterior mean α/(α+β) consistent for the mean reward. Seldon's
 // reference router instead computes int(reward·n) successes, so a 1-row reward of 0.7 counts as a
 // failure — the pitfall this avoids. Counts are keyed by item id (so they survive model versions),
 // persisted in the store's bandit_arms table in the same transaction as the interaction rows, and
-// loaded back at start-up.
-import type { ColdStartPolicy, Recommender } from '../model/recommender.js';
+// loaded back at start-up. Arms exist only for items some live model's catalog lists: updates for
+// other ids are ignored, and stored counts for them are dropped when loaded.
+import type { AllowedItems, ColdStartPolicy, Recommender } from '../model/recommender.js';
 import type { Ranked } from '../model/scorer.js';
 import { selectTopK } from '../model/topk.js';
-import { gammaAtLeastOne, gaussian, rng } from '../train/random.js';
+import { rng } from '../train/random.js';
+import { DrawWorker, POOL_DEFAULTS, RefreshingPool, type DrawPool, type PoolSettings } from './cold-start-pool.js';
+import { BetaSampler, fnv1a } from './posterior-draws.js';
 import type { ArmDelta, ArmState } from './store.js';
 
-export interface BanditSettings {
+export { BetaSampler } from './posterior-draws.js';
+
+export interface BanditSettings extends Partial<PoolSettings> {
   /** μ̄: prior mean reward of an item of median popularity. */
   priorMean: number;
   /** κ: weight of the prior in pseudo-observations. */
@@ -68,46 +83,41 @@ function percentiles(v: ArrayLike<number>): Float64Array {
   return out;
 }
 
-/** Samplers for Gamma and Beta variates from one uniform source (Marsaglia–Tsang). */
-export class BetaSampler {
-  private readonly normal: () => number;
-  constructor(private readonly uniform: () => number) {
-    this.normal = gaussian(uniform);
-  }
-
-  /** log of a Gamma(a, 1) draw, a > 0 (log space keeps tiny shapes from underflowing to 0/0). */
-  logGamma(a: number): number {
-    if (a < 1) {
-      // Gamma(a) = Gamma(a + 1) · U^(1/a)
-      let u = this.uniform();
-      while (u === 0) u = this.uniform();
-      return this.logGamma(a + 1) + Math.log(u) / a;
-    }
-    return Math.log(gammaAtLeastOne(a, this.uniform, this.normal));
-  }
-
-  beta(a: number, b: number): number {
-    const lx = this.logGamma(a);
-    const ly = this.logGamma(b);
-    return 1 / (1 + Math.exp(ly - lx));
-  }
-}
-
 interface Counts {
   successes: number;
   failures: number;
   trials: number;
 }
 
-/** Posterior counts by item id, shared by the per-model policies (one per loaded model version). */
-export class ThompsonBandit {
-  readonly settings: BanditSettings;
+/** The logging surface the bandit needs (pino's Logger has it). */
+export interface BanditLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** What a policy needs from its bandit. */
+interface PolicyHost {
+  readonly version: number;
+  readonly salt: number;
   readonly sampler: BetaSampler;
+  readonly worker: DrawWorker;
+}
+
+/** Posterior counts by item id, shared by the per-model policies (one per loaded model version). */
+export class ThompsonBandit implements PolicyHost {
+  readonly settings: BanditSettings;
+  /** The shared stream for draws without a user (simulations). */
+  readonly sampler: BetaSampler;
+  /** Computes the policies' draw pools off the event loop. */
+  readonly worker = new DrawWorker();
   private readonly counts = new Map<string, Counts>();
+  /** Stored arms loaded before any model: applied (and pruned to its catalog) at the first policyFor. */
+  private pending: ArmState[] | null = null;
   private views: BanditPolicy[] = [];
-  /** Bumped by every change of the posterior; part of the per-user draw seed. */
+  /** Bumped by every change of the posterior; part of the draw seeds. */
   version = 0;
-  private readonly salt: number;
+  readonly salt: number;
+  private logger: BanditLogger | null = null;
 
   constructor(settings: Partial<BanditSettings> = {}) {
     this.settings = { ...BANDIT_DEFAULTS, ...settings };
@@ -116,47 +126,107 @@ export class ThompsonBandit {
     this.salt = this.settings.seed ?? 0x5eed;
   }
 
-  /** The sampler for one user's draws at the current posterior (the shared stream without a user). */
-  samplerFor(userId: string | undefined): BetaSampler {
-    if (userId === undefined) return this.sampler;
-    return new BetaSampler(rng(fnv1a(`${this.salt}:${this.version}:${userId}`)));
+  /** Where dropped arms and draw-worker trouble are reported. */
+  set log(log: BanditLogger | null) {
+    this.logger = log;
+    this.worker.log = log;
   }
 
-  /** Replaces the counts with the store's (start-up, or a resync from a shared store). */
-  load(arms: ArmState[]): void {
+  /** Whether some live model's catalog lists the item (only those have arms). */
+  knows(itemId: string): boolean {
+    return this.views.some((v) => v.knows(itemId));
+  }
+
+  /**
+   * Replaces the counts with the store's (start-up, or a resync from a shared store). Ids no live
+   * model lists are dropped (counted and logged): junk written before arms were bounded by the
+   * catalog must not become per-model state. Before any model is loaded the list is kept as given
+   * and pruned when the first model arrives.
+   */
+  load(arms: ArmState[]): { kept: number; ignored: number; deferred: number } {
     this.counts.clear();
-    for (const a of arms) this.counts.set(a.itemId, { successes: a.successes, failures: a.failures, trials: a.trials });
-    for (const v of this.views) v.reset(this.counts);
     this.version++;
+    if (this.views.length === 0) {
+      this.pending = arms;
+      return { kept: 0, ignored: 0, deferred: arms.length };
+    }
+    this.pending = null;
+    const result = this.keepKnown(arms);
+    for (const v of this.views) {
+      v.reset(this.counts);
+      v.stale();
+    }
+    return { ...result, deferred: 0 };
   }
 
-  /** Applies updates that the store has already committed. */
-  update(deltas: ArmDelta[]): void {
+  private keepKnown(arms: ArmState[]): { kept: number; ignored: number } {
+    let ignored = 0;
+    for (const a of arms) {
+      if (!this.knows(a.itemId)) {
+        ignored++;
+        continue;
+      }
+      this.counts.set(a.itemId, { successes: a.successes, failures: a.failures, trials: a.trials });
+    }
+    if (ignored > 0) this.logger?.warn({ ignored, kept: this.counts.size }, 'bandit: ignored stored arms for items no loaded model lists');
+    return { kept: this.counts.size, ignored };
+  }
+
+  /** Applies updates that the store has already committed; returns how many named unknown items (ignored). */
+  update(deltas: ArmDelta[]): number {
+    let changed = 0;
     for (const d of deltas) {
+      if (!this.knows(d.itemId)) continue;
       const c = this.counts.get(d.itemId) ?? { successes: 0, failures: 0, trials: 0 };
       c.successes += d.successes;
       c.failures += d.failures;
       c.trials += 1;
       this.counts.set(d.itemId, c);
       for (const v of this.views) v.add(d);
+      changed++;
     }
-    if (deltas.length > 0) this.version++;
+    if (changed > 0) {
+      this.version++;
+      for (const v of this.views) v.stale();
+    }
+    return deltas.length - changed;
   }
 
   /** Posterior counts of one item (0, 0 if it never had a bandit-served impression). */
   countsOf(itemId: string): Counts {
-    return this.counts.get(itemId) ?? { successes: 0, failures: 0, trials: 0 };
+    const c = this.counts.get(itemId) ?? this.pending?.find((a) => a.itemId === itemId);
+    return c ? { successes: c.successes, failures: c.failures, trials: c.trials } : { successes: 0, failures: 0, trials: 0 };
+  }
+
+  /** Number of items with counts (bounded by the live catalogs). */
+  get arms(): number {
+    return this.counts.size;
   }
 
   /** A policy over one model's catalog; the newest few stay subscribed to updates. */
   policyFor(model: Pick<Recommender, 'artifact' | 'itemIdx'>): BanditPolicy {
-    const view = new BanditPolicy(model.artifact.itemIds, (id) => model.itemIdx(id), model.artifact.popularity, this.settings, (u) => this.samplerFor(u));
-    view.reset(this.counts);
+    const view = new BanditPolicy(model.artifact.itemIds, (id) => model.itemIdx(id), model.artifact.popularity, this.settings, this);
     // current, previous (rollback target) and one being loaded; older versions no longer answer.
     this.views = [...this.views.slice(-3), view];
+    if (this.pending) {
+      const arms = this.pending;
+      this.pending = null;
+      this.keepKnown(arms);
+    }
+    view.reset(this.counts);
+    void view.ready(); // the first pool starts now
     return view;
   }
+
+  /** Stops the draw worker thread (a later draw starts a new one). */
+  close(): Promise<void> {
+    return this.worker.close();
+  }
 }
+
+/** Most bytes of tail rankings (beyond the prefix) one policy keeps per pool. */
+const TAIL_CACHE_BYTES = 8 * 1024 * 1024;
+const NO_FILTER = new Uint8Array(0);
 
 /** Thompson sampling over one model's items (in that model's index space). */
 export class BanditPolicy implements ColdStartPolicy {
@@ -164,21 +234,44 @@ export class BanditPolicy implements ColdStartPolicy {
   readonly beta0: Float64Array;
   readonly successes: Float64Array;
   readonly failures: Float64Array;
-  private readonly theta: Float32Array;
+  /** The draw pool users are answered from. */
+  readonly pool: RefreshingPool;
+  private theta: Float32Array | null = null;
+  /** Per pool: mask → vector → ranking of the allowed items beyond the vector's prefix. */
+  private tails = new Map<Uint8Array, Map<number, Ranked>>();
+  private tailBytes = 0;
 
   constructor(
     private readonly itemIds: string[],
     private readonly indexOf: (id: string) => number | undefined,
     popularity: ArrayLike<number>,
     settings: BanditSettings,
-    private readonly samplerFor: (userId: string | undefined) => BetaSampler,
+    private readonly host: PolicyHost,
   ) {
     const prior = popularityPrior(popularity, settings);
     this.alpha0 = prior.alpha;
     this.beta0 = prior.beta;
     this.successes = new Float64Array(itemIds.length);
     this.failures = new Float64Array(itemIds.length);
-    this.theta = new Float32Array(itemIds.length);
+    const poolSettings: PoolSettings = {
+      poolVectors: settings.poolVectors ?? POOL_DEFAULTS.poolVectors,
+      poolPrefix: settings.poolPrefix ?? POOL_DEFAULTS.poolPrefix,
+      poolRefreshMs: settings.poolRefreshMs ?? POOL_DEFAULTS.poolRefreshMs,
+      poolBytes: settings.poolBytes ?? POOL_DEFAULTS.poolBytes,
+    };
+    this.pool = new RefreshingPool(
+      { nItems: itemIds.length, version: () => host.version, posterior: () => this.posterior(), salt: host.salt },
+      poolSettings,
+      host.worker,
+    );
+    this.pool.onSwap = () => {
+      this.tails = new Map();
+      this.tailBytes = 0;
+    };
+  }
+
+  knows(itemId: string): boolean {
+    return this.indexOf(itemId) !== undefined;
   }
 
   reset(counts: Map<string, Counts>): void {
@@ -199,31 +292,153 @@ export class BanditPolicy implements ColdStartPolicy {
     this.failures[i] += d.failures;
   }
 
+  /** The posterior changed: the pool is recomputed as its schedule allows. */
+  stale(): void {
+    this.pool.stale();
+  }
+
+  /** Resolves once a draw pool exists (the registry waits for it before a version serves). */
+  ready(): Promise<void> {
+    return this.pool.ready();
+  }
+
+  /** Resolves once the pool reflects the current posterior (tests, simulations). */
+  settled(): Promise<void> {
+    return this.pool.settled();
+  }
+
+  private posterior(): { alpha: Float64Array; beta: Float64Array } {
+    const n = this.itemIds.length;
+    const alpha = new Float64Array(n);
+    const beta = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      alpha[i] = this.alpha0[i] + this.successes[i];
+      beta[i] = this.beta0[i] + this.failures[i];
+    }
+    return { alpha, beta };
+  }
+
   /** Posterior mean α/(α+β) of item index i. */
   mean(i: number): number {
     const a = this.alpha0[i] + this.successes[i];
     return a / (a + this.beta0[i] + this.failures[i]);
   }
 
-  /** One Thompson draw per eligible item; the k best draws, each with its draw as the score. */
-  rank(k: number, allow: Uint8Array | null, exclude: Int32Array | null, userId?: string): Ranked {
-    const n = this.itemIds.length;
-    const theta = this.theta;
-    const sampler = this.samplerFor(userId);
-    for (let i = 0; i < n; i++) {
-      theta[i] = allow !== null && allow[i] === 0 ? NaN : sampler.beta(this.alpha0[i] + this.successes[i], this.beta0[i] + this.failures[i]);
+  /**
+   * The k best draws among eligible items, each with its draw as the score. With a user: from the
+   * user's vector of the pool, O(k + skipped) (see the top of this file); without: a fresh draw of
+   * the whole catalog (simulations only — the server always names the user).
+   */
+  rank(k: number, allow: AllowedItems | Uint8Array | null, exclude: Int32Array | null, userId?: string): Ranked {
+    const mask = allow === null ? null : allow instanceof Uint8Array ? allow : allow.mask;
+    const ex = exclude && exclude.length > 1 && !ascending(exclude) ? Int32Array.from(exclude).sort() : exclude;
+    if (userId === undefined) return this.freshDraw(k, mask, ex);
+    const empty: Ranked = { items: new Int32Array(0), scores: new Float32Array(0) };
+    if (k <= 0 || (allow !== null && !(allow instanceof Uint8Array) && allow.allowedCount === 0)) return empty;
+    const pool = this.pool.now();
+    const L = pool.prefix;
+    if (L === 0) return empty;
+    const slot = fnv1a(`${pool.seed}:${userId}`) % pool.vectors;
+    const items: number[] = [];
+    const scores: number[] = [];
+    const base = slot * L;
+    for (let r = 0; r < L && items.length < k; r++) {
+      const i = pool.items[base + r];
+      if ((mask !== null && mask[i] === 0) || isExcluded(ex, i)) continue;
+      items.push(i);
+      scores.push(pool.scores[base + r]);
     }
-    const ex = exclude && exclude.length > 1 ? Int32Array.from(exclude).sort() : exclude;
-    return selectTopK(theta, 0, n, k, ex, null);
+    if (items.length < k && L < this.itemIds.length) {
+      const tail = this.tail(pool, slot, allow);
+      for (let r = 0; r < tail.items.length && items.length < k; r++) {
+        const i = tail.items[r];
+        if (isExcluded(ex, i)) continue;
+        items.push(i);
+        scores.push(tail.scores[r]);
+      }
+    }
+    return { items: Int32Array.from(items), scores: Float32Array.from(scores) };
+  }
+
+  /**
+   * The allowed items outside vector `slot`'s prefix, ranked by draws of the same posterior held
+   * below the prefix's last draw (where they would have been). O(allowed items), once per vector,
+   * filter and pool.
+   */
+  private tail(pool: DrawPool, slot: number, allow: AllowedItems | Uint8Array | null): Ranked {
+    const key = allow === null ? NO_FILTER : allow instanceof Uint8Array ? allow : allow.mask;
+    const cached = this.tails.get(key)?.get(slot);
+    if (cached) return cached;
+    const n = this.itemIds.length;
+    const L = pool.prefix;
+    const base = slot * L;
+    const inPrefix = new Set(pool.items.subarray(base, base + L));
+    const floor = pool.scores[base + L - 1];
+    let candidates: ArrayLike<number>;
+    if (allow === null) candidates = { length: n } as ArrayLike<number>;
+    else if (allow instanceof Uint8Array) candidates = allowedList(allow);
+    else candidates = allow.items;
+    const uniform = rng(fnv1a(`${pool.seed}:${slot}:tail`));
+    const sampler = new BetaSampler(uniform);
+    const order: number[] = [];
+    const draws: number[] = [];
+    for (let j = 0; j < candidates.length; j++) {
+      const i = allow === null ? j : candidates[j];
+      if (inPrefix.has(i)) continue;
+      const a = this.alpha0[i] + this.successes[i];
+      const b = this.beta0[i] + this.failures[i];
+      // θ | θ < floor by rejection; an item that keeps drawing above it is rare, give it a draw below.
+      let theta = sampler.beta(a, b);
+      for (let t = 0; t < 4 && theta >= floor; t++) theta = sampler.beta(a, b);
+      if (theta >= floor) theta = floor * uniform();
+      order.push(i);
+      draws.push(theta);
+    }
+    const idx = Array.from(order.keys()).sort((x, y) => draws[y] - draws[x] || order[x] - order[y]);
+    const ranked: Ranked = { items: Int32Array.from(idx, (x) => order[x]), scores: Float32Array.from(idx, (x) => draws[x]) };
+    const bytes = ranked.items.byteLength + ranked.scores.byteLength + (this.tails.has(key) ? 0 : key.byteLength);
+    if (this.tailBytes + bytes <= TAIL_CACHE_BYTES) {
+      let perSlot = this.tails.get(key);
+      if (!perSlot) this.tails.set(key, (perSlot = new Map()));
+      perSlot.set(slot, ranked);
+      this.tailBytes += bytes;
+    }
+    return ranked;
+  }
+
+  private freshDraw(k: number, mask: Uint8Array | null, exclude: Int32Array | null): Ranked {
+    const n = this.itemIds.length;
+    const theta = (this.theta ??= new Float32Array(n));
+    const sampler = this.host.sampler;
+    for (let i = 0; i < n; i++) {
+      theta[i] = mask !== null && mask[i] === 0 ? NaN : sampler.beta(this.alpha0[i] + this.successes[i], this.beta0[i] + this.failures[i]);
+    }
+    return selectTopK(theta, 0, n, k, exclude, null);
   }
 }
 
-/** 32-bit FNV-1a hash of a string (draw seeds). */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+function ascending(a: Int32Array): boolean {
+  for (let j = 1; j < a.length; j++) if (a[j] < a[j - 1]) return false;
+  return true;
+}
+
+/** Binary search in an ascending list. */
+function isExcluded(exclude: Int32Array | null, i: number): boolean {
+  if (exclude === null) return false;
+  let lo = 0;
+  let hi = exclude.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = exclude[mid];
+    if (v === i) return true;
+    if (v < i) lo = mid + 1;
+    else hi = mid - 1;
   }
-  return h >>> 0;
+  return false;
+}
+
+function allowedList(mask: Uint8Array): Int32Array {
+  const out: number[] = [];
+  for (let i = 0; i < mask.length; i++) if (mask[i] !== 0) out.push(i);
+  return Int32Array.from(out);
 }

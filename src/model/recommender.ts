@@ -1,11 +1,18 @@
 // The recommender: external ids ⇄ indices, filters, exclude-seen, top-k through the Scorer, and the
 // cold-start hand-off for users the model has never seen. It knows nothing about HTTP or gRPC.
 import { badData } from '../errors.js';
+import { LIMIT_DEFAULTS } from '../limits.js';
 import type { Artifact } from './artifact.js';
+import { FilterIndex, type AllowedItems, type FilterValue } from './filter-index.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { selectTopK } from './topk.js';
 
-export type FilterValue = string | number | boolean | (string | number | boolean)[];
+export type { AllowedItems, FilterValue } from './filter-index.js';
+
+export interface RecommenderOptions {
+  /** Byte budget of the filter-mask cache (config.limits.filterCacheBytes). */
+  filterCacheBytes?: number;
+}
 
 export interface RecommendRequest {
   users: string[];
@@ -32,8 +39,13 @@ export interface Recommendation {
 
 /** Answers top-k for users the model does not know. Popularity by default; the bandit replaces it. */
 export interface ColdStartPolicy {
-  /** `userId` lets a randomised policy answer one user consistently; others ignore it. */
-  rank(k: number, allow: Uint8Array | null, exclude: Int32Array | null, userId?: string): Ranked;
+  /**
+   * `userId` lets a randomised policy answer one user consistently; others ignore it. Must not do
+   * O(catalog) work per call: `allow.items` lists the allowed items for policies that need them.
+   */
+  rank(k: number, allow: AllowedItems | null, exclude: Int32Array | null, userId?: string): Ranked;
+  /** Resolves once the policy can answer without blocking (e.g. its first draw pool is computed). */
+  ready?(): Promise<void>;
 }
 
 // --- feedback hooks -----------------------------------------------------------------
@@ -55,23 +67,23 @@ export class PopularityColdStart implements ColdStartPolicy {
   constructor(private readonly popularity: Float64Array) {
     this.order = Int32Array.from(popularity.keys()).sort((a, b) => popularity[b] - popularity[a] || a - b);
   }
-  rank(k: number, allow: Uint8Array | null, exclude: Int32Array | null): Ranked {
+  rank(k: number, allow: AllowedItems | null, exclude: Int32Array | null): Ranked {
     const items: number[] = [];
     const excluded = exclude ? new Set(exclude) : null;
+    const mask = allow?.mask ?? null;
     for (let r = 0; r < this.order.length && items.length < k; r++) {
       const i = this.order[r];
-      if ((allow === null || allow[i] !== 0) && !excluded?.has(i)) items.push(i);
+      if ((mask === null || mask[i] !== 0) && !excluded?.has(i)) items.push(i);
     }
     return { items: Int32Array.from(items), scores: Float32Array.from(items, (i) => this.popularity[i]) };
   }
 }
 
-const MAX_FILTER_CACHE = 256;
-
 export class Recommender {
   private readonly userIndex: Map<string, number>;
   private readonly itemIndex: Map<string, number>;
-  private readonly filterCache = new Map<string, Uint8Array>();
+  /** Built once here (model load), null without a catalog. */
+  private readonly filters: FilterIndex | null;
   coldStart: ColdStartPolicy;
   /** Feedback loop: folded-in users, and the policy filling exploration slots. */
   users: UserStateSource | null = null;
@@ -80,10 +92,18 @@ export class Recommender {
   constructor(
     readonly artifact: Artifact,
     readonly scorer: Scorer,
+    options: RecommenderOptions = {},
   ) {
     this.userIndex = new Map(artifact.userIds.map((id, i) => [id, i]));
     this.itemIndex = new Map(artifact.itemIds.map((id, i) => [id, i]));
     this.coldStart = new PopularityColdStart(artifact.popularity);
+    this.filters = artifact.catalog ? new FilterIndex(artifact.catalog, options.filterCacheBytes ?? LIMIT_DEFAULTS.filterCacheBytes) : null;
+  }
+
+  /** Resolves once the cold-start and exploration policies can answer without blocking (the registry awaits it before a swap). */
+  async ready(): Promise<void> {
+    await this.coldStart.ready?.();
+    if (this.explorer && this.explorer !== this.coldStart) await this.explorer.ready?.();
   }
 
   get version(): string {
@@ -104,8 +124,9 @@ export class Recommender {
   }
 
   async recommend(req: RecommendRequest): Promise<Recommendation[]> {
-    const allow = req.filter ? this.allowMask(req.filter) : null;
-    const k = Math.min(req.k, this.nItems);
+    const allow = req.filter ? this.allowed(req.filter) : null;
+    // Nothing matches: every list is empty, with no ranking work at all.
+    const k = allow !== null && allow.allowedCount === 0 ? 0 : Math.min(req.k, this.nItems);
     const known: { pos: number; query: TopKQuery }[] = [];
     const out: Recommendation[] = new Array(req.users.length);
     req.users.forEach((userId, pos) => {
@@ -114,7 +135,7 @@ export class Recommender {
       const state = this.users?.get(userId);
       if (state?.scores) {
         const exclude = req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null;
-        out[pos] = this.explored(req, userId, selectTopK(state.scores(), 0, this.nItems, k, exclude, allow), allow, exclude);
+        out[pos] = this.explored(req, userId, selectTopK(state.scores(), 0, this.nItems, k, exclude, allow?.mask ?? null), allow, exclude);
         return;
       }
       if (u === undefined) {
@@ -122,10 +143,12 @@ export class Recommender {
         out[pos] = this.toRecommendation(userId, 'cold_start', this.coldStart.rank(k, allow, exclude, userId));
       } else {
         const exclude = req.excludeSeen ? (this.artifact.seen?.[u] ?? null) : null;
-        known.push({ pos, query: { user: u, k, exclude, allow } });
+        known.push({ pos, query: { user: u, k, exclude, allow: allow?.mask ?? null } });
       }
     });
-    if (known.length > 0) {
+    if (known.length > 0 && k === 0) {
+      for (const { pos } of known) out[pos] = { userId: req.users[pos], strategy: 'personalized', items: [] };
+    } else if (known.length > 0) {
       const ranked = await this.scorer.topK(known.map((x) => x.query));
       known.forEach(({ pos, query }, j) => {
         out[pos] = this.explored(req, req.users[pos], ranked[j], allow, query.exclude);
@@ -161,7 +184,7 @@ export class Recommender {
    * A personalized list, with its last `req.explore` places filled by the explorer. Those
    * items carry `exploration: true` among their fields and the explorer's score (a sampled reward rate).
    */
-  private explored(req: RecommendRequest, userId: string, ranked: Ranked, allow: Uint8Array | null, exclude: Int32Array | null): Recommendation {
+  private explored(req: RecommendRequest, userId: string, ranked: Ranked, allow: AllowedItems | null, exclude: Int32Array | null): Recommendation {
     const slots = Math.min(req.explore ?? 0, ranked.items.length);
     const rec = this.toRecommendation(userId, 'personalized', slots > 0 && this.explorer ? { items: ranked.items.slice(0, ranked.items.length - slots), scores: ranked.scores.slice(0, ranked.items.length - slots) } : ranked);
     if (slots === 0 || !this.explorer) return rec;
@@ -194,24 +217,18 @@ export class Recommender {
     return rr ? Math.min(rr[1], Math.max(rr[0], s)) : s;
   }
 
-  /** Items whose catalog fields match every filter entry (a list value matches any of its members). */
+  /**
+   * Items whose catalog fields match every filter entry (a list value matches any of its members;
+   * strings case-insensitively): from the per-model index, O(Σ matching items). See filter-index.ts.
+   */
+  allowed(filter: Record<string, FilterValue>): AllowedItems {
+    if (!this.filters) throw badData('filter: this model has no item catalog to filter on');
+    return this.filters.allowed(filter);
+  }
+
+  /** The allowed items as a mask over the catalog. */
   allowMask(filter: Record<string, FilterValue>): Uint8Array {
-    const key = JSON.stringify(filter);
-    const cached = this.filterCache.get(key);
-    if (cached) return cached;
-    const catalog = this.artifact.catalog;
-    if (!catalog) throw badData('filter: this model has no item catalog to filter on');
-    const fields = new Set(catalog.flatMap((row) => Object.keys(row)));
-    for (const f of Object.keys(filter)) {
-      if (!fields.has(f)) throw badData(`filter: unknown catalog field "${f}" (fields: ${[...fields].join(', ')})`);
-    }
-    const mask = new Uint8Array(catalog.length);
-    catalog.forEach((row, i) => {
-      mask[i] = Object.entries(filter).every(([f, want]) => matches(row[f], want)) ? 1 : 0;
-    });
-    if (this.filterCache.size >= MAX_FILTER_CACHE) this.filterCache.delete(this.filterCache.keys().next().value!);
-    this.filterCache.set(key, mask);
-    return mask;
+    return this.allowed(filter).mask;
   }
 }
 
@@ -220,10 +237,4 @@ function mergeSorted(a: Int32Array | null, b: Int32Array | null): Int32Array | n
   if (!a || a.length === 0) return b;
   if (!b || b.length === 0) return a;
   return Int32Array.from(new Set([...a, ...b])).sort();
-}
-
-function matches(value: unknown, want: FilterValue): boolean {
-  const wanted = Array.isArray(want) ? want : [want];
-  const have = Array.isArray(value) ? value : [value];
-  return have.some((h) => wanted.some((w) => String(h) === String(w)));
 }

@@ -29,6 +29,8 @@ export interface RegistryOptions {
   log?: RegistryLogger | null;
   /** How long a replaced version's scorer stays open for requests still running on it (ms). */
   graceMs?: number;
+  /** Byte budget of each version's filter-mask cache (config.limits.filterCacheBytes). */
+  filterCacheBytes?: number;
 }
 
 /** A version that could not be loaded, warmed or prepared; the previous one still serves. */
@@ -88,6 +90,7 @@ export class ModelRegistry {
   private root: string | null = null;
   private log: RegistryLogger | null = null;
   private graceMs = 5_000;
+  private filterCacheBytes: number | undefined;
   private baseDir: string | null = null;
   /** Completed swaps (loads and rollbacks) since start. */
   swaps = 0;
@@ -103,6 +106,7 @@ export class ModelRegistry {
     if (opts.root !== undefined) this.root = opts.root ? path.resolve(opts.root) : null;
     if (opts.log !== undefined) this.log = opts.log;
     if (opts.graceMs !== undefined) this.graceMs = opts.graceMs;
+    if (opts.filterCacheBytes !== undefined) this.filterCacheBytes = opts.filterCacheBytes;
   }
 
   /** The serving recommender, or null before the first load has been warmed. */
@@ -277,7 +281,7 @@ export class ModelRegistry {
     } catch (e) {
       return refuse('inference session', e);
     }
-    const rec = new Recommender(artifact, scorer);
+    const rec = new Recommender(artifact, scorer, { filterCacheBytes: this.filterCacheBytes });
     try {
       await warmUp(rec);
     } catch (e) {
@@ -286,6 +290,7 @@ export class ModelRegistry {
     }
     try {
       for (const hook of this.prepareHooks) await hook(rec);
+      await rec.ready(); // e.g. the bandit's first draw pool, so the version never serves by blocking
     } catch (e) {
       await scorer.close().catch(() => undefined);
       return refuse('prepare', e);
