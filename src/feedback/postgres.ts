@@ -83,7 +83,8 @@ export class PostgresStore implements InteractionStore {
     } catch (e) {
       await pool.end().catch(() => undefined);
       if (e instanceof StoreSchemaError) throw e;
-      throw new StoreUnavailableError(`cannot open the PostgreSQL interaction store ${store.location}: ${describe(e)}`, e);
+      const why = e instanceof StoreUnavailableError ? e.message : `cannot open the PostgreSQL interaction store ${store.location}: ${describe(e)}`;
+      throw new StoreUnavailableError(why, e);
     }
     return store;
   }
