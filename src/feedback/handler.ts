@@ -3,13 +3,14 @@
 // store them durably (503 if the store cannot take them), then update the bandit and fold the users in.
 import type { ModelParams } from '../config.js';
 import { badData, RecserveError } from '../errors.js';
+import { limitHint, type Limits } from '../limits.js';
 import type { Recommender } from '../model/recommender.js';
 import type { CallContext, FeedbackHandler, PredictionRecord } from '../protocol/dataplane.js';
-import type { Feedback, JsonValue } from '../protocol/seldon.js';
+import type { Feedback, JsonValue, SeldonMessage } from '../protocol/seldon.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ThompsonBandit } from './bandit.js';
 import { FoldInModel } from './fold-in.js';
-import { buildRows, listsFromPayloads, parseTruth } from './payloads.js';
+import { buildRows, keepCatalogItems, listsFromPayloads, parseTruth } from './payloads.js';
 import { PredictionMemory, type ShownList } from './predictions.js';
 import type { FeedbackSettings } from './settings.js';
 import { StoreUnavailableError, type ArmDelta, type InteractionStore } from './store.js';
@@ -37,11 +38,23 @@ export interface FeedbackServiceDeps {
   bandit: ThompsonBandit;
   settings: FeedbackSettings;
   params: ModelParams;
+  /** Client-controlled sizes (ids, truth, the prediction memory's byte budget). */
+  limits: Limits;
   log: Logger;
   /** Models whose fold-in state must follow feedback: the serving one and the rollback target. */
   liveModels: () => Recommender[];
   /** Counts for metrics. */
   observer?: { stored(rows: number): void; storeError(): void };
+}
+
+/** Where the shown lists of a feedback came from. */
+type ShownSource = 'memory' | 'payloads' | 'none';
+
+interface Target {
+  puid: string | null;
+  modelVersion: string;
+  lists: ShownList[];
+  source: ShownSource;
 }
 
 export class FeedbackService implements FeedbackHandler {
@@ -51,50 +64,92 @@ export class FeedbackService implements FeedbackHandler {
   private readonly noFoldInLogged = new WeakSet<Recommender>();
 
   constructor(private readonly deps: FeedbackServiceDeps) {
-    this.memory = new PredictionMemory(deps.settings.memory);
+    this.memory = new PredictionMemory({ ...deps.settings.memory, maxBytes: deps.limits.predictionMemoryBytes });
   }
 
   onPrediction(record: PredictionRecord): void {
     this.memory.remember(record);
   }
 
+  /**
+   * Everything that can refuse a feedback (parsing, limits, attribution) runs before the store write;
+   * after the commit nothing may fail the call, so a stored feedback is always acknowledged.
+   */
   async onFeedback(fb: Feedback, model: Recommender, ctx: CallContext): Promise<Record<string, JsonValue>> {
+    const { limits, settings } = this.deps;
     const reward = fb.reward ?? 0;
     const target = this.resolve(fb, model, ctx);
-    const truth = fb.truth ? parseTruth(fb.truth) : null;
-    const rows = buildRows(target.lists, truth, reward);
-    if (rows.length > this.deps.settings.maxRowsPerFeedback) {
-      throw badData(`this feedback would store ${rows.length} interactions; at most ${this.deps.settings.maxRowsPerFeedback} per feedback (RECSERVE_FEEDBACK_MAX_ROWS)`);
+    const parsedTruth = fb.truth && hasPayload(fb.truth) ? parseTruth(fb.truth, limits) : null;
+    const kept = keepCatalogItems(target.lists, parsedTruth, (id) => model.itemIdx(id) !== undefined);
+    const tags: Record<string, JsonValue> = {};
+    let truth = kept.truth;
+    let note: string | null = null;
+    if (target.lists.length === 0 && truth !== null && truth.length > 0) {
+      note = 'truth names items but the feedback names no user (no known puid, no request or response payload): stored as a reward event, nothing learned';
+      truth = null;
     }
-    // Each bandit-served row is one Bernoulli trial with a fractional outcome: α += r, β += 1 − r.
+    const rows = buildRows(kept.lists, truth, reward);
+    if (rows.length > settings.maxRowsPerFeedback) {
+      throw badData(`this feedback would store ${rows.length} interactions; at most ${settings.maxRowsPerFeedback} per feedback (limit RECSERVE_FEEDBACK_MAX_ROWS=${settings.maxRowsPerFeedback})`);
+    }
+    // Bandit-served rows (catalog items only, strategy derived by the server) are each one Bernoulli
+    // trial with a fractional outcome: α += r, β += 1 − r.
     const arms: ArmDelta[] = rows
       .filter((r) => r.servedBy === 'cold_start' || r.servedBy === 'exploration')
       .map((r) => ({ itemId: r.itemId, successes: r.reward, failures: 1 - r.reward }));
+    if (rows.length === 0) {
+      note ??=
+        target.source === 'none'
+          ? target.puid
+            ? 'no recent prediction has this puid and the feedback carries no payloads: stored as a reward event, nothing learned'
+            : 'the feedback names no prediction and no items: stored as a reward event, nothing learned'
+          : 'the feedback names no catalog items: stored as a reward event, nothing learned';
+    }
 
+    // A retry of a feedback already stored for this prediction (same reward, same truth) is acknowledged, not stored again.
+    const claim = target.source === 'memory' && target.puid ? await this.memory.claimFeedback(target.puid, fingerprint(reward, truth)) : null;
+    if (claim?.duplicate) return { feedback_interactions: 0, feedback_duplicate: true };
+    let stored = false;
     let store: InteractionStore;
     try {
-      store = await this.deps.stores.get();
-    } catch (e) {
-      this.deps.observer?.storeError();
-      throw e;
+      try {
+        store = await this.deps.stores.get();
+      } catch (e) {
+        this.deps.observer?.storeError();
+        throw e;
+      }
+      try {
+        await store.record({ puid: target.puid, modelVersion: target.modelVersion, reward, transport: ctx.transport, createdAt: Date.now() }, rows, arms);
+        stored = true;
+      } catch (e) {
+        if (e instanceof StoreUnavailableError) {
+          this.deps.observer?.storeError();
+          this.deps.log.error({ err: e.message, puid: target.puid, rows: rows.length }, 'feedback NOT stored: the interaction store refused the write');
+          throw new RecserveError('unavailable', `feedback was not stored: ${e.message}`);
+        }
+        throw e;
+      }
+    } finally {
+      claim?.settle(stored);
+    }
+
+    // Committed: from here on nothing may fail the call (the feedback is stored whatever happens).
+    tags.feedback_interactions = rows.length;
+    if (kept.ignored > 0) tags.feedback_ignored_items = kept.ignored;
+    if (target.source === 'none' && target.puid) tags.feedback_puid_found = false;
+    if (note !== null) {
+      tags.feedback_learned = false;
+      tags.feedback_note = note;
     }
     try {
-      await store.record({ puid: target.puid, modelVersion: target.modelVersion, reward, transport: ctx.transport, createdAt: Date.now() }, rows, arms);
+      this.deps.observer?.stored(rows.length);
+      this.deps.bandit.update(arms);
+      const users = [...new Set(rows.map((r) => r.userId))];
+      const folded = users.length > 0 ? await this.foldIn(users, store) : [];
+      if (folded.length > 0) tags.folded_in_users = folded;
     } catch (e) {
-      if (e instanceof StoreUnavailableError) {
-        this.deps.observer?.storeError();
-        this.deps.log.error({ err: e.message, puid: target.puid, rows: rows.length }, 'feedback NOT stored: the interaction store refused the write');
-        throw new RecserveError('unavailable', `feedback was not stored: ${e.message}`);
-      }
-      throw e;
+      this.deps.log.warn({ err: (e as Error).message, puid: target.puid }, 'learning from a stored feedback failed; it is stored and retraining will use it');
     }
-    // Committed: from here on nothing may fail the call (the feedback is stored whatever happens).
-    this.deps.observer?.stored(rows.length);
-    this.deps.bandit.update(arms);
-    const users = [...new Set(rows.map((r) => r.userId))];
-    const folded = await this.foldIn(users, store);
-    const tags: Record<string, JsonValue> = { feedback_interactions: rows.length };
-    if (folded.length > 0) tags.folded_in_users = folded;
     return tags;
   }
 
@@ -155,23 +210,34 @@ export class FeedbackService implements FeedbackHandler {
     return folded;
   }
 
-  private resolve(fb: Feedback, model: Recommender, ctx: CallContext): { puid: string | null; modelVersion: string; lists: ShownList[] } {
-    const puid = fb.response?.meta?.puid || fb.request?.meta?.puid || null;
-    for (const p of [puid, ctx.puid]) {
+  /** What was shown: the server's own memory when it has the puid (the client's payloads are then ignored), else the payloads. */
+  private resolve(fb: Feedback, model: Recommender, ctx: CallContext): Target {
+    const { limits } = this.deps;
+    const claimed = fb.response?.meta?.puid || fb.request?.meta?.puid || null;
+    for (const [p, where] of [
+      [claimed, 'the feedback puid'],
+      [ctx.puid, 'the Seldon-Puid header'],
+    ] as const) {
+      if (p && p.length > limits.maxIdLength) throw badData(`${where} is ${p.length} characters; at most ${limits.maxIdLength}${limitHint(limits, 'maxIdLength')}`);
       const m = p ? this.memory.get(p) : undefined;
-      if (m) return { puid: m.puid, modelVersion: m.modelVersion, lists: m.lists };
+      if (m) return { puid: m.puid, modelVersion: m.modelVersion, lists: m.lists, source: 'memory' };
     }
-    const lists = listsFromPayloads(fb.request, fb.response, model, this.deps.params);
+    const puid = claimed ?? ctx.puid ?? null;
+    const lists = listsFromPayloads(fb.request, fb.response, model, this.deps.params, limits, this.deps.settings.maxRowsPerFeedback);
     if (lists) {
       const v = fb.response?.meta?.tags?.model_version;
-      return { puid: puid ?? ctx.puid ?? null, modelVersion: typeof v === 'string' ? v : model.version, lists };
+      return { puid, modelVersion: typeof v === 'string' && v.length > 0 && v.length <= limits.maxIdLength ? v : model.version, lists, source: 'payloads' };
     }
-    if (puid) {
-      const { capacity, ttlMs } = this.memory.options;
-      throw badData(
-        `unknown puid "${puid}": no recent prediction has it (the server remembers the last ${capacity} predictions for ${Math.round(ttlMs / 1000)} s); send the request and response payloads instead`,
-      );
-    }
-    throw badData('feedback must name a prediction: send response.meta.puid of a prediction, or its request (and response) payloads');
+    // Nothing says what was shown: a reward event (a router's or a client's outcome report), stored, learnt from by nothing.
+    return { puid, modelVersion: model.version, lists: [], source: 'none' };
   }
+}
+
+function hasPayload(m: SeldonMessage): boolean {
+  return m.data !== undefined || m.jsonData !== undefined || m.strData !== undefined || m.binData !== undefined;
+}
+
+/** Identifies what a feedback about a remembered prediction says: its reward and its (catalog) truth. */
+function fingerprint(reward: number, truth: string[] | null): string {
+  return `${reward}|${truth === null ? '*' : [...new Set(truth)].sort().join('\u0000')}`;
 }

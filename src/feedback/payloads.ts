@@ -1,7 +1,11 @@
 // Feedback payloads → what was shown and what was chosen → interaction rows. Pure functions: the
-// handler decides where the shown lists come from (the prediction memory, else these payloads).
+// handler decides where the shown lists come from (the prediction memory, else these payloads) and
+// which items count (the catalog's). What a client claims about how a list was made (`strategy`,
+// `cold_start_users`, `exploration`) is never read: the strategy follows from whether the model knows
+// the user, so a client cannot make its claims look like bandit impressions.
 import type { ModelParams } from '../config.js';
 import { badData, RecserveError } from '../errors.js';
+import { limitHint, type Limits } from '../limits.js';
 import type { Recommender } from '../model/recommender.js';
 import { decodePredict } from '../protocol/codec.js';
 import type { JsonValue, SeldonMessage } from '../protocol/seldon.js';
@@ -15,12 +19,20 @@ const USER_COLUMNS = ['user_id', 'user', 'users', 'uid'];
  * The lists a prediction showed, read from the feedback's request and response payloads (for
  * feedback about a prediction this server no longer remembers). Null when neither names a user.
  */
-export function listsFromPayloads(request: SeldonMessage | undefined, response: SeldonMessage | undefined, model: Recommender, params: ModelParams): ShownList[] | null {
-  const strategyOf = (u: string): ShownList['strategy'] => (model.userIdx(u) === undefined ? 'cold_start' : 'personalized');
+export function listsFromPayloads(
+  request: SeldonMessage | undefined,
+  response: SeldonMessage | undefined,
+  model: Recommender,
+  params: ModelParams,
+  limits: Limits,
+  maxRows: number,
+): ShownList[] | null {
+  // What the server would have done for this user: a folded-in user is ranked personally too.
+  const strategyOf = (u: string): ShownList['strategy'] => (model.userIdx(u) !== undefined || model.users?.get(u)?.scores ? 'personalized' : 'cold_start');
   let requested: ReturnType<typeof decodePredict>['input'] | null = null;
   if (request && hasPayload(request)) {
     try {
-      requested = decodePredict(request, params).input;
+      requested = decodePredict(request, params, limits).input;
     } catch (e) {
       if (e instanceof RecserveError) throw badData(`feedback request: ${e.message}`);
       throw e;
@@ -31,7 +43,7 @@ export function listsFromPayloads(request: SeldonMessage | undefined, response: 
     for (const [u, i] of requested.pairs) byUser.set(u, [...(byUser.get(u) ?? []), i]);
     return [...byUser].map(([userId, items]) => ({ userId, strategy: 'pairs' as const, items, explored: null }));
   }
-  const shown = response && hasPayload(response) ? shownInResponse(response, requested?.op === 'recommend' ? requested.request.users : null, strategyOf) : null;
+  const shown = response && hasPayload(response) ? shownInResponse(response, requested?.op === 'recommend' ? requested.request.users : null, strategyOf, limits, maxRows) : null;
   if (shown) return shown;
   if (requested?.op === 'recommend') {
     // No response payload: only `truth` can say which items the feedback is about.
@@ -44,13 +56,13 @@ function hasPayload(m: SeldonMessage): boolean {
   return m.data !== undefined || m.jsonData !== undefined || m.strData !== undefined || m.binData !== undefined;
 }
 
-function shownInResponse(res: SeldonMessage, users: string[] | null, strategyOf: (u: string) => ShownList['strategy']): ShownList[] | null {
-  if (res.jsonData !== undefined) return fromResultJson(res.jsonData, strategyOf);
-  if (res.strData !== undefined) return fromResultJson(parseText(res.strData, 'feedback response strData'), strategyOf);
-  if (res.binData !== undefined) return fromResultJson(parseText(Buffer.from(res.binData, 'base64').toString('utf8'), 'feedback response binData'), strategyOf);
+function shownInResponse(res: SeldonMessage, users: string[] | null, strategyOf: (u: string) => ShownList['strategy'], limits: Limits, maxRows: number): ShownList[] | null {
+  if (res.jsonData !== undefined) return fromResultJson(res.jsonData, strategyOf, limits, maxRows);
+  if (res.strData !== undefined) return fromResultJson(parseText(res.strData, 'feedback response strData'), strategyOf, limits, maxRows);
+  if (res.binData !== undefined) return fromResultJson(parseText(Buffer.from(res.binData, 'base64').toString('utf8'), 'feedback response binData'), strategyOf, limits, maxRows);
   const data = res.data;
   if (!data) return null;
-  const rows = tableRows(data, 'feedback response');
+  const rows = tableRows(data, 'feedback response', maxRows, 'shown items', MAX_ROWS_HINT);
   const names = (data.names ?? []).map((n) => n.toLowerCase());
   const ic = names.findIndex((n) => ITEM_COLUMNS.includes(n));
   if (ic < 0) {
@@ -58,19 +70,18 @@ function shownInResponse(res: SeldonMessage, users: string[] | null, strategyOf:
     throw badData('feedback response: data needs an item_id column (the long form a recommendation answer has)');
   }
   const uc = names.findIndex((n) => USER_COLUMNS.includes(n));
-  const cold = new Set(((res.meta?.tags?.cold_start_users as JsonValue[] | undefined) ?? []).map(String));
   const lists = new Map<string, ShownList>();
   rows.forEach((row, r) => {
-    const userId = uc >= 0 ? idOf(row[uc], `feedback response row ${r}`) : users?.length === 1 ? users[0] : null;
+    const userId = uc >= 0 ? idOf(row[uc], `feedback response row ${r}`, limits) : users?.length === 1 ? users[0] : null;
     if (userId === null) throw badData('feedback response: the table has no user_id column and the request does not name exactly one user');
-    const l = lists.get(userId) ?? { userId, strategy: cold.has(userId) ? 'cold_start' : strategyOf(userId), items: [], explored: null };
-    l.items.push(idOf(row[ic], `feedback response row ${r}`));
+    const l = lists.get(userId) ?? { userId, strategy: strategyOf(userId), items: [], explored: null };
+    l.items.push(idOf(row[ic], `feedback response row ${r}`, limits));
     lists.set(userId, l);
   });
   return [...lists.values()];
 }
 
-function fromResultJson(json: JsonValue, strategyOf: (u: string) => ShownList['strategy']): ShownList[] | null {
+function fromResultJson(json: JsonValue, strategyOf: (u: string) => ShownList['strategy'], limits: Limits, maxRows: number): ShownList[] | null {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw badData('feedback response: jsonData must be a recommendation answer {recommendations: [...]}');
   const recs = (json as { recommendations?: JsonValue }).recommendations;
   if (recs === undefined) {
@@ -78,69 +89,111 @@ function fromResultJson(json: JsonValue, strategyOf: (u: string) => ShownList['s
     throw badData('feedback response: jsonData has no recommendations');
   }
   if (!Array.isArray(recs)) throw badData('feedback response: jsonData.recommendations must be a list');
+  let total = 0;
   return recs.map((rec, r) => {
-    const o = rec as { user_id?: JsonValue; strategy?: JsonValue; items?: JsonValue };
+    const o = rec as { user_id?: JsonValue; items?: JsonValue };
     if (typeof o !== 'object' || o === null || !Array.isArray(o.items)) throw badData(`feedback response: recommendations/${r} needs user_id and items`);
-    const userId = idOf(o.user_id ?? null, `feedback response: recommendations/${r}/user_id`);
-    let explored: Set<string> | null = null;
-    const items = o.items.map((it, j) => {
-      const item = it as { item_id?: JsonValue; exploration?: JsonValue };
-      const id = idOf(typeof it === 'object' && it !== null ? (item.item_id ?? null) : it, `feedback response: recommendations/${r}/items/${j}`);
-      if (item?.exploration === true) (explored ??= new Set()).add(id);
-      return id;
-    });
-    const strategy = o.strategy === 'cold_start' || o.strategy === 'personalized' ? o.strategy : strategyOf(userId);
-    return { userId, strategy, items, explored };
+    total += o.items.length;
+    if (total > maxRows) throw badData(`feedback response: more than ${maxRows} items shown in all${MAX_ROWS_HINT(maxRows)}`);
+    const userId = idOf(o.user_id ?? null, `feedback response: recommendations/${r}/user_id`, limits);
+    const items = o.items.map((it, j) =>
+      idOf(typeof it === 'object' && it !== null && !Array.isArray(it) ? ((it as { item_id?: JsonValue }).item_id ?? null) : it, `feedback response: recommendations/${r}/items/${j}`, limits),
+    );
+    return { userId, strategy: strategyOf(userId), items, explored: null };
   });
 }
 
 /**
  * Item ids named by `truth`: a table (an item_id column, or one column of ids), a tensor of ids,
  * jsonData as a list of ids, {item_id}, {item_ids: [...]}, {items: [...]} or a recommendation answer,
- * or strData as JSON or comma-separated ids.
+ * or strData as JSON or comma-separated ids. At most limits.maxTruthItems ids, counted before they are read.
  */
-export function parseTruth(truth: SeldonMessage): string[] {
-  if (truth.jsonData !== undefined) return idsFromJson(truth.jsonData, 'truth.jsonData');
+export function parseTruth(truth: SeldonMessage, limits: Limits): string[] {
+  const max = limits.maxTruthItems;
+  const tooMany = (n: number) => badData(`truth names ${n > max ? `more than ${max}` : n} items; at most ${max}${limitHint(limits, 'maxTruthItems')}`);
+  if (truth.jsonData !== undefined) return idsFromJson(truth.jsonData, 'truth.jsonData', limits, { left: max, tooMany });
   if (truth.strData !== undefined) {
     const t = truth.strData.trim();
-    if (t.startsWith('[') || t.startsWith('{') || t.startsWith('"')) return idsFromJson(parseText(t, 'truth.strData'), 'truth.strData');
-    return t.length === 0 ? [] : t.split(',').map((s, j) => idOf(s.trim(), `truth.strData/${j}`));
+    if (t.startsWith('[') || t.startsWith('{') || t.startsWith('"')) return idsFromJson(parseText(t, 'truth.strData'), 'truth.strData', limits, { left: max, tooMany });
+    if (t.length === 0) return [];
+    let commas = 0;
+    for (let i = t.indexOf(','); i >= 0 && commas < max; i = t.indexOf(',', i + 1)) commas++;
+    if (commas >= max) throw tooMany(max + 1);
+    return t.split(',').map((s, j) => idOf(s.trim(), `truth.strData/${j}`, limits));
   }
-  if (truth.binData !== undefined) return parseTruth({ strData: Buffer.from(truth.binData, 'base64').toString('utf8') });
+  if (truth.binData !== undefined) {
+    if (truth.binData.length > 4 * Math.ceil(((limits.maxIdLength + 1) * max) / 3) + 4) throw tooMany(max + 1);
+    return parseTruth({ strData: Buffer.from(truth.binData, 'base64').toString('utf8') }, limits);
+  }
   if (truth.data !== undefined) {
-    const rows = tableRows(truth.data, 'truth');
+    const rows = tableRows(truth.data, 'truth', max, 'truth rows', () => limitHint(limits, 'maxTruthItems'));
     const names = (truth.data.names ?? []).map((n) => n.toLowerCase());
     let col = names.findIndex((n) => ITEM_COLUMNS.includes(n));
     if (col < 0) {
       if (rows.some((r) => r.length !== 1)) throw badData('truth: a table with several columns needs an item_id column name');
       col = 0;
     }
-    return rows.map((row, r) => idOf(row[col], `truth row ${r}`));
+    return rows.map((row, r) => idOf(row[col], `truth row ${r}`, limits));
   }
   throw badData('truth carries no payload; name the chosen items in data, jsonData or strData');
 }
 
-function idsFromJson(v: JsonValue, where: string): string[] {
-  if (Array.isArray(v)) return v.map((x, j) => (typeof x === 'object' && x !== null && !Array.isArray(x) ? idOf((x as { item_id?: JsonValue }).item_id ?? null, `${where}/${j}/item_id`) : idOf(x, `${where}/${j}`)));
-  if (typeof v === 'object' && v !== null) {
-    const o = v as Record<string, JsonValue>;
-    if (o.item_id !== undefined) return [idOf(o.item_id, `${where}/item_id`)];
-    if (o.item_ids !== undefined) return idsFromJson(o.item_ids, `${where}/item_ids`);
-    if (o.items !== undefined) return idsFromJson(o.items, `${where}/items`);
-    if (Array.isArray(o.recommendations)) return o.recommendations.flatMap((r, j) => idsFromJson((r as { items?: JsonValue })?.items ?? [], `${where}/recommendations/${j}/items`));
-    throw badData(`${where}: name the chosen items as a list, {item_id}, {item_ids: [...]} or {items: [...]}`);
-  }
-  return [idOf(v, where)];
+interface TruthBudget {
+  left: number;
+  tooMany: (n: number) => Error;
 }
 
-function tableRows(data: NonNullable<SeldonMessage['data']>, where: string): JsonValue[][] {
+function idsFromJson(v: JsonValue, where: string, limits: Limits, budget: TruthBudget): string[] {
+  const take = (n: number) => {
+    if (n > budget.left) throw budget.tooMany(limits.maxTruthItems + 1);
+    budget.left -= n;
+  };
+  if (Array.isArray(v)) {
+    take(v.length);
+    return v.map((x, j) => (typeof x === 'object' && x !== null && !Array.isArray(x) ? idOf((x as { item_id?: JsonValue }).item_id ?? null, `${where}/${j}/item_id`, limits) : idOf(x, `${where}/${j}`, limits)));
+  }
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, JsonValue>;
+    if (o.item_id !== undefined) {
+      take(1);
+      return [idOf(o.item_id, `${where}/item_id`, limits)];
+    }
+    if (o.item_ids !== undefined) return idsFromJson(o.item_ids, `${where}/item_ids`, limits, budget);
+    if (o.items !== undefined) return idsFromJson(o.items, `${where}/items`, limits, budget);
+    if (Array.isArray(o.recommendations)) {
+      return o.recommendations.flatMap((r, j) => {
+        const items = (r as { items?: JsonValue })?.items ?? [];
+        // One level only: a recommendation's items are ids or {item_id}, never further recommendations.
+        if (!Array.isArray(items)) throw badData(`${where}/recommendations/${j}/items must be a list`);
+        return idsFromJson(items, `${where}/recommendations/${j}/items`, limits, budget);
+      });
+    }
+    throw badData(`${where}: name the chosen items as a list, {item_id}, {item_ids: [...]} or {items: [...]}`);
+  }
+  take(1);
+  return [idOf(v, where, limits)];
+}
+
+/** RECSERVE_FEEDBACK_MAX_ROWS bounds what a feedback may say was shown. */
+const MAX_ROWS_HINT = (max: number) => ` (limit RECSERVE_FEEDBACK_MAX_ROWS=${max})`;
+
+/** Rows of a table payload, refused above maxRows before any row is built. */
+function tableRows(data: NonNullable<SeldonMessage['data']>, where: string, maxRows: number, what: string, hint: (max: number) => string): JsonValue[][] {
   if (data.tensor) {
     const { shape, values } = data.tensor;
+    if (!Array.isArray(shape) || !Array.isArray(values) || shape.length === 0 || shape.length > 2 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+      throw badData(`${where}: a tensor of ids needs shape [n] or [n, columns], got ${short(shape)}`);
+    }
     const cols = shape.length === 2 ? shape[1] : 1;
-    if (values.length !== shape.reduce((a, b) => a * b, 1)) throw badData(`${where}: tensor holds ${values.length} values but shape ${JSON.stringify(shape)}`);
-    return Array.from({ length: values.length / Math.max(1, cols) }, (_, r) => values.slice(r * cols, (r + 1) * cols));
+    if (values.length !== shape[0] * cols) throw badData(`${where}: tensor holds ${values.length} values but shape ${short(shape)}`);
+    const n = values.length / Math.max(1, cols);
+    if (n > maxRows) throw badData(`${where}: ${n} ${what}; at most ${maxRows}${hint(maxRows)}`);
+    return Array.from({ length: n }, (_, r) => values.slice(r * cols, (r + 1) * cols));
   }
-  if (data.ndarray) return data.ndarray.map((row) => (Array.isArray(row) ? row : [row]));
+  if (data.ndarray) {
+    if (data.ndarray.length > maxRows) throw badData(`${where}: ${data.ndarray.length} ${what}; at most ${maxRows}${hint(maxRows)}`);
+    return data.ndarray.map((row) => (Array.isArray(row) ? row : [row]));
+  }
   throw badData(`${where}: data needs ndarray or tensor`);
 }
 
@@ -148,21 +201,54 @@ function parseText(text: string, where: string): JsonValue {
   try {
     return JSON.parse(text) as JsonValue;
   } catch (e) {
-    throw badData(`${where} is not valid JSON: ${(e as Error).message}`);
+    throw badData(`${where} is not valid JSON: ${short((e as Error).message)}`);
   }
 }
 
-function idOf(v: JsonValue, at: string): string {
-  if (typeof v === 'string' && v.length > 0 && v.length <= 256) return v;
+/** Client input quoted in an error: its JSON text, at most ~200 characters. */
+function short(v: unknown): string {
+  let text: string;
+  try {
+    text = typeof v === 'string' ? JSON.stringify(v.slice(0, 201)) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    text = typeof v; // too deep or cyclic to print
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+function idOf(v: JsonValue, at: string, limits: Limits): string {
+  if (typeof v === 'string' && v.length > 0 && v.length <= limits.maxIdLength) return v;
   if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
-  throw badData(`${at}: an id must be a non-empty string (at most 256 characters) or a whole number, got ${JSON.stringify(v)}`);
+  if (typeof v === 'string' && v.length > limits.maxIdLength) {
+    throw badData(`${at}: an id is at most ${limits.maxIdLength} characters, got ${v.length}: ${short(v)}${limitHint(limits, 'maxIdLength')}`);
+  }
+  throw badData(`${at}: an id must be a non-empty string (at most ${limits.maxIdLength} characters) or a whole number, got ${short(v)}`);
+}
+
+/**
+ * Keeps only catalog items (model.itemIdx known): the shown lists lose the others, and truth items that
+ * are not in the catalog are dropped whether shown or not. Returns what was dropped, counted, so the
+ * answer can say so. Nothing outside the catalog may become a bandit arm, an interaction or a retrained item.
+ */
+export function keepCatalogItems(lists: ShownList[], truth: string[] | null, inCatalog: (itemId: string) => boolean): { lists: ShownList[]; truth: string[] | null; ignored: number } {
+  let ignored = 0;
+  const keep = (items: string[]) => {
+    const kept = items.filter(inCatalog);
+    ignored += items.length - kept.length;
+    return kept;
+  };
+  const kept = lists.map((l) => {
+    const items = keep(l.items);
+    return items.length === l.items.length ? l : { ...l, items };
+  });
+  return { lists: kept, truth: truth === null ? null : keep(truth), ignored };
 }
 
 /**
  * Interaction rows of one feedback. Without truth, the reward belongs to every shown item (`list`).
  * With truth, the named items get the reward (`chosen`) and the other shown items 0 (`skipped`); a
  * chosen item that was not shown is kept (`not_shown`) when the prediction had one user, and refused
- * when it had several (whose choice was it?).
+ * when it had several (whose choice was it?). No rows (nothing shown, no truth) is a reward-only feedback.
  */
 export function buildRows(lists: ShownList[], truth: string[] | null, reward: number): NewInteraction[] {
   const rows: NewInteraction[] = [];
@@ -170,7 +256,6 @@ export function buildRows(lists: ShownList[], truth: string[] | null, reward: nu
     l.explored?.has(item) ? 'exploration' : l.strategy === 'cold_start' ? 'cold_start' : l.strategy === 'pairs' ? 'pairs' : 'personalized';
   if (truth === null) {
     for (const l of lists) for (const item of new Set(l.items)) rows.push({ userId: l.userId, itemId: item, reward, kind: 'list', servedBy: servedBy(l, item) });
-    if (rows.length === 0) throw badData('feedback names no items: the prediction showed none; name the chosen items in truth');
     return rows;
   }
   const chosen = new Set(truth);
@@ -185,10 +270,10 @@ export function buildRows(lists: ShownList[], truth: string[] | null, reward: nu
   const unplaced = [...chosen].filter((i) => !placed.has(i));
   if (unplaced.length > 0) {
     if (lists.length !== 1) {
-      throw badData(`truth names ${unplaced.map((i) => `"${i}"`).join(', ')}, not shown to any of the ${lists.length} users of that prediction; send feedback per user`);
+      const named = unplaced.slice(0, 5).map((i) => short(i)).join(', ');
+      throw badData(`truth names ${named}${unplaced.length > 5 ? ` and ${unplaced.length - 5} more` : ''}, not shown to any of the ${lists.length} users of that prediction; send feedback per user`);
     }
     for (const item of unplaced) rows.push({ userId: lists[0].userId, itemId: item, reward, kind: 'chosen', servedBy: 'not_shown' });
   }
-  if (rows.length === 0) throw badData('feedback names no items: the prediction showed none and truth is empty');
   return rows;
 }

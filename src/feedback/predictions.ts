@@ -1,6 +1,9 @@
-// Recent predictions by puid, so feedback may carry only `response.meta.puid` and a reward. Bounded
-// by count (oldest dropped first) and by age; only what feedback needs is kept: per user, the items
-// shown, the strategy that chose them and which of them filled exploration slots.
+// Recent predictions by puid, so feedback may carry only `response.meta.puid` and a reward, and so what
+// was shown comes from the server's own record rather than the client's claim. Bounded by count, by
+// age and by (estimated) bytes, oldest dropped first. Only what feedback needs is kept: per user, the
+// items shown, the strategy that chose them and which of them filled exploration slots; each entry is
+// packed into one string, since a 1,000-pair prediction kept as arrays of small strings costs ~80 KB.
+import { LIMIT_DEFAULTS } from '../limits.js';
 import type { PredictionRecord } from '../protocol/dataplane.js';
 
 export interface ShownList {
@@ -23,9 +26,22 @@ export interface PredictionMemoryOptions {
   capacity: number;
   /** Oldest a prediction may be and still take feedback by puid alone (ms). */
   ttlMs: number;
+  /** Most bytes (estimated) all remembered predictions may hold together: RECSERVE_PREDICTION_MEMORY_BYTES. */
+  maxBytes: number;
 }
 
-export const PREDICTION_MEMORY_DEFAULTS: PredictionMemoryOptions = { capacity: 50_000, ttlMs: 24 * 3600_000 };
+export const PREDICTION_MEMORY_DEFAULTS: PredictionMemoryOptions = { capacity: 50_000, ttlMs: 24 * 3600_000, maxBytes: LIMIT_DEFAULTS.predictionMemoryBytes };
+
+/**
+ * Fixed cost of one entry besides its strings: the Map slot, the entry object and the string headers.
+ * Strings are counted at 2 bytes a character (V8 keeps non-Latin-1 text as UTF-16), so the estimate is
+ * an upper bound for ASCII ids.
+ */
+const ENTRY_OVERHEAD_BYTES = 200;
+/** Cost of one remembered feedback fingerprint besides its text (Map slot, promise). */
+const FINGERPRINT_OVERHEAD_BYTES = 120;
+/** Distinct feedbacks per prediction remembered for de-duplication (oldest forgotten first). */
+const MAX_FINGERPRINTS_PER_PREDICTION = 16;
 
 /** What a prediction showed, per user. */
 export function shownLists(record: Pick<PredictionRecord, 'input' | 'output'>): ShownList[] {
@@ -49,9 +65,41 @@ export function shownLists(record: Pick<PredictionRecord, 'input' | 'output'>): 
   return [...byUser].map(([userId, items]) => ({ userId, strategy: 'pairs' as const, items, explored: null }));
 }
 
+const STRATEGY_CODE = { cold_start: 'c', personalized: 'p', pairs: 'x' } as const;
+const CODE_STRATEGY: Record<string, ShownList['strategy']> = { c: 'cold_start', p: 'personalized', x: 'pairs' };
+type PackedList = [userId: string, strategy: string, items: string[], explored: string[] | 0];
+
+/** One JSON string per prediction: a single heap object however many items it showed. */
+export function packLists(lists: ShownList[]): string {
+  return JSON.stringify(lists.map((l): PackedList => [l.userId, STRATEGY_CODE[l.strategy], l.items, l.explored ? [...l.explored] : 0]));
+}
+
+export function unpackLists(packed: string): ShownList[] {
+  return (JSON.parse(packed) as PackedList[]).map(([userId, s, items, explored]) => ({
+    userId,
+    strategy: CODE_STRATEGY[s],
+    items,
+    explored: explored ? new Set(explored) : null,
+  }));
+}
+
+interface Entry {
+  puid: string;
+  modelVersion: string;
+  at: number;
+  packed: string;
+  bytes: number;
+  /** Feedback about this prediction by fingerprint: settles true once stored, false if it was not. */
+  feedback: Map<string, Promise<boolean>> | null;
+}
+
+/** The outcome of claiming a feedback fingerprint: a duplicate, or the right to store it (then settle). */
+export type FeedbackClaim = { duplicate: true } | { duplicate: false; settle(stored: boolean): void };
+
 export class PredictionMemory {
   readonly options: PredictionMemoryOptions;
-  private readonly entries = new Map<string, RememberedPrediction>();
+  private readonly entries = new Map<string, Entry>();
+  private totalBytes = 0;
 
   constructor(options: Partial<PredictionMemoryOptions> = {}, private readonly now: () => number = Date.now) {
     this.options = { ...PREDICTION_MEMORY_DEFAULTS, ...options };
@@ -61,21 +109,94 @@ export class PredictionMemory {
     return this.entries.size;
   }
 
+  /** Estimated bytes held (never above options.maxBytes). */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
   remember(record: PredictionRecord): void {
     if (this.options.capacity <= 0) return;
-    const entry: RememberedPrediction = { puid: record.puid, modelVersion: record.modelVersion, at: this.now(), lists: shownLists(record) };
-    this.entries.delete(record.puid); // a reused puid moves to the newest end
-    this.entries.set(record.puid, entry);
-    while (this.entries.size > this.options.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.forget(record.puid); // a reused puid moves to the newest end
+    const packed = packLists(shownLists(record));
+    const bytes = ENTRY_OVERHEAD_BYTES + 2 * (record.puid.length + record.modelVersion.length + packed.length);
+    if (bytes > this.options.maxBytes) return; // larger than the whole budget: feedback must carry its payloads
+    const at = this.now();
+    this.entries.set(record.puid, { puid: record.puid, modelVersion: record.modelVersion, at, packed, bytes, feedback: null });
+    this.totalBytes += bytes;
+    this.evict(at);
   }
 
   get(puid: string): RememberedPrediction | undefined {
+    const e = this.live(puid);
+    return e && { puid: e.puid, modelVersion: e.modelVersion, at: e.at, lists: unpackLists(e.packed) };
+  }
+
+  /**
+   * Claims a feedback about a remembered prediction, named by a fingerprint of what it says (reward,
+   * truth). An identical feedback already stored makes this one a duplicate; one still being stored
+   * is waited for (so two concurrent retries store once). Unknown puids are never duplicates.
+   */
+  async claimFeedback(puid: string, fingerprint: string): Promise<FeedbackClaim> {
+    const e = this.live(puid);
+    if (!e) return { duplicate: false, settle: () => undefined };
+    for (let prior = e.feedback?.get(fingerprint); prior; prior = e.feedback?.get(fingerprint)) {
+      if (await prior) return { duplicate: true };
+      // That attempt was not stored (and removed itself): this one may try, unless another got there first.
+    }
+    let settle!: (stored: boolean) => void;
+    const pending = new Promise<boolean>((resolve) => (settle = resolve));
+    const map = (e.feedback ??= new Map());
+    if (map.size >= MAX_FINGERPRINTS_PER_PREDICTION) {
+      const oldest = map.keys().next().value!;
+      map.delete(oldest);
+      this.grow(e, -(FINGERPRINT_OVERHEAD_BYTES + 2 * oldest.length));
+    }
+    map.set(fingerprint, pending);
+    this.grow(e, FINGERPRINT_OVERHEAD_BYTES + 2 * fingerprint.length);
+    return {
+      duplicate: false,
+      settle: (stored) => {
+        if (!stored && map.get(fingerprint) === pending) {
+          map.delete(fingerprint);
+          this.grow(e, -(FINGERPRINT_OVERHEAD_BYTES + 2 * fingerprint.length));
+        }
+        settle(stored);
+      },
+    };
+  }
+
+  private live(puid: string): Entry | undefined {
     const e = this.entries.get(puid);
     if (!e) return undefined;
     if (this.now() - e.at > this.options.ttlMs) {
-      this.entries.delete(puid);
+      this.forget(puid);
       return undefined;
     }
     return e;
+  }
+
+  private forget(puid: string): void {
+    const e = this.entries.get(puid);
+    if (!e) return;
+    this.entries.delete(puid);
+    this.totalBytes -= e.bytes;
+  }
+
+  /** Entry sizes change after insertion (fingerprints); only a still-remembered entry counts. */
+  private grow(e: Entry, delta: number): void {
+    e.bytes += delta;
+    if (this.entries.get(e.puid) === e) {
+      this.totalBytes += delta;
+      if (delta > 0) this.evict(this.now());
+    }
+  }
+
+  /** Drops from the oldest end: expired entries, then whatever exceeds the count or the byte budget. */
+  private evict(now: number): void {
+    for (const e of this.entries.values()) {
+      const over = this.entries.size > this.options.capacity || this.totalBytes > this.options.maxBytes || now - e.at > this.options.ttlMs;
+      if (!over) break;
+      this.forget(e.puid);
+    }
   }
 }

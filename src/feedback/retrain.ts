@@ -6,12 +6,21 @@
 //            (a self-distillation that keeps the old model's knowledge); plus the stored feedback rows
 //            (reward r → rating lo + r·(hi − lo); `skipped` rows are left out), latest per (user, item),
 //            overriding base rows for the same pair.
+//            Feedback rows for items no catalog lists (neither the current model nor the base log) are
+//            dropped first: a retrain never turns a client's invented id into a catalog item.
 //   holdout  the newest `holdoutFraction` of the feedback rows (a temporal split; their pairs are also
-//            removed from the base rows, so nothing about them leaks into training).
+//            removed from the base rows, so nothing about them leaks into training), plus a seeded
+//            sample of base rows (as many as the feedback holdout, at least `minHoldout`, at most
+//            `holdoutFraction` of the base), also left out of training.
 //   train    ALS (src/train/als.ts) on the rest, with the current model's rank and rating range.
-//   gate     both models score the holdout through the Recommender (pair scores; a pair either model
-//            does not know gets the training mean): publish when RMSE_candidate ≤ RMSE_current·(1 + tol).
-//            Fewer than `minHoldout` held-out rows: nothing is published (not enough evidence).
+//   gate     both models score both holdouts through the Recommender (pair scores; a pair either model
+//            does not know gets the training mean). Publish only when (1) on the feedback holdout
+//            RMSE_candidate ≤ RMSE_current·(1 + tol), and (2) on the base holdout the candidate is within
+//            `baseTolerance` of the same training without any feedback (the reference; the current model
+//            trained on those very rows, so it is no fair bar there). Clients write only feedback, so
+//            (1) alone is theirs to pass; (2) is not: feedback that overturns what the base data says
+//            is refused however consistent it is. Fewer than `minHoldout` held-out feedback rows:
+//            nothing is published (not enough evidence).
 //   publish  the evaluated model (not a refit) goes to <root>/.staging-…, then one rename to
 //            <root>/r<N>; publish.json beside it holds this report. Its training record carries
 //            `interactions_through` (the newest feedback row it learnt from): a server loading it re-folds
@@ -24,7 +33,8 @@ import { Recommender } from '../model/recommender.js';
 import { trainAls, ALS_DEFAULTS } from '../train/als.js';
 import { readInteractions } from '../train/data.js';
 import { writeArtifact } from '../train/export-onnx.js';
-import { counts, toFactorModel } from '../train/model.js';
+import { counts, predict, toFactorModel } from '../train/model.js';
+import { rng } from '../train/random.js';
 import type { Interaction, InteractionStore } from './store.js';
 
 export interface RetrainOptions {
@@ -37,8 +47,10 @@ export interface RetrainOptions {
   base?: string | null;
   holdoutFraction?: number;
   minHoldout?: number;
-  /** Relative RMSE the candidate may lose and still count as "not worse". */
+  /** Relative RMSE the candidate may lose on the feedback holdout and still count as "not worse". */
   tolerance?: number;
+  /** Relative RMSE the candidate may lose on the base holdout against the same training without feedback. */
+  baseTolerance?: number;
   factors?: number;
   epochs?: number;
   reg?: number;
@@ -56,6 +68,12 @@ export interface HoldoutMetrics {
   covered: number;
 }
 
+/** The base holdout: both models, and the RMSE of the same training without feedback (the bar). */
+export interface GateMetrics {
+  base: { current: HoldoutMetrics; candidate: HoldoutMetrics; reference: number };
+  baseTolerance: number;
+}
+
 export interface RetrainReport {
   published: boolean;
   version: string | null;
@@ -69,11 +87,16 @@ export interface RetrainReport {
     feedbackRows: number;
     trainRows: number;
     holdoutRows: number;
+    /** Base rows held out for the gate (never trained on). */
+    baseHoldoutRows: number;
+    /** Feedback rows dropped because no catalog lists their item. */
+    unknownItemRows: number;
     users: number;
     items: number;
     interactionsThrough: number;
   };
-  metrics: { current: HoldoutMetrics; candidate: HoldoutMetrics } | null;
+  /** current/candidate: on the feedback holdout; gate: the base holdout and the score the decision used. */
+  metrics: { current: HoldoutMetrics; candidate: HoldoutMetrics; gate: GateMetrics } | null;
   params: { factors: number; epochs: number; reg: number; weightedReg: boolean };
   seconds: number;
   at: string;
@@ -88,11 +111,56 @@ interface Row {
 
 export class RetrainError extends Error {}
 
+/**
+ * How much worse (relative RMSE) feedback may make the base holdout than training without it. Real
+ * feedback about new users and new tastes moves it by a few per cent; feedback written to overturn
+ * what the base data says moves it by far more.
+ */
+export const BASE_TOLERANCE = 0.1;
+
+/** ALS on rows (ids → dense indices), with what the export needs. */
+function fitAls(rows: Iterable<Row>, params: Parameters<typeof trainAls>[1]) {
+  const userIds: string[] = [];
+  const itemIds: string[] = [];
+  const uIndex = new Map<string, number>();
+  const iIndex = new Map<string, number>();
+  const list = [...rows];
+  const n = list.length;
+  const users = new Int32Array(n);
+  const items = new Int32Array(n);
+  const values = new Float32Array(n);
+  let sum = 0;
+  list.forEach((r, k) => {
+    let u = uIndex.get(r.user);
+    if (u === undefined) uIndex.set(r.user, (u = userIds.push(r.user) - 1));
+    let i = iIndex.get(r.item);
+    if (i === undefined) iIndex.set(r.item, (i = itemIds.push(r.item) - 1));
+    users[k] = u;
+    items[k] = i;
+    values[k] = r.y;
+    sum += r.y;
+  });
+  const m = trainAls({ nUsers: userIds.length, nItems: itemIds.length, users, items, values }, params);
+  return { userIds, itemIds, uIndex, iIndex, users, items, n, sum, m };
+}
+
+/** RMSE of a trained (not exported) model on rows; pairs it does not know get the fallback. */
+function rmseOf(fit: ReturnType<typeof fitAls>, rows: Row[], fallback: number): number {
+  let se = 0;
+  for (const r of rows) {
+    const u = fit.uIndex.get(r.user);
+    const i = fit.iIndex.get(r.item);
+    se += ((u === undefined || i === undefined ? fallback : predict(fit.m, u, i)) - r.y) ** 2;
+  }
+  return Math.sqrt(se / Math.max(1, rows.length));
+}
+
 export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
   const t0 = performance.now();
   const holdoutFraction = opts.holdoutFraction ?? 0.2;
   const minHoldout = opts.minHoldout ?? 20;
   const tolerance = opts.tolerance ?? 0;
+  const baseTolerance = opts.baseTolerance ?? BASE_TOLERANCE;
   const makeScorer = opts.makeScorer ?? inProcessScorer;
   const current = await loadArtifact(opts.currentDir);
   const [lo, hi] = current.ratingRange ?? [0, 1];
@@ -106,9 +174,18 @@ export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
     all.push(...page);
     after = page[page.length - 1].id;
   }
+  const base = await baseRows(current, opts.base ?? null);
+  // Items some catalog lists: the serving model's, and the operator's base log.
+  const known = new Set(current.itemIds);
+  for (const r of base.rows) known.add(r.item);
+  let unknownItemRows = 0;
   const latest = new Map<string, Row>();
   for (const r of all) {
     if (r.kind === 'skipped') continue;
+    if (!known.has(r.itemId)) {
+      unknownItemRows++;
+      continue;
+    }
     const key = `${r.userId}\u0000${r.itemId}`;
     latest.delete(key);
     latest.set(key, { user: r.userId, item: r.itemId, y: toRating(r.reward), id: r.id });
@@ -118,8 +195,8 @@ export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
   const holdout = feedback.slice(feedback.length - nHold);
   const trainFeedback = feedback.slice(0, feedback.length - nHold);
   const heldPairs = new Set(holdout.map((r) => `${r.user}\u0000${r.item}`));
-
-  const base = await baseRows(current, opts.base ?? null);
+  const baseHoldout = sampleBase(base.rows, heldPairs, Math.min(Math.floor(base.rows.length * holdoutFraction), Math.max(minHoldout, nHold)), opts.seed ?? 0);
+  for (const r of baseHoldout) heldPairs.add(`${r.user}\u0000${r.item}`);
   const d = opts.factors ?? current.factors?.factors ?? 16;
   const reg = opts.reg ?? current.factors?.regularization ?? 0.1;
   const epochs = opts.epochs ?? 12;
@@ -137,6 +214,8 @@ export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
       feedbackRows: feedback.length,
       trainRows: 0,
       holdoutRows: holdout.length,
+      baseHoldoutRows: baseHoldout.length,
+      unknownItemRows,
       users: 0,
       items: 0,
       interactionsThrough: trainFeedback.at(-1)?.id ?? 0,
@@ -163,33 +242,16 @@ export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
     if (!heldPairs.has(key)) train.set(key, r);
   }
   for (const r of trainFeedback) train.set(`${r.user}\u0000${r.item}`, r);
-  const userIds: string[] = [];
-  const itemIds: string[] = [];
-  const uIndex = new Map<string, number>();
-  const iIndex = new Map<string, number>();
-  const n = train.size;
-  const users = new Int32Array(n);
-  const items = new Int32Array(n);
-  const values = new Float32Array(n);
-  let k = 0;
-  let sum = 0;
-  for (const r of train.values()) {
-    let u = uIndex.get(r.user);
-    if (u === undefined) uIndex.set(r.user, (u = userIds.push(r.user) - 1));
-    let i = iIndex.get(r.item);
-    if (i === undefined) iIndex.set(r.item, (i = itemIds.push(r.item) - 1));
-    users[k] = u;
-    items[k] = i;
-    values[k] = r.y;
-    sum += r.y;
-    k++;
-  }
+  const alsParams = { factors: d, epochs, reg, weightedReg, seed: opts.seed ?? 0, ...(current.ratingRange ? { ratingRange: current.ratingRange } : {}) };
+  const { userIds, itemIds, users, items, n, sum, m } = fitAls(train.values(), alsParams);
   report.data.trainRows = n;
   report.data.users = userIds.length;
   report.data.items = itemIds.length;
-  const m = trainAls(
-    { nUsers: userIds.length, nItems: itemIds.length, users, items, values },
-    { factors: d, epochs, reg, weightedReg, seed: opts.seed ?? 0, ...(current.ratingRange ? { ratingRange: current.ratingRange } : {}) },
+  // The reference: the same training without any feedback. What the base holdout may lose is measured
+  // against it, not against the current model (which trained on those very rows).
+  const reference = fitAls(
+    base.rows.filter((r) => !heldPairs.has(`${r.user}\u0000${r.item}`)),
+    alsParams,
   );
   const userCounts = counts(userIds.length, users);
   const itemCounts = counts(itemIds.length, items);
@@ -228,21 +290,33 @@ export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
 
   try {
     const fallback = sum / Math.max(1, n);
-    const [cur, cand] = await Promise.all([evaluate(opts.currentDir, current, holdout, fallback, toRating(0.5), makeScorer), evaluate(staging, null, holdout, fallback, toRating(0.5), makeScorer)]);
-    report.metrics = { current: cur, candidate: cand };
-    const notWorse = cand.rmse <= cur.rmse * (1 + tolerance) + 1e-12;
-    if (!notWorse) {
+    const mid = toRating(0.5);
+    const [cur, cand, curBase, candBase] = await Promise.all([
+      evaluate(opts.currentDir, current, holdout, fallback, mid, makeScorer),
+      evaluate(staging, null, holdout, fallback, mid, makeScorer),
+      evaluate(opts.currentDir, current, baseHoldout, fallback, mid, makeScorer),
+      evaluate(staging, null, baseHoldout, fallback, mid, makeScorer),
+    ]);
+    const refBase = rmseOf(reference, baseHoldout, fallback);
+    const gate: GateMetrics = { base: { current: curBase, candidate: candBase, reference: refBase }, baseTolerance };
+    report.metrics = { current: cur, candidate: cand, gate };
+    const onFeedback = `RMSE on the feedback holdout ${cand.rmse.toFixed(4)} vs current ${cur.rmse.toFixed(4)} (tolerance ${tolerance})`;
+    const onBase = `on the base holdout ${candBase.rmse.toFixed(4)} vs ${refBase.toFixed(4)} trained without feedback (tolerance ${baseTolerance})`;
+    const feedbackOk = cand.rmse <= cur.rmse * (1 + tolerance) + 1e-12;
+    const baseOk = baseHoldout.length === 0 || candBase.rmse <= refBase * (1 + baseTolerance) + 1e-12;
+    if (!feedbackOk || !baseOk) {
       rmSync(staging, { recursive: true, force: true });
-      return finish(`candidate is worse on the holdout: RMSE ${cand.rmse.toFixed(4)} > current ${cur.rmse.toFixed(4)} (tolerance ${tolerance}); nothing published`);
+      const what = !baseOk ? 'the feedback makes it worse at what the model already knew' : 'candidate is worse on the holdout';
+      return finish(`${what}: ${onFeedback}, ${onBase}; nothing published`);
     }
     const dir = path.join(opts.root, version);
-    finish(`candidate is not worse on the holdout: RMSE ${cand.rmse.toFixed(4)} ≤ current ${cur.rmse.toFixed(4)}; published ${version}`);
+    finish(`candidate is not worse on the holdout: ${onFeedback}, ${onBase}; published ${version}`);
     report.published = true;
     report.version = version;
     report.dir = dir;
     writeFileSync(path.join(staging, 'publish.json'), JSON.stringify(report, null, 2));
     renameSync(staging, dir); // one rename: a reader sees no version or a whole one
-    opts.log?.info({ version, dir, rmse: cand.rmse, current_rmse: cur.rmse }, 'retrained model published');
+    opts.log?.info({ version, dir, rmse: cand.rmse, current_rmse: cur.rmse, base_rmse: candBase.rmse, reference_base_rmse: refBase }, 'retrained model published');
     return report;
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });
@@ -260,6 +334,18 @@ export function nextVersion(root: string): string {
     }
   }
   return `r${max + 1}`;
+}
+
+/** A seeded sample of n base rows whose pairs are not already held out (partial Fisher–Yates). */
+function sampleBase(rows: Row[], held: Set<string>, n: number, seed: number): Row[] {
+  const pool = rows.filter((r) => !held.has(`${r.user}\u0000${r.item}`));
+  const take = Math.max(0, Math.min(n, pool.length));
+  const uniform = rng(seed + 7919);
+  for (let i = 0; i < take; i++) {
+    const j = i + Math.floor(uniform() * (pool.length - i));
+    [pool[i], pool[j]] = [pool[j], pool[i]];
+  }
+  return pool.slice(0, take);
 }
 
 async function baseRows(current: Artifact, base: string | null): Promise<{ source: string; rows: Row[] }> {

@@ -6,8 +6,11 @@ import { PREDICTION_MEMORY_DEFAULTS, type PredictionMemoryOptions } from './pred
 import { frac, int, num } from '../util/env.js';
 
 export interface FeedbackSettings {
-  /** Recent predictions remembered for feedback by puid: RECSERVE_PREDICTION_MEMORY (count), RECSERVE_PREDICTION_TTL_S. */
-  memory: PredictionMemoryOptions;
+  /**
+   * Recent predictions remembered for feedback by puid: RECSERVE_PREDICTION_MEMORY (count),
+   * RECSERVE_PREDICTION_TTL_S; their byte budget is a limit (config.limits.predictionMemoryBytes).
+   */
+  memory: Omit<PredictionMemoryOptions, 'maxBytes'>;
   /** RECSERVE_BANDIT_PRIOR_MEAN (μ̄), RECSERVE_BANDIT_PRIOR_STRENGTH (κ), RECSERVE_BANDIT_SPREAD (s), RECSERVE_BANDIT_SEED. */
   bandit: BanditSettings;
   /** RECSERVE_FOLDIN_MIN_POSITIVES, RECSERVE_FOLDIN_SKIPPED_WEIGHT, RECSERVE_FOLDIN_MAX_ROWS. */

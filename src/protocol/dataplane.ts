@@ -92,19 +92,29 @@ export class DataPlane {
     if (typeof fb !== 'object' || fb === null || Array.isArray(fb)) throw badData('feedback must be a Feedback object {request, response, reward, truth}');
     validate('Feedback', fb);
     const reward = fb.reward ?? 0;
-    if (!Number.isFinite(reward) || reward < 0 || reward > 1) throw badData(`reward must be a number in [0, 1], got ${reward}`);
+    if (typeof reward !== 'number' || !Number.isFinite(reward) || reward < 0 || reward > 1) throw badData(`reward must be a number in [0, 1], got ${String(reward).slice(0, 40)}`);
     for (const part of ['request', 'response', 'truth'] as const) {
-      if (fb[part]) payloadKeyOf(fb[part]!); // at most one payload in each
+      if (fb[part]) {
+        payloadKeyOf(fb[part]!); // at most one payload in each
+        checkEchoable(() => checkMeta(fb[part]!.meta, this.config.limits, `${part}.meta`));
+      }
     }
     const model = this.model();
-    const extra = (await this.feedbackHandler?.onFeedback(fb, model, ctx)) ?? {};
-    const labels = { method: 'feedback', model_name: model.name, model_version: model.version };
-    this.metrics.feedback.inc(labels);
-    this.metrics.feedbackReward.inc(labels, reward);
+    // The answer is built (and proved serialisable) before the handler stores anything: once a
+    // feedback is committed nothing may fail the call, or a retrying client would store it twice.
+    const meta = this.responseMeta(fb.response?.meta ?? fb.request?.meta, ctx, model, {});
+    delete meta.metrics;
+    checkEchoable(() => JSON.stringify(meta));
     // As the wrapper answers: an empty array in the request's data form.
     const data = fb.request?.data?.tensor ? { tensor: { shape: [0], values: [] } } : { ndarray: [] };
-    const meta = this.responseMeta(fb.response?.meta ?? fb.request?.meta, ctx, model, extra as Record<string, JsonValue>);
-    delete meta.metrics;
+    const extra = (await this.feedbackHandler?.onFeedback(fb, model, ctx)) ?? {};
+    if (extra.feedback_duplicate !== true) {
+      const labels = { method: 'feedback', model_name: model.name, model_version: model.version };
+      this.metrics.feedback.inc(labels);
+      this.metrics.feedbackReward.inc(labels, reward);
+    }
+    // The handler's tags are flat numbers, booleans and short strings; the model's own tags stay last.
+    meta.tags = { ...meta.tags, ...extra, model_name: model.name, model_version: model.version };
     return { data, meta };
   }
 
@@ -145,5 +155,15 @@ export class DataPlane {
     const path = { ...(this.config.unitId ? { [this.config.unitId]: this.config.unitImage } : {}), ...(req?.requestPath ?? {}) };
     if (Object.keys(path).length > 0) meta.requestPath = path;
     return meta;
+  }
+}
+
+/** Runs a check that serialises client meta: meta too deep to serialise is refused, not a 500. */
+function checkEchoable(check: () => unknown): void {
+  try {
+    check();
+  } catch (e) {
+    if (e instanceof RangeError) throw badData('meta cannot be echoed in the answer (nested too deep); send flat meta.tags');
+    throw e;
   }
 }
