@@ -1,7 +1,8 @@
 // The pool of Thompson draw vectors a BanditPolicy answers from (the design is described at the top of
 // bandit.ts): its shape within a memory and compute budget, the worker thread that computes it, and
 // the refresh schedule — after every posterior change, at most every R ms and never more than a
-// quarter of one core, with the previous pool serving until the next one is in.
+// quarter of one core, with the previous pool serving until the next one is in. A pool small enough to
+// cost less than a worker round trip (≤ INLINE_DRAWS draws) is recomputed in place instead.
 import { Worker } from 'node:worker_threads';
 import { workerUrl } from '../util/worker-url.js';
 import { drawVectors, fnv1a, type DrawJob, type DrawVectors } from './posterior-draws.js';
@@ -21,6 +22,12 @@ export const POOL_DEFAULTS: PoolSettings = { poolVectors: 16, poolPrefix: 2048, 
 
 /** Beta draws per refresh at most (≈ 0.2 µs each): a 1M-item catalog gets 8 vectors, 50k items 16. */
 const MAX_DRAWS_PER_REFRESH = 8_000_000;
+/**
+ * A pool of at most this many draws (≈ 3 ms) is computed on the main thread on the first request after
+ * a posterior change, with no rate limit: cheaper than a round trip to the worker, and exact (the
+ * answer follows the posterior at once, as small catalogs such as the demo's did before the pool).
+ */
+const INLINE_DRAWS = 16_384;
 /** A refresh waits at least this many times the last one's compute time: the worker stays ≤ 25 % busy. */
 const DUTY_FACTOR = 4;
 
@@ -127,6 +134,8 @@ export interface PoolSource {
 export class RefreshingPool {
   current: DrawPool | null = null;
   readonly shape: { vectors: number; prefix: number };
+  /** Small pools are recomputed on the main thread when first needed after a change (INLINE_DRAWS). */
+  readonly inline: boolean;
   private computing = false;
   private again = false;
   private timer: NodeJS.Timeout | null = null;
@@ -142,6 +151,7 @@ export class RefreshingPool {
     private readonly worker: DrawWorker,
   ) {
     this.shape = poolShape(source.nItems, settings);
+    this.inline = source.nItems * this.shape.vectors <= INLINE_DRAWS;
   }
 
   private job(version: number): { job: DrawJob; seed: number } {
@@ -157,9 +167,9 @@ export class RefreshingPool {
     this.onSwap?.();
   }
 
-  /** The pool, computed here and now if none exists yet (only before the first worker answer). */
+  /** The pool, computed here and now if none exists yet (before the first worker answer) or it is small and stale. */
   now(): DrawPool {
-    if (!this.current) {
+    if (!this.current || (this.inline && this.current.version !== this.source.version())) {
       const version = this.source.version();
       const { job, seed } = this.job(version);
       this.install(version, seed, drawVectors(job));
@@ -170,6 +180,7 @@ export class RefreshingPool {
 
   /** The posterior changed: compute a new pool as soon as the schedule allows. */
   stale(): void {
+    if (this.inline) return; // recomputed by the next now()
     if (this.computing) {
       this.again = true;
       return;
@@ -218,6 +229,7 @@ export class RefreshingPool {
 
   /** Resolves once a pool exists. */
   ready(): Promise<void> {
+    if (this.inline) this.now();
     if (this.current) return Promise.resolve();
     if (!this.computing && !this.timer) this.stale();
     return new Promise((resolve) => this.waiters.push({ ready: true, resolve }));
@@ -225,6 +237,7 @@ export class RefreshingPool {
 
   /** Resolves once the pool reflects the posterior as it is now and nothing is pending. */
   settled(): Promise<void> {
+    if (this.inline) this.now();
     if (!this.computing && !this.timer && this.current?.version === this.source.version()) return Promise.resolve();
     if (!this.computing && !this.timer) this.stale();
     return new Promise((resolve) => this.waiters.push({ ready: false, resolve }));
