@@ -212,6 +212,8 @@ export class RefreshingPool {
     } finally {
       this.computing = false;
     }
+    // No pool at all yet (a version waits to serve): compute it here rather than wait for a retry.
+    if (!this.current) this.now();
     if (this.again || this.source.version() !== this.current?.version) this.stale();
     this.settle();
   }
