@@ -18,7 +18,7 @@ import { FeedbackService } from './handler.js';
 import { retrain, type RetrainReport } from './retrain.js';
 import type { RetrainJob } from './retrain-job.js';
 import type { FeedbackSettings } from './settings.js';
-import { openStore, storeSafetySettings, type StoreSafetySettings } from './store.js';
+import { openStore, type StoreSafetySettings } from './store.js';
 import { StoreHolder } from './store-holder.js';
 
 export interface RetrainOutcome {
@@ -145,14 +145,9 @@ export interface FeedbackDeps {
   settings?: FeedbackSettings;
 }
 
-/**
- * RECSERVE_STORE_TIMEOUT_MS / RECSERVE_STORE_MAX_WAITING. They belong in FeedbackSettings
- * (storeTimeoutMs, storeMaxWaiting); until settings.ts has them they are read from process.env here.
- */
+/** RECSERVE_STORE_TIMEOUT_MS / RECSERVE_STORE_MAX_WAITING, from the feedback settings. */
 function storeSafety(settings: FeedbackSettings): StoreSafetySettings {
-  const fromEnv = storeSafetySettings(process.env);
-  const s = settings as FeedbackSettings & { storeTimeoutMs?: number; storeMaxWaiting?: number };
-  return { timeoutMs: s.storeTimeoutMs ?? fromEnv.timeoutMs, maxWaiting: s.storeMaxWaiting ?? fromEnv.maxWaiting };
+  return { timeoutMs: settings.storeTimeoutMs, maxWaiting: settings.storeMaxWaiting };
 }
 
 /** Installs the feedback loop; call before the first model load so that version gets it too. */

@@ -4,7 +4,6 @@
 // Two backends implement the interface — SQLite (embedded default, WAL) and PostgreSQL (shared by
 // replicas) — and test/feedback/store-contract.ts runs the same suite against both.
 import path from 'node:path';
-import { int } from '../util/env.js';
 
 /**
  * How an interaction row relates to what was shown:
@@ -161,13 +160,6 @@ export interface StoreSafetySettings {
 }
 
 export const STORE_SAFETY_DEFAULTS: StoreSafetySettings = { timeoutMs: 2000, maxWaiting: 64 };
-
-export function storeSafetySettings(env: NodeJS.ProcessEnv = process.env): StoreSafetySettings {
-  return {
-    timeoutMs: int(env.RECSERVE_STORE_TIMEOUT_MS, STORE_SAFETY_DEFAULTS.timeoutMs, 'RECSERVE_STORE_TIMEOUT_MS', 1),
-    maxWaiting: int(env.RECSERVE_STORE_MAX_WAITING, STORE_SAFETY_DEFAULTS.maxWaiting, 'RECSERVE_STORE_MAX_WAITING'),
-  };
-}
 
 export const SQLITE_FILE = 'interactions.db';
 
