@@ -20,8 +20,12 @@ export interface Config {
   host: string;
   /** Model directory: --model, MODEL_PATH, else /mnt/models (where Seldon's storage initializer writes). */
   modelDir: string;
-  /** True when no model directory was named and /mnt/models has no model: serve the demo model. */
+  /** The demo model was asked for: --demo or RECSERVE_DEMO=true (`npm start` asks; the image never does). */
+  demo: boolean;
+  /** True when the demo was asked for, no model directory was named and /mnt/models has no model. */
   useDemoModel: boolean;
+  /** How long a prediction arriving before the model is warm waits for it (ms): RECSERVE_STARTUP_WAIT_MS. */
+  startupWaitMs: number;
   /** Writable state (demo model, interaction store): --data-dir, RECSERVE_DATA_DIR, else ./.data. */
   dataDir: string;
   /** PREDICTIVE_UNIT_ID / PREDICTIVE_UNIT_IMAGE: this node's entry in meta.requestPath. */
@@ -98,13 +102,16 @@ export interface CliOverrides {
   metricsPort?: number;
   host?: string;
   workers?: number;
+  demo?: boolean;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrides = {}): Config {
   const dataDir = path.resolve(cli.dataDir ?? env.RECSERVE_DATA_DIR ?? '.data');
   const named = cli.model ?? env.MODEL_PATH;
   const defaultDir = '/mnt/models';
-  const useDemoModel = named === undefined && !existsSync(path.join(defaultDir, 'model.onnx'));
+  // Only when asked: a container whose model is missing must say so, not serve fake movies.
+  const demo = cli.demo ?? bool(env.RECSERVE_DEMO, false, 'RECSERVE_DEMO');
+  const useDemoModel = demo && named === undefined && !existsSync(path.join(defaultDir, 'model.onnx'));
   const annotations = readAnnotations(env.RECSERVE_PODINFO_ANNOTATIONS ?? '/etc/podinfo/annotations');
   const grpcMaxSet = annotations['seldon.io/grpc-max-message-size'] ?? env.RECSERVE_GRPC_MAX_MESSAGE_SIZE;
   const grpcMax = grpcMaxSet ?? String(64 * 1024 * 1024);
@@ -119,7 +126,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrid
     metricsPath: normalisePath(env.PREDICTIVE_UNIT_METRICS_ENDPOINT ?? '/prometheus'),
     host: cli.host ?? env.RECSERVE_HOST ?? '0.0.0.0',
     modelDir: path.resolve(named ?? (useDemoModel ? path.join(dataDir, 'demo-model') : defaultDir)),
+    demo,
     useDemoModel,
+    startupWaitMs: int(env.RECSERVE_STARTUP_WAIT_MS, 20_000, 'RECSERVE_STARTUP_WAIT_MS', 0),
     dataDir,
     unitId: env.PREDICTIVE_UNIT_ID || null,
     unitImage: env.PREDICTIVE_UNIT_IMAGE || 'NOT_IMPLEMENTED:NOT_IMPLEMENTED',

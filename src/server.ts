@@ -1,14 +1,18 @@
 // Composition root: config → model registry → data plane → REST / metrics servers (gRPC joins here).
 // Returns a handle so tests and the CLI start and stop the same thing.
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { Config } from './config.js';
 import { startGrpcServer, type RunningGrpcServer } from './grpc/server.js';
 import { ModelRegistry } from './model/registry.js';
 import { servingScorerFactory } from './model/pool/factory.js';
 import { withFastPath } from './rest/fast-path.js';
 import { DataPlane } from './protocol/dataplane.js';
-import { createRestApp } from './rest/app.js';
+import { createRestApp, expectationFailed } from './rest/app.js';
+import { guardConnections } from './rest/connection-guard.js';
+import { StartupGate } from './startup-gate.js';
 import { startFeedback, type FeedbackRuntime } from './feedback/runtime.js';
 import { adminHandlers } from './rest/admin.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
@@ -44,12 +48,23 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }),
   );
   const dataplane = new DataPlane(registry, config, metrics, log);
+  const startup = new StartupGate(registry, config.startupWaitMs);
 
   // The feedback loop (store, bandit, fold-in, versions root) is installed before the first model load.
   const feedback = await startFeedback({ config, registry, dataplane, log, metrics });
-  const app = createRestApp({ config, dataplane, metrics, log, extraHandlers: adminHandlers({ config, registry, feedback, log }) });
-  const httpServer = http.createServer(withFastPath({ config, dataplane, metrics, log }, app)); // predict/feedback hot path without express
-  httpServer.keepAliveTimeout = 65_000; // above common load-balancer idle timeouts
+  const app = createRestApp({ config, dataplane, metrics, log, startup, extraHandlers: adminHandlers({ config, registry, feedback, log }) });
+  const { limits } = config;
+  const httpServer = http.createServer({
+    keepAliveTimeout: 65_000, // above common load-balancer idle timeouts
+    // Slow or stalled senders give their socket back; Node refuses headersTimeout > requestTimeout.
+    headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+    requestTimeout: limits.requestTimeoutMs,
+  });
+  // Connection count and per-connection pipelining are bounded in front of both the fast path and express.
+  const guard = guardConnections(httpServer, limits);
+  httpServer.on('request', guard.wrap(withFastPath({ config, dataplane, metrics, log, startup }, app))); // predict/feedback hot path without express
+  // Expect other than 100-continue: Node would answer a bare 417; answer it in Seldon's format.
+  httpServer.on('checkExpectation', expectationFailed);
   const metricsServer = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && (path === config.metricsPath || path === '/metrics')) {
@@ -68,17 +83,26 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   let grpcServer: RunningGrpcServer | null = null; // gRPC
   try {
     if (config.useDemoModel) {
-      log.info({ dir: config.modelDir }, 'no model at /mnt/models and none named: serving the demo model');
+      log.info({ dir: config.modelDir }, 'no model at /mnt/models and none named, --demo asked: serving the demo model');
       await ensureDemoModel(config.modelDir);
     }
-    const t0 = Date.now();
-    const model = await registry.load(registry.startupDir(config.modelDir)); // resumes the last served version
-    metrics.setModel(model.name, model.version, model.artifact.signature.kind);
-    log.info(
-      { dir: config.modelDir, name: model.name, version: model.version, signature: model.artifact.signature.kind, users: model.artifact.userIds.length, items: model.nItems, ms: Date.now() - t0 },
-      'model loaded and warmed',
-    );
-    // gRPC opens after the model is warm, so every accepted call can be answered.
+    const dir = registry.startupDir(config.modelDir); // resumes the last served version
+    const missing = missingDefaultModel(config, dir);
+    if (missing) {
+      // Stay up and not ready with the reason (in the log, /ready and every refusal); never fake a model.
+      log.error({ dir }, missing);
+      startup.fail(missing);
+    } else {
+      const t0 = Date.now();
+      const model = await registry.load(dir);
+      metrics.setModel(model.name, model.version, model.artifact.signature.kind);
+      log.info(
+        { dir: config.modelDir, name: model.name, version: model.version, signature: model.artifact.signature.kind, users: model.artifact.userIds.length, items: model.nItems, ms: Date.now() - t0 },
+        'model loaded and warmed',
+      );
+    }
+    // gRPC opens after the model is warm, so every accepted call can be answered (or, with no model,
+    // answers UNAVAILABLE with the reason, and its health service says NOT_SERVING).
     grpcServer = await startGrpcServer({ config, dataplane, metrics, log });
     log.info({ port: grpcServer.port }, 'gRPC listening');
   } catch (e) {
@@ -108,6 +132,19 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       return closing;
     },
   };
+}
+
+/** Where Seldon's storage initializer writes modelUri (config.ts's default model directory). */
+const SELDON_MODEL_DIR = '/mnt/models';
+
+/**
+ * Why the default model directory has nothing to serve, or null. Only for /mnt/models, which Seldon's
+ * storage initializer fills: another directory named with --model or MODEL_PATH that holds no model
+ * stops start-up instead, as a typo in a flag should.
+ */
+function missingDefaultModel(config: Config, dir: string): string | null {
+  if (config.useDemoModel || dir !== SELDON_MODEL_DIR || existsSync(path.join(dir, 'model.onnx'))) return null;
+  return `no model at ${path.join(dir, 'model.onnx')}: nothing was written there (check the SeldonDeployment's modelUri and the storage initializer's log); the demo model is served only with --demo or RECSERVE_DEMO=true. Not ready`;
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<number> {

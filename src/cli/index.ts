@@ -20,16 +20,17 @@ const portArg = (v: string) => {
 program
   .command('serve', { isDefault: true })
   .description('Serve the model over Seldon v1 REST (and gRPC), with metrics and Swagger UI')
-  .option('--model <dir>', 'model directory holding model.onnx (env MODEL_PATH; default /mnt/models, else the demo model)')
+  .option('--model <dir>', 'model directory holding model.onnx (env MODEL_PATH; default /mnt/models, else the demo model with --demo)')
   .option('--data-dir <dir>', 'writable state: demo model, interaction store (env RECSERVE_DATA_DIR; default ./.data)')
   .option('--http-port <port>', 'REST port (env PREDICTIVE_UNIT_HTTP_SERVICE_PORT; default 9000)', portArg)
   .option('--grpc-port <port>', 'gRPC port (env PREDICTIVE_UNIT_GRPC_SERVICE_PORT; default 9500)', portArg)
   .option('--metrics-port <port>', 'Prometheus port (env PREDICTIVE_UNIT_METRICS_SERVICE_PORT; default 6000)', portArg)
   .option('--host <host>', 'interface to bind (env RECSERVE_HOST; default 0.0.0.0)')
+  .option('--demo', 'with no model at /mnt/models and none named, build and serve the demo model (env RECSERVE_DEMO=true; `npm start` passes it)')
   .action(async (opts) => {
     let config;
     try {
-      config = loadConfig(process.env, { model: opts.model, dataDir: opts.dataDir, httpPort: opts.httpPort, grpcPort: opts.grpcPort, metricsPort: opts.metricsPort, host: opts.host });
+      config = loadConfig(process.env, { model: opts.model, dataDir: opts.dataDir, httpPort: opts.httpPort, grpcPort: opts.grpcPort, metricsPort: opts.metricsPort, host: opts.host, demo: opts.demo ? true : undefined });
     } catch (e) {
       if (e instanceof ConfigError) {
         console.error(`recserve: ${e.message}`);

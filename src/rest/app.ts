@@ -1,17 +1,23 @@
 // The express app: routes come from openapi.yaml (each operationId has one handler), bodies are read
 // the way Seldon's wrapper reads them, and every error leaves through one funnel in Seldon's format.
+import type http from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import swaggerUi from 'swagger-ui-express';
 import type { Config } from '../config.js';
 import { badData, RecserveError, seldonErrorBody, translate } from '../errors.js';
+import { limitHint, type Limits } from '../limits.js';
 import { openapi } from '../protocol/contract.js';
 import type { DataPlane } from '../protocol/dataplane.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
+import type { StartupGate } from '../startup-gate.js';
 import { seldonV1Handlers, type Handler } from './seldon-v1.js';
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
+
+/** operationIds that need the model: before it is warm they wait for it (StartupGate). */
+const NEEDS_MODEL = new Set(['predictV1', 'predictV01', 'predictGet', 'predictPost', 'feedbackV1', 'feedbackV01', 'feedbackGet', 'feedbackPost']);
 
 export interface RestDeps {
   config: Config;
@@ -20,6 +26,8 @@ export interface RestDeps {
   log: Logger;
   /** Extra operationId → handler entries (admin routes). */
   extraHandlers?: Record<string, Handler>;
+  /** Start-up state: predictions wait for the model, /ready says why it is not ready. */
+  startup?: StartupGate;
 }
 
 export function createRestApp(deps: RestDeps): express.Express {
@@ -54,8 +62,13 @@ export function createRestApp(deps: RestDeps): express.Express {
   const { doc } = openapi();
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(doc, { customSiteTitle: 'recserve — Swagger UI', swaggerOptions: { tryItOutEnabled: false, displayRequestDuration: true } }));
 
-  const handlers: Record<string, Handler> = { ...seldonV1Handlers(deps), ...(deps.extraHandlers ?? {}) };
-  const bodyReader = readBody(config.bodyLimitBytes);
+  const { startup } = deps;
+  const handlers: Record<string, Handler> = { ...seldonV1Handlers(deps), ...(startup ? { ready: readyProbe(deps.dataplane, startup) } : {}), ...(deps.extraHandlers ?? {}) };
+  const bodyReader = readBody(config.bodyLimitBytes, config.limits);
+  const waitForModel = (_req: Request, _res: Response, next: NextFunction) => {
+    startup!.waitForModel().then(() => next(), next);
+  };
+  const noWait = (_req: Request, _res: Response, next: NextFunction) => next();
   for (const [route, item] of Object.entries(doc.paths)) {
     const allowed: string[] = [];
     for (const method of METHODS) {
@@ -67,7 +80,7 @@ export function createRestApp(deps: RestDeps): express.Express {
       app[method](route, (req, res, next) => {
         res.locals.route = route;
         next();
-      }, bodyReader, async (req: Request, res: Response) => {
+      }, bodyReader, startup && NEEDS_MODEL.has(op.operationId!) ? waitForModel : noWait, async (req: Request, res: Response) => {
         await handler(req, res);
       });
     }
@@ -115,28 +128,128 @@ export function requestRecorder({ config, metrics, log }: Pick<RestDeps, 'config
 
 export function sendError(res: Response, err: unknown): void {
   const t = translate(err);
+  // The rest of an oversized body is not worth reading: answer, then close the connection.
+  if (t.kind === 'payload_too_large') res.setHeader('Connection', 'close');
   res.status(t.http).json(seldonErrorBody(t.reason, t.message));
+}
+
+/** /ready with the reason when not ready (loading, no model and why, or shutting down). */
+function readyProbe(dataplane: DataPlane, startup: StartupGate): Handler {
+  return (_req, res) => {
+    const ready = dataplane.isReady();
+    const body: Record<string, unknown> = { status: ready ? 'ready' : 'not ready', ready, model_version: dataplane.registry.current?.version ?? null };
+    if (!ready) body.reason = startup.reason ?? (dataplane.registry.current ? 'shutting down' : 'the model is loading');
+    res.status(ready ? 200 : 503).json(body);
+  };
+}
+
+/** An Expect header other than 100-continue (http.Server 'checkExpectation'): 417 in Seldon's format. */
+export function expectationFailed(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const expect = String(req.headers.expect ?? '');
+  const shown = expect.length > 64 ? `${expect.slice(0, 64)}…` : expect;
+  const text = JSON.stringify(seldonErrorBody('MICROSERVICE_BAD_DATA', `Expect: ${JSON.stringify(shown)} is not supported; only 100-continue is`));
+  res.writeHead(417, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Access-Control-Allow-Origin': '*', Connection: 'close' });
+  res.end(text);
 }
 
 /** Errors thrown by body parsers, in our catalogue. */
 export function bodyError(err: unknown): RecserveError | null {
   const e = err as { type?: string; code?: string; name?: string; status?: number; message?: string; limit?: number };
-  if (e?.type === 'entity.too.large' || e?.code === 'LIMIT_FILE_SIZE' || e?.code === 'LIMIT_FIELD_VALUE') {
-    return new RecserveError('payload_too_large', `request body is larger than the limit of ${e.limit ?? 'the configured'} bytes (RECSERVE_BODY_LIMIT)`);
-  }
-  if (e?.code?.startsWith?.('LIMIT_') || e?.name === 'MulterError') return badData(`multipart body rejected: ${e.message}`);
+  if (err instanceof RecserveError) return err;
+  if (e?.type === 'entity.too.large' || e?.code === 'LIMIT_FILE_SIZE' || e?.code === 'LIMIT_FIELD_VALUE') return tooLarge(e.limit);
   if (e?.type === 'request.aborted') return badData('the client aborted the request body');
-  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.type) return badData(`cannot read the request body: ${e.message}`);
   return null;
 }
 
-/** Reads the raw body (any content type) or multipart fields; parsing into a message happens per route. */
-function readBody(limit: number) {
+function tooLarge(limit: number | undefined): RecserveError {
+  return new RecserveError('payload_too_large', `request body is larger than the limit of ${limit ?? 'the configured'} bytes (RECSERVE_BODY_LIMIT)`);
+}
+
+/** What went wrong reading a raw body (express.raw / body-parser): always the client's body, never a 500. */
+function rawBodyError(err: unknown): RecserveError {
+  const e = err as { type?: string; code?: string; message?: string; encoding?: string; charset?: string };
+  const known = bodyError(err);
+  if (known) return known;
+  if (e?.type === 'encoding.unsupported') return badData(`Content-Encoding ${JSON.stringify(short(e.encoding ?? ''))} is not supported; send gzip, deflate, br or identity`);
+  if (e?.type === 'charset.unsupported') return badData(`charset ${JSON.stringify(short(e.charset ?? ''))} is not supported; send utf-8`);
+  // zlib's codes (Z_DATA_ERROR, Z_BUF_ERROR, brotli's ERR_*): the body is not what Content-Encoding says.
+  if (typeof e?.code === 'string' && /^(Z_|ERR_)/.test(e.code)) return badData(`the body is not valid data for its Content-Encoding (${short(e.message ?? e.code)})`);
+  return badData(`cannot read the request body: ${short(e?.message ?? 'unreadable')}`);
+}
+
+/** Parser messages may quote client bytes: keep them short. */
+function short(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+}
+
+/** Content-Length as a number; -1 when absent (chunked) or not a plain decimal (Node rejects those). */
+function declaredLength(req: Request): number {
+  const len = req.headers['content-length'];
+  return len !== undefined && /^\d{1,15}$/.test(len) ? Number(len) : -1;
+}
+
+/**
+ * Reads the raw body (any content type) or multipart fields; parsing into a message happens per route.
+ * The body limit holds for the whole body on every path: a declared Content-Length over it is refused
+ * before a byte is read, a chunked body is counted as it streams (express.raw counts after inflating,
+ * so a gzip bomb stops at the limit too), and a multipart body is counted over all its parts.
+ */
+function readBody(limit: number, limits: Limits) {
   const raw = express.raw({ type: () => true, limit });
-  const multi = multer({ storage: multer.memoryStorage(), limits: { fileSize: limit, fieldSize: limit } }).any();
+  const parts = limits.maxMultipartParts;
+  const multi = multer({
+    storage: multer.memoryStorage(),
+    limits: { fileSize: limit, fieldSize: limit, parts, fields: parts, files: parts, headerPairs: 64 },
+  }).any();
   return (req: Request, res: Response, next: NextFunction) => {
     if (req.method === 'GET') return next();
-    if (req.is('multipart/form-data')) return multi(req, res, next);
-    return raw(req, res, next);
+    if (declaredLength(req) > limit) return next(tooLarge(limit));
+    if (req.is('multipart/form-data')) return readMultipart(multi, limit, parts, limits, req, res, next);
+    raw(req, res, (err?: unknown) => next(err ? rawBodyError(err) : undefined));
   };
+}
+
+function readMultipart(
+  multi: (req: Request, res: Response, next: (err?: unknown) => void) => void,
+  limit: number,
+  parts: number,
+  limits: Limits,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+): void {
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+    return next(badData('a multipart/form-data body cannot have a Content-Encoding; send it uncompressed'));
+  }
+  let settled = false;
+  const settle = (err?: unknown) => {
+    if (settled) return;
+    settled = true;
+    req.off('data', count);
+    next(err);
+  };
+  let received = 0;
+  // multer limits each part; the whole body is bounded here, before busboy buffers past the limit.
+  const count = (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > limit) {
+      req.unpipe(); // busboy gets nothing more; the 413 closes the connection
+      settle(tooLarge(limit));
+    }
+  };
+  multi(req, res, (err?: unknown) => settle(err === undefined ? undefined : multipartError(err, parts, limits)));
+  req.on('data', count);
+}
+
+/** multer's limit codes and busboy's parse errors (bad boundary, truncated body) as 4xx. */
+function multipartError(err: unknown, parts: number, limits: Limits): RecserveError {
+  const known = bodyError(err);
+  if (known) return known;
+  const e = err as { code?: string; name?: string; message?: string };
+  if (e?.code === 'LIMIT_PART_COUNT' || e?.code === 'LIMIT_FIELD_COUNT' || e?.code === 'LIMIT_FILE_COUNT') {
+    return badData(`the multipart body has more than ${parts} parts${limitHint(limits, 'maxMultipartParts')}`);
+  }
+  if (e?.name === 'MulterError') return badData(`multipart body rejected: ${short(e.message ?? String(e.code))}`);
+  return badData(`the multipart body is malformed: ${short(e?.message ?? 'unreadable')}`);
 }

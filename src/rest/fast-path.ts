@@ -40,7 +40,7 @@ export function withFastPath(deps: RestDeps, app: http.RequestListener): http.Re
   const limit = deps.config.bodyLimitBytes;
   const bounds = boundsOf(deps.config);
   const record = requestRecorder(deps);
-  const { dataplane, log } = deps;
+  const { dataplane, log, startup } = deps;
 
   return (req, res) => {
     const op = req.method === 'POST' ? routes.get(req.url ?? '') : undefined;
@@ -78,6 +78,7 @@ export function withFastPath(deps: RestDeps, app: http.RequestListener): http.Re
       const ctx: CallContext = { transport: 'rest', puid: (typeof header === 'string' && header) || undefined, signal: abort.signal };
       const msg = parseJson(body.toString('utf8'), 'body', deps.config.limits.maxJsonDepth);
       payload = msg;
+      if (startup) await startup.waitForModel(); // before the model is warm, wait for it (bounded)
       if (op === 'predict') {
         validate('SeldonMessage', msg, '', bounds);
         const out = await dataplane.predict(msg as SeldonMessage, ctx);

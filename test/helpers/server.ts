@@ -23,6 +23,7 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}) {
     RECSERVE_DATA_DIR: dataDir,
     RECSERVE_PODINFO_ANNOTATIONS: path.join(dataDir, 'no-annotations'),
     LOG_LEVEL: 'silent',
+    RECSERVE_DEMO: 'true', // the demo model when a test names none (the server only builds it when asked)
     ...env,
   });
 }

@@ -53,9 +53,10 @@ describe('process lifecycle', () => {
     expect(p.output()).toMatch(/no model.onnx in \/nonexistent\/model-dir/);
   });
 
-  it('serves the demo model with no setup, logs JSON lines, and drains on SIGTERM', async () => {
+  it('serves the demo model when asked (RECSERVE_DEMO, as npm start passes --demo), logs JSON lines, and drains on SIGTERM', async () => {
     const port = await freePort();
     const p = run({
+      RECSERVE_DEMO: 'true',
       PREDICTIVE_UNIT_HTTP_SERVICE_PORT: String(port),
       PREDICTIVE_UNIT_METRICS_SERVICE_PORT: String(await freePort()),
       PREDICTIVE_UNIT_GRPC_SERVICE_PORT: String(await freePort()),
