@@ -1,6 +1,7 @@
 // Child-process entry for a server-triggered retrain (admin endpoint or schedule), so training never
-// blocks the serving event loop. argv[2] is a JSON RetrainJob; the last stdout line is the JSON report
-// (or {"error": "..."}). Never imported.
+// blocks the serving event loop. The JSON RetrainJob arrives in the environment (RECSERVE_RETRAIN_JOB),
+// not on the command line, where any local user could read the store URL and its password with ps.
+// The last stdout line is the JSON report (or {"error": "..."}). Never imported.
 import { openStore } from './store.js';
 import { retrain } from './retrain.js';
 
@@ -13,7 +14,10 @@ export interface RetrainJob {
   minHoldout: number;
 }
 
-const job = JSON.parse(process.argv[2] ?? '{}') as RetrainJob;
+const RETRAIN_JOB_ENV = 'RECSERVE_RETRAIN_JOB';
+
+const job = JSON.parse(process.env[RETRAIN_JOB_ENV] ?? '{}') as RetrainJob;
+delete process.env[RETRAIN_JOB_ENV];
 try {
   const store = await openStore({ url: job.storeUrl, dataDir: job.dataDir });
   try {

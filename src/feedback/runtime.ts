@@ -3,6 +3,7 @@
 // registry hooks that give every model version its bandit and fold-in before it serves, and retraining
 // (admin endpoint and optional schedule) in a child process followed by a hot swap.
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,8 +85,10 @@ export class Retrainer {
       }
       log.info({ published: report.published, version: report.version, reason: report.reason, seconds: report.seconds }, 'retrain finished');
     } catch (e) {
-      outcome.error = (e as Error).message;
-      log.error({ err: outcome.error, trigger: outcome.trigger }, 'retrain failed');
+      // The cause (store URLs, paths, a child's stderr) goes to the log; the admin answer names the log entry.
+      const requestId = randomUUID().slice(0, 8);
+      outcome.error = `retrain failed (request id ${requestId}); the server log has the cause`;
+      log.error({ err: (e as Error).message, trigger: outcome.trigger, requestId }, 'retrain failed');
     } finally {
       outcome.finishedAt = new Date().toISOString();
       this.deps.count(outcome.error ? 'failed' : outcome.activated ? 'published' : 'not_published');
@@ -107,7 +110,8 @@ async function runJob(job: RetrainJob, log: Logger): Promise<RetrainReport> {
     }
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [entry, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The job (with the store URL) travels in the environment: a command line is readable by every local user.
+    const child = spawn(process.execPath, [entry], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RECSERVE_RETRAIN_JOB: JSON.stringify(job) } });
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
