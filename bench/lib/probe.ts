@@ -47,3 +47,78 @@ export function startProbes(urls: string[], intervalMs = 100): { stop(): Promise
     },
   };
 }
+
+export interface PingStats {
+  /** Pings answered 200. */
+  count: number;
+  failures: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /**
+   * p99 counting the pings a probe every intervalMs would have sent while one was waiting (each late
+   * answer of L ms stands for pings that waited L - interval, L - 2·interval, ...): a stalled event loop
+   * shows in full instead of as one slow sample.
+   */
+  p99CorrectedMs: number;
+  /** Answers slower than 50 ms (the p99 bound). */
+  over50Ms: number;
+}
+
+/**
+ * GETs url every intervalMs over one keep-alive connection of its own (one at a time: the next ping
+ * leaves when the previous answered, or on schedule, whichever is later) until stopped.
+ */
+export function startPinger(url: string, intervalMs = 10): { stop(): Promise<PingStats> } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const ms: number[] = [];
+  let failures = 0;
+  let running = true;
+  const get = () =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const req = http.get(url, { agent, timeout: 30_000 }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) ms.push(performance.now() - t0);
+          else failures++;
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', () => {
+        failures++;
+        resolve();
+      });
+    });
+  const loop = (async () => {
+    const start = performance.now();
+    for (let tick = 0; running; tick++) {
+      const wait = start + tick * intervalMs - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      else tick = Math.floor((performance.now() - start) / intervalMs); // skip the ticks a slow answer missed
+      await get();
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      agent.destroy();
+      const corrected: number[] = [];
+      for (const m of ms) for (let v = m; v > 0; v -= intervalMs) corrected.push(v);
+      ms.sort((a, b) => a - b);
+      corrected.sort((a, b) => a - b);
+      const q = (a: number[], p: number) => (a.length === 0 ? NaN : a[Math.min(a.length - 1, Math.ceil(p * a.length) - 1)]);
+      return {
+        count: ms.length,
+        failures,
+        p50Ms: q(ms, 0.5),
+        p99Ms: q(ms, 0.99),
+        maxMs: ms[ms.length - 1] ?? NaN,
+        p99CorrectedMs: q(corrected, 0.99),
+        over50Ms: ms.filter((m) => m > 50).length,
+      };
+    },
+  };
+}
