@@ -64,16 +64,30 @@ export interface UserStateSource {
 
 export class PopularityColdStart implements ColdStartPolicy {
   private readonly order: Int32Array;
+  /** Popularity rank of each item (inverse of order). */
+  private readonly rankOf: Int32Array;
+  /** Per allowed set: its items in popularity order, so a selective filter costs O(k) per user, not a catalog walk. */
+  private readonly allowedOrder = new WeakMap<Uint8Array, Int32Array>();
   constructor(private readonly popularity: Float64Array) {
     this.order = Int32Array.from(popularity.keys()).sort((a, b) => popularity[b] - popularity[a] || a - b);
+    this.rankOf = new Int32Array(this.order.length);
+    this.order.forEach((i, r) => (this.rankOf[i] = r));
   }
   rank(k: number, allow: AllowedItems | null, exclude: Int32Array | null): Ranked {
     const items: number[] = [];
-    const excluded = exclude ? new Set(exclude) : null;
-    const mask = allow?.mask ?? null;
-    for (let r = 0; r < this.order.length && items.length < k; r++) {
-      const i = this.order[r];
-      if ((mask === null || mask[i] !== 0) && !excluded?.has(i)) items.push(i);
+    const excluded = exclude && exclude.length > 0 ? new Set(exclude) : null;
+    let order = this.order;
+    if (allow !== null) {
+      let cached = this.allowedOrder.get(allow.mask);
+      if (!cached) {
+        cached = Int32Array.from(allow.items).sort((a, b) => this.rankOf[a] - this.rankOf[b]);
+        this.allowedOrder.set(allow.mask, cached);
+      }
+      order = cached;
+    }
+    for (let r = 0; r < order.length && items.length < k; r++) {
+      const i = order[r];
+      if (!excluded?.has(i)) items.push(i);
     }
     return { items: Int32Array.from(items), scores: Float32Array.from(items, (i) => this.popularity[i]) };
   }

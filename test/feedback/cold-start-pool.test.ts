@@ -113,6 +113,23 @@ describe('cold start from the draw pool', () => {
   });
 });
 
+describe('popularity cold start (no feedback loop)', () => {
+  it('answers the most popular allowed items, walking only the allowed ones', async () => {
+    const rec = model(5000);
+    const pop = rec.artifact.popularity;
+    const genreOf = (i: number) => rec.artifact.catalog![i].genre as string;
+    for (const genre of ['rare', 'Comedy']) {
+      const out = await rec.recommend({ users: ['a', 'b'], k: 25, excludeSeen: false, filter: { genre } });
+      const want = Array.from(pop.keys())
+        .filter((i) => genreOf(i).toLowerCase() === genre.toLowerCase())
+        .sort((x, y) => pop[y] - pop[x] || x - y)
+        .slice(0, 25)
+        .map((i) => `i${i}`);
+      for (const r of out) expect(ids(r)).toEqual(want);
+    }
+  });
+});
+
 describe('bandit arms are bounded by the catalog', () => {
   it('ignores updates for ids no loaded model lists', async () => {
     const { bandit } = await setup(50);
