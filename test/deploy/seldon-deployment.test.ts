@@ -59,6 +59,8 @@ describe.skipIf(!haveCrd)('seldon-deployment.yaml against the SeldonDeployment C
       ['duplicate container port', (d) => container(d).ports.push({ ...container(d).ports[0], name: 'again' }), /containers\/0\/ports must pass "x-kubernetes-list-type"/],
       ['no predictors', (d) => delete d.spec.predictors, /^\/spec must have required property 'predictors'/],
       ['graph without a name', (d) => delete d.spec.predictors[0].graph.name, /graph must have required property 'name'/],
+      ['malformed emptyDir sizeLimit', (d) => (d.spec.predictors[0].componentSpecs[0].spec.volumes[0].emptyDir.sizeLimit = '2 gigs'), /emptyDir\/sizeLimit must match pattern/],
+      ['seccompProfile without a type', (d) => delete d.spec.predictors[0].componentSpecs[0].spec.securityContext.seccompProfile.type, /seccompProfile must have required property 'type'/],
     ];
     for (const [what, mutate, reason] of broken) {
       const copy = structuredClone(sdep);
@@ -164,6 +166,31 @@ describe('seldon-deployment.yaml and the rules of the Seldon webhook and of recs
     }
   });
 
+  it('hardens the pod: RuntimeDefault seccomp, no service-account token, bounded emptyDirs, a heap that fits the memory limit', () => {
+    for (const p of predictors) {
+      for (const spec of p.componentSpecs as Obj[]) {
+        const pod = spec.spec as Obj;
+        expect(pod.automountServiceAccountToken).toBe(false);
+        expect(pod.securityContext?.seccompProfile).toEqual({ type: 'RuntimeDefault' });
+        const emptyDirs = ((pod.volumes ?? []) as Obj[]).filter((v) => v.emptyDir !== undefined);
+        expect(emptyDirs.length).toBeGreaterThan(0);
+        for (const v of emptyDirs) expect(quantityBytes(v.emptyDir.sizeLimit), `emptyDir ${v.name} has a sizeLimit`).toBeGreaterThan(0);
+        for (const c of pod.containers as Obj[]) {
+          const limit = quantityBytes(c.resources?.limits?.memory);
+          expect(limit, `${c.name}: a memory limit`).toBeGreaterThan(0);
+          expect(c.resources.limits.memory).toBe('1Gi'); // the measured peak (docs/deploy.md) fits it
+          // NODE_OPTIONS here or in the image: V8's old space well under the pod limit (ORT and buffers are native).
+          const env = Object.fromEntries(((c.env ?? []) as Obj[]).map((e) => [e.name, e.value]));
+          const nodeOptions = env.NODE_OPTIONS ?? dockerfile.env().NODE_OPTIONS;
+          const heapMb = Number(/--max-old-space-size=(\d+)/.exec(nodeOptions ?? '')?.[1]);
+          expect(heapMb, `${c.name}: NODE_OPTIONS sets --max-old-space-size`).toBeGreaterThan(0);
+          expect(heapMb * 1024 * 1024).toBeLessThanOrEqual(0.7 * limit);
+          expect(env.RECSERVE_DEMO, 'a deployment never asks for the demo model').toBeUndefined();
+        }
+      }
+    }
+  });
+
   describe('against the running server', () => {
     let server: RunningServer;
     let dataDir: string;
@@ -255,6 +282,39 @@ describe('Dockerfile', () => {
     expect(distCopy).toBeDefined();
     const from = /--from=(\S+)/.exec(distCopy!.args)![1];
     expect(dockerfile.runsInChain(from).join('\n')).toMatch(/npm run build|tsc/);
+  });
+
+  it('never asks for the demo model, sets the V8 heap, and ships no npm/npx/corepack', () => {
+    const argv = JSON.parse(final.instructions.filter((i) => i.op === 'CMD').at(-1)!.args) as string[];
+    expect(argv).not.toContain('--demo');
+    const env = dockerfile.env();
+    expect(env.RECSERVE_DEMO).toBeUndefined();
+    expect(env.NODE_OPTIONS).toMatch(/--max-old-space-size=\d+/);
+    const runs = final.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    for (const p of ['/usr/local/lib/node_modules/npm', '/usr/local/lib/node_modules/corepack', '/usr/local/bin/npm', '/usr/local/bin/npx', '/usr/local/bin/corepack']) {
+      expect(runs, `rm ${p}`).toMatch(new RegExp(`rm -rf [^&]*${escapeRe(p)}(\\s|$)`));
+    }
+    // Nothing after the removal may need npm: the HEALTHCHECK and CMD run node itself.
+    for (const i of final.instructions.filter((x) => x.op === 'CMD' || x.op === 'HEALTHCHECK')) expect(i.args).not.toMatch(/\bnpm\b|\bnpx\b/);
+  });
+
+  it('copies only the linux-x64 onnxruntime binaries into the runtime', () => {
+    const copy = final.instructions.find((i) => i.op === 'COPY' && /--from=\S+\s+\S*node_modules/.test(i.args))!;
+    const runs = dockerfile.runsInChain(/--from=(\S+)/.exec(copy.args)![1]).join('\n');
+    const bin = 'node_modules/onnxruntime-node/bin/napi-v*';
+    // Every platform directory the package ships, except linux/x64, is deleted after npm ci.
+    const shipped = readdirSync(path.join(ROOT, 'node_modules/onnxruntime-node/bin')).flatMap((napi) =>
+      readdirSync(path.join(ROOT, 'node_modules/onnxruntime-node/bin', napi)).flatMap((os_) =>
+        readdirSync(path.join(ROOT, 'node_modules/onnxruntime-node/bin', napi, os_)).map((arch) => `${os_}/${arch}`),
+      ),
+    );
+    expect(shipped).toContain('linux/x64');
+    for (const platform of shipped.filter((x) => x !== 'linux/x64')) {
+      const [os_] = platform.split('/');
+      const removed = runs.includes(`${bin}/${os_} `) || runs.includes(`${bin}/${os_}\n`) || runs.includes(`${bin}/${platform}`) || runs.endsWith(`${bin}/${os_}`);
+      expect(removed, `${platform} removed`).toBe(true);
+    }
+    expect(runs).not.toMatch(/napi-v\*\/linux(\/x64)?(\s|$)/);
   });
 
   it('installs production dependencies with build tools, then copies them to the runtime', () => {
@@ -447,6 +507,14 @@ function globToRe(pattern: string): RegExp {
     .map((part) => part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]'))
     .join('.*');
   return new RegExp(`^${re.replace(/^\.\*\//, '(.*/)?')}$`);
+}
+
+/** A Kubernetes quantity (1Gi, 512Mi, 2G, 1024) in bytes; NaN when malformed or absent. */
+function quantityBytes(q: unknown): number {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(String(q ?? ''));
+  if (!m) return NaN;
+  const unit: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  return Number(m[1]) * unit[m[2] ?? ''];
 }
 
 function escapeRe(s: string): string {
