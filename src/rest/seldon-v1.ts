@@ -134,10 +134,13 @@ export function parseJson(text: string, where: string, maxDepth: number = LIMIT_
 
 function fromMultipart(req: Request, maxDepth: number): Record<string, unknown> {
   const msg: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, string>)) {
+  for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, string | string[]>)) {
+    // A repeated field arrives as a list: which copy would be the message? (The same rule as ?json=.)
+    if (typeof value !== 'string') throw badData(`multipart field ${clip(key, 64)} is given more than once`);
     msg[key] = key === 'strData' ? value : parseJson(value, `multipart field ${clip(key, 64)}`, maxDepth);
   }
   for (const file of (req.files as Express.Multer.File[] | undefined) ?? []) {
+    if (file.fieldname in msg) throw badData(`multipart field ${clip(file.fieldname, 64)} is given more than once`);
     msg[file.fieldname] = file.fieldname === 'binData' ? file.buffer.toString('base64') : file.buffer.toString('utf8');
   }
   if (Object.keys(msg).length === 0) throw badData(`${NO_JSON}: the multipart body has no fields`);
