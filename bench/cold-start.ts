@@ -37,7 +37,8 @@ const artifact = {
   version: `synthetic-${nItems}`,
   userIds: [],
   itemIds,
-  catalog: itemIds.map((_, i) => ({ genre: genreOf(i, BENCH_MODEL.genres) })),
+  // tier "rare" (1 item in 1,000) is a filter whose items mostly lie past the pool's sorted prefixes.
+  catalog: itemIds.map((_, i) => ({ genre: genreOf(i, BENCH_MODEL.genres), tier: i % 1000 === 17 ? 'rare' : 'common' })),
   popularity: Float64Array.from(itemIds, (_, i) => ((i * 2654435761) >>> 0) % 10_000),
   seen: null,
   ratingRange: null,
@@ -120,6 +121,7 @@ const before = await measure('before: per-user draws of the whole catalog (main 
 }, 1);
 const after = await measure('after:  Recommender.recommend from the draw pool', () => rec.recommend(req(null)));
 const afterFiltered = await measure('after:  same, filter {"genre": "g3"} (1 in 8 items)', () => rec.recommend(req({ genre: 'g3' })));
+const afterRare = await measure('after:  same, filter {"tier": "rare"} (1 in 1,000: past the prefix)', () => rec.recommend(req({ tier: 'rare' })));
 const filterBefore = await measure('before: filter with 10,001 values, row-by-row matching', () => rowByRowMask({ genre: manyValues }), 1);
 const filterAfter = await measure('after:  same filter from the index (mask + 1,000 users)', () => rec.recommend(req({ genre: manyValues })));
 
@@ -138,6 +140,7 @@ console.log(
     coldStartBeforeMs: +before.ms.toFixed(1),
     coldStartAfterMs: +after.ms.toFixed(1),
     coldStartFilteredAfterMs: +afterFiltered.ms.toFixed(1),
+    coldStartRareFilterAfterMs: +afterRare.ms.toFixed(1),
     filter10001BeforeMs: +filterBefore.ms.toFixed(1),
     filter10001AfterMs: +filterAfter.ms.toFixed(1),
     loopMaxBeforeMs: +before.loopMaxMs.toFixed(1),

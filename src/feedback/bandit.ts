@@ -224,7 +224,7 @@ export class ThompsonBandit implements PolicyHost {
   }
 }
 
-/** Most bytes of tail rankings (beyond the prefix) one policy keeps per pool. */
+/** Most bytes of per-filter rankings (allowed prefixes and tails beyond them) one policy keeps per pool. */
 const TAIL_CACHE_BYTES = 8 * 1024 * 1024;
 const NO_FILTER = new Uint8Array(0);
 
@@ -239,6 +239,9 @@ export class BanditPolicy implements ColdStartPolicy {
   private theta: Float32Array | null = null;
   /** Per pool: mask → vector → ranking of the allowed items beyond the vector's prefix. */
   private tails = new Map<Uint8Array, Map<number, Ranked>>();
+  /** Per pool: mask → vector → the vector's prefix restricted to the allowed items. */
+  private prefixes = new Map<Uint8Array, Map<number, Ranked>>();
+  /** Bytes of tails and prefixes (both dropped with their pool). */
   private tailBytes = 0;
 
   constructor(
@@ -266,6 +269,7 @@ export class BanditPolicy implements ColdStartPolicy {
     );
     this.pool.onSwap = () => {
       this.tails = new Map();
+      this.prefixes = new Map();
       this.tailBytes = 0;
     };
   }
@@ -341,12 +345,14 @@ export class BanditPolicy implements ColdStartPolicy {
     const slot = fnv1a(`${pool.seed}:${userId}`) % pool.vectors;
     const items: number[] = [];
     const scores: number[] = [];
-    const base = slot * L;
-    for (let r = 0; r < L && items.length < k; r++) {
-      const i = pool.items[base + r];
-      if ((mask !== null && mask[i] === 0) || isExcluded(ex, i)) continue;
+    // The vector's prefix, cut to the allowed items once per (filter, vector): a selective filter
+    // then costs each user O(k + excluded), not a walk over L mostly-disallowed items.
+    const prefix = mask === null ? { items: pool.items.subarray(slot * L, (slot + 1) * L), scores: pool.scores.subarray(slot * L, (slot + 1) * L) } : this.allowedPrefix(pool, slot, mask);
+    for (let r = 0; r < prefix.items.length && items.length < k; r++) {
+      const i = prefix.items[r];
+      if (isExcluded(ex, i)) continue;
       items.push(i);
-      scores.push(pool.scores[base + r]);
+      scores.push(prefix.scores[r]);
     }
     if (items.length < k && L < this.itemIds.length) {
       const tail = this.tail(pool, slot, allow);
@@ -358,6 +364,29 @@ export class BanditPolicy implements ColdStartPolicy {
       }
     }
     return { items: Int32Array.from(items), scores: Float32Array.from(scores) };
+  }
+
+  private allowedPrefix(pool: DrawPool, slot: number, mask: Uint8Array): Ranked {
+    const cached = this.prefixes.get(mask)?.get(slot);
+    if (cached) return cached;
+    const L = pool.prefix;
+    const items: number[] = [];
+    const scores: number[] = [];
+    for (let r = slot * L; r < (slot + 1) * L; r++) {
+      const i = pool.items[r];
+      if (mask[i] === 0) continue;
+      items.push(i);
+      scores.push(pool.scores[r]);
+    }
+    const ranked: Ranked = { items: Int32Array.from(items), scores: Float32Array.from(scores) };
+    const bytes = ranked.items.byteLength + ranked.scores.byteLength + 64;
+    if (this.tailBytes + bytes <= TAIL_CACHE_BYTES) {
+      let perSlot = this.prefixes.get(mask);
+      if (!perSlot) this.prefixes.set(mask, (perSlot = new Map()));
+      perSlot.set(slot, ranked);
+      this.tailBytes += bytes;
+    }
+    return ranked;
   }
 
   /**
