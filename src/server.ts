@@ -59,6 +59,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     // Slow or stalled senders give their socket back; Node refuses headersTimeout > requestTimeout.
     headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
     requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: 1000, // how often those timeouts are checked (Node's default is 30 s)
   });
   // Connection count and per-connection pipelining are bounded in front of both the fast path and express.
   const guard = guardConnections(httpServer, limits);

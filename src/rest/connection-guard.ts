@@ -2,10 +2,11 @@
 //  - at most `maxConnections` open sockets: a new connection beyond it evicts the oldest idle one
 //    (no request in flight), so idle or half-sent sockets can never lock out a probe; when every
 //    socket is busy the new one is closed at accept;
-//  - at most `maxPipelined` requests of one connection run at once: the rest wait, unparsed in the
-//    kernel or parsed but not started, with the socket paused until earlier answers are written.
-//    A response only finishes once the kernel took its bytes, so a client that never reads keeps
-//    its requests waiting instead of making the server run them all and queue every answer.
+//  - at most `maxPipelined` requests of one connection run at once, and none starts while the
+//    socket still has an answer waiting for the kernel (the client is not reading): the rest wait,
+//    unparsed in the kernel or parsed but not started, with the socket paused until earlier answers
+//    are written. A client that never reads keeps its requests waiting instead of making the server
+//    run them all and hold every answer.
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 
@@ -21,6 +22,8 @@ interface ConnectionState {
   waiting: [http.IncomingMessage, http.ServerResponse][];
   /** True while the guard holds the socket paused. */
   held: boolean;
+  /** True while a 'drain' listener will start the next waiting request. */
+  awaitingDrain: boolean;
   resume: () => void;
 }
 
@@ -49,7 +52,7 @@ export function guardConnections(server: http.Server, limits: ConnectionLimits):
       states.delete(idle);
     }
     const nativeResume = socket.resume.bind(socket);
-    const state: ConnectionState = { inFlight: 0, waiting: [], held: false, resume: nativeResume };
+    const state: ConnectionState = { inFlight: 0, waiting: [], held: false, awaitingDrain: false, resume: nativeResume };
     // Node resumes a paused socket whenever a request body is read or the socket drains; while the
     // guard holds it those resumes are ignored, or the parser would read on and start more requests.
     socket.resume = function guardedResume(this: Socket) {
@@ -67,6 +70,8 @@ export function guardConnections(server: http.Server, limits: ConnectionLimits):
     else state.resume();
   };
 
+  const canStart = (socket: Socket, state: ConnectionState) => state.inFlight < limits.maxPipelined && !socket.writableNeedDrain;
+
   return {
     wrap(listener) {
       const start = (state: ConnectionState, socket: Socket, req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -76,21 +81,32 @@ export function guardConnections(server: http.Server, limits: ConnectionLimits):
           if (done) return;
           done = true;
           state.inFlight--;
-          while (state.waiting.length > 0 && state.inFlight < limits.maxPipelined) {
-            const [nextReq, nextRes] = state.waiting.shift()!;
-            start(state, socket, nextReq, nextRes);
-          }
-          if (state.held && state.waiting.length === 0) release(socket, state);
+          pump(state, socket);
         };
         res.once('finish', finished);
         res.once('close', finished);
         listener(req, res);
       };
+      // Starts waiting requests while the connection has room, then lets the socket read again.
+      const pump = (state: ConnectionState, socket: Socket) => {
+        while (state.waiting.length > 0 && canStart(socket, state)) {
+          const [nextReq, nextRes] = state.waiting.shift()!;
+          start(state, socket, nextReq, nextRes);
+        }
+        if (state.waiting.length > 0 && socket.writableNeedDrain && !state.awaitingDrain) {
+          state.awaitingDrain = true;
+          socket.once('drain', () => {
+            state.awaitingDrain = false;
+            pump(state, socket);
+          });
+        }
+        if (state.held && state.waiting.length === 0) release(socket, state);
+      };
       return (req, res) => {
         const socket = req.socket;
         const state = states.get(socket);
         if (!state) return listener(req, res); // a connection accepted before the guard (none in practice)
-        if (state.inFlight < limits.maxPipelined && state.waiting.length === 0) {
+        if (state.waiting.length === 0 && canStart(socket, state)) {
           start(state, socket, req, res);
           return;
         }
@@ -99,6 +115,7 @@ export function guardConnections(server: http.Server, limits: ConnectionLimits):
           state.held = true;
           socket.pause();
         }
+        pump(state, socket); // arms the drain wait when the socket is what holds it back
       };
     },
     get open() {

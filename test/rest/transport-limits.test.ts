@@ -323,3 +323,26 @@ async function predictCount(): Promise<number> {
   for (const line of text.split('\n')) if (line.startsWith('recserve_recommendations_total{')) n += Number(line.split(' ').at(-1));
   return n / USERS;
 }
+
+describe('slow senders', () => {
+  let slow: TestServer;
+  beforeAll(async () => {
+    slow = await startTestServer({ RECSERVE_HEADERS_TIMEOUT_MS: '500', RECSERVE_REQUEST_TIMEOUT_MS: '1000' });
+  });
+  afterAll(async () => slow?.stop());
+
+  it.each([
+    ['headers that never end (RECSERVE_HEADERS_TIMEOUT_MS)', `POST ${PREDICT} HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n`],
+    ['a body that never ends (RECSERVE_REQUEST_TIMEOUT_MS)', `POST ${PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonData"`],
+  ])('%s: the server answers 408 and closes the socket', async (_what, partial) => {
+    const socket = net.connect(slow.server.ports.http, '127.0.0.1');
+    let text = '';
+    socket.on('data', (d) => (text += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.write(partial);
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    expect(text).toMatch(/^HTTP\/1\.1 408 /);
+    const r = await postJson(`${slow.url}${PREDICT}`, { jsonData: { user_id: '1', k: 1 } });
+    expect(r.status).toBe(200);
+  });
+});
