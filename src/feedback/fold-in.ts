@@ -48,7 +48,6 @@ interface Folded {
   /** [p_u (d), b_u], or null while a new user has too few positives. */
   x: Float32Array | null;
   seen: Int32Array;
-  scores?: Float32Array;
 }
 
 /** Folded users of one model version; it is the Recommender's UserStateSource. */
@@ -64,6 +63,11 @@ export class FoldInModel implements UserStateSource {
   private readonly users = new Map<string, Folded>();
   private itemMoment: Float64Array | null = null;
   private gramQ: Float64Array | null = null;
+  /**
+   * One catalog-sized buffer for every folded user's scores. A per-user copy would cost
+   * users × items × 4 bytes (100,000 users × 50,000 items = 20 GB); callers rank it before they yield.
+   */
+  private scratch: Float32Array | null = null;
 
   private constructor(
     readonly model: Recommender,
@@ -95,7 +99,8 @@ export class FoldInModel implements UserStateSource {
     const f = this.users.get(userId);
     if (!f) return undefined;
     if (!f.x) return { seen: f.seen };
-    return { seen: f.seen, scores: () => (f.scores ??= this.scoreAll(f.x!)) };
+    const x = f.x;
+    return { seen: f.seen, scores: () => this.scoreAll(x, (this.scratch ??= new Float32Array(this.model.nItems))), score: (i) => this.scoreOne(x, i) };
   }
 
   /** The folded vector [p_u, b_u] of a user (undefined when not folded). */
@@ -236,11 +241,10 @@ export class FoldInModel implements UserStateSource {
   }
 
   /** μ + b_u + b_i + p·q_i for every item. */
-  scoreAll(x: Float32Array): Float32Array {
+  scoreAll(x: Float32Array, out: Float32Array = new Float32Array(this.model.nItems)): Float32Array {
     const f = this.model.artifact.factors!;
     const { d } = this;
     const n = this.model.nItems;
-    const out = new Float32Array(n);
     const bu = this.kind === 'explicit' ? x[d] : 0;
     const base = f.globalBias + bu;
     const Q = f.itemFactors;
@@ -250,6 +254,16 @@ export class FoldInModel implements UserStateSource {
       out[i] = base + f.itemBias[i] + s;
     }
     return out;
+  }
+
+  /** The score of one item: O(factors), for pair scoring. */
+  scoreOne(x: Float32Array, i: number): number {
+    const f = this.model.artifact.factors!;
+    const { d } = this;
+    const Q = f.itemFactors;
+    let s = f.globalBias + (this.kind === 'explicit' ? x[d] : 0) + f.itemBias[i];
+    for (let k = 0, o = i * d; k < d; k++) s += x[k] * Q[o + k];
+    return Math.fround(s);
   }
 
   /** (1/n) Σ_i x_i x_iᵀ over the catalog (the anchor when a user's training items are unknown). */

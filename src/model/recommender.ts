@@ -51,8 +51,13 @@ export interface ColdStartPolicy {
 // --- feedback hooks -----------------------------------------------------------------
 /** What the feedback loop knows about one user beyond the model. */
 export interface UserState {
-  /** Scores for every item (index space) from a vector re-solved after feedback (fold-in). */
+  /**
+   * Scores for every item (index space) from a vector re-solved after feedback (fold-in). The buffer
+   * may be shared between users: rank it before the next call (and before any await).
+   */
   scores?: () => Float32Array;
+  /** The score of one item from the same vector. */
+  score?: (item: number) => number;
   /** Items the user chose through feedback (sorted ascending), left out when exclude_seen. */
   seen?: Int32Array;
 }
@@ -143,14 +148,18 @@ export class Recommender {
     const k = allow !== null && allow.allowedCount === 0 ? 0 : Math.min(req.k, this.nItems);
     const known: { pos: number; query: TopKQuery }[] = [];
     const out: Recommendation[] = new Array(req.users.length);
-    req.users.forEach((userId, pos) => {
+    let foldedScored = 0;
+    for (let pos = 0; pos < req.users.length; pos++) {
+      const userId = req.users[pos];
       const u = this.userIndex.get(userId);
-      // A folded-in user is ranked from its re-solved vector.
+      // A folded-in user is ranked from its re-solved vector, on this thread: O(items × factors) each, so
+      // between such users the event loop gets a turn (probes and other requests are never held for a batch).
       const state = this.users?.get(userId);
       if (state?.scores) {
+        if (foldedScored++ > 0) await new Promise<void>((resolve) => setImmediate(resolve));
         const exclude = req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null;
         out[pos] = this.explored(req, userId, selectTopK(state.scores(), 0, this.nItems, k, exclude, allow?.mask ?? null), allow, exclude);
-        return;
+        continue;
       }
       if (u === undefined) {
         const exclude = req.excludeSeen ? (state?.seen ?? null) : null; // items a new user already gave feedback on
@@ -159,7 +168,7 @@ export class Recommender {
         const exclude = req.excludeSeen ? (this.artifact.seen?.[u] ?? null) : null;
         known.push({ pos, query: { user: u, k, exclude, allow: allow?.mask ?? null } });
       }
-    });
+    }
     if (known.length > 0 && k === 0) {
       for (const { pos } of known) out[pos] = { userId: req.users[pos], strategy: 'personalized', items: [] };
     } else if (known.length > 0) {
@@ -180,8 +189,8 @@ export class Recommender {
       const ui = this.userIndex.get(u);
       const ii = this.itemIndex.get(i);
       const state = this.users?.get(u);
-      if (state?.scores && ii !== undefined) {
-        folded.set(r, state.scores()[ii]);
+      if (state?.score && ii !== undefined) {
+        folded.set(r, state.score(ii));
         return;
       }
       if (ui === undefined) throw badData(`row ${r}: unknown user_id "${u}"; pair scoring needs a known user (ask for recommendations to get the cold-start answer)`);

@@ -119,6 +119,24 @@ describe('fold-in (explicit ALS closed form)', () => {
     expect(s[i]).toBeCloseTo(want, 4);
   });
 
+  it('keeps no per-user score vector: one shared buffer for ranking, O(factors) for a single item', () => {
+    const f = FoldInModel.for(rec, { minPositives: 1 })!;
+    const mk = (user: string, item: string) => rows([[item, 1, 'chosen']]).map((r) => ({ ...r, userId: user }));
+    f.update('a', mk('a', 'i3'));
+    f.update('b', mk('b', 'i9'));
+    const a = f.get('a')!;
+    const b = f.get('b')!;
+    const sa = Float32Array.from(a.scores!());
+    const bufferB = b.scores!();
+    expect(bufferB).toBe(a.scores!()); // the same buffer, refilled per call
+    const sb = Float32Array.from(b.scores!());
+    for (const i of [0, 7, n - 1]) {
+      expect(a.score!(i)).toBeCloseTo(sa[i], 5);
+      expect(b.score!(i)).toBeCloseTo(sb[i], 5);
+    }
+    expect(sa).not.toEqual(sb);
+  });
+
   it('is unavailable for a model without readable factors', () => {
     expect(FoldInModel.for(model('explicit', x0, lambda, {}, false))).toBeNull();
   });
