@@ -50,7 +50,7 @@ export const LIMIT_DEFAULTS: Limits = {
   maxTruthItems: 1000,
   maxMultipartParts: 16,
   maxConnections: 4096,
-  maxPipelined: 16,
+  maxPipelined: 4,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   predictionMemoryBytes: 64 * 1024 * 1024,

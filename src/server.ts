@@ -10,7 +10,7 @@ import { ModelRegistry } from './model/registry.js';
 import { servingScorerFactory } from './model/pool/factory.js';
 import { withFastPath } from './rest/fast-path.js';
 import { DataPlane } from './protocol/dataplane.js';
-import { createRestApp, expectationFailed } from './rest/app.js';
+import { clientError, createRestApp, expectationFailed } from './rest/app.js';
 import { guardConnections } from './rest/connection-guard.js';
 import { StartupGate } from './startup-gate.js';
 import { startFeedback, type FeedbackRuntime } from './feedback/runtime.js';
@@ -66,6 +66,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   httpServer.on('request', guard.wrap(withFastPath({ config, dataplane, metrics, log, startup }, app))); // predict/feedback hot path without express
   // Expect other than 100-continue: Node would answer a bare 417; answer it in Seldon's format.
   httpServer.on('checkExpectation', expectationFailed);
+  // What the HTTP parser refuses (e.g. a ?json= URL past the header limit) also gets a Seldon body.
+  httpServer.on('clientError', clientError);
   const metricsServer = http.createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && (path === config.metricsPath || path === '/metrics')) {

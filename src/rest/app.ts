@@ -152,6 +152,27 @@ export function expectationFailed(req: http.IncomingMessage, res: http.ServerRes
   res.end(text);
 }
 
+/**
+ * Requests Node's HTTP parser refuses before any handler runs (a URL or headers past the 16 KB header
+ * limit, malformed framing). Node would answer a bare 400/431 with no body; answer in Seldon's format.
+ */
+export function clientError(err: NodeJS.ErrnoException & { code?: string }, socket: import('node:stream').Duplex): void {
+  // An answer already under way on this socket cannot be followed by another status line.
+  const answering = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (err.code === 'ECONNRESET' || !socket.writable || answering) {
+    socket.destroy();
+    return;
+  }
+  const [status, phrase, info] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'the request line and headers are larger than 16384 bytes; send the message as a POST body']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'the request was not received in time (RECSERVE_HEADERS_TIMEOUT_MS, RECSERVE_REQUEST_TIMEOUT_MS)']
+        : [400, 'Bad Request', 'the request is not valid HTTP/1.1'];
+  const text = JSON.stringify(seldonErrorBody('MICROSERVICE_BAD_DATA', info));
+  socket.end(`HTTP/1.1 ${status} ${phrase}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+}
+
 /** Errors thrown by body parsers, in our catalogue. */
 export function bodyError(err: unknown): RecserveError | null {
   const e = err as { type?: string; code?: string; name?: string; status?: number; message?: string; limit?: number };

@@ -14,8 +14,8 @@ const CLI = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'index.js');
 
 function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npx tsc -p . before this test`);
-  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'info', RECSERVE_WORKERS: '0', RECSERVE_PODINFO_ANNOTATIONS: path.join(dataDir, 'none') };
-  delete env.MODEL_PATH; // no model named: the child serves the demo model from its data directory
+  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'info', RECSERVE_WORKERS: '0', RECSERVE_DEMO: 'true', RECSERVE_PODINFO_ANNOTATIONS: path.join(dataDir, 'none') };
+  delete env.MODEL_PATH; // no model named: the child serves the demo model (asked for) from its data directory
   delete env.RECSERVE_STORE_URL;
   const child = spawn(process.execPath, [CLI, 'serve', '--data-dir', dataDir, '--http-port', '0', '--grpc-port', '0', '--metrics-port', '0', '--host', '127.0.0.1'], {
     env,

@@ -130,13 +130,15 @@ describe('REST ⇔ gRPC parity: Predict', () => {
 
 describe('REST ⇔ gRPC parity: feedback and pass-through', () => {
   it('SendFeedback answers alike', async () => {
-    const pred = await postJson(`${ts.url}/api/v1.0/predictions`, { jsonData: { user_id: '2', k: 2 } });
-    const fb = { request: { jsonData: { user_id: '2', k: 2 } }, response: pred.body, reward: 0.3 };
+    // Two predictions, one feedback each: the same feedback twice would be a retry, recorded once.
+    const predA = await postJson(`${ts.url}/api/v1.0/predictions`, { jsonData: { user_id: '2', k: 2 } });
+    const predB = await postJson(`${ts.url}/api/v1.0/predictions`, { jsonData: { user_id: '2', k: 2 } });
+    const fb = (pred: typeof predA) => ({ request: { jsonData: { user_id: '2', k: 2 } }, response: pred.body, reward: 0.3 });
     const rewardSum = async () => (await ts.server.metrics.feedbackReward.get()).values.reduce((a, v) => a + v.value, 0);
     const r0 = await rewardSum();
-    const rest = await postJson(`${ts.url}/api/v1.0/feedback`, fb);
+    const rest = await postJson(`${ts.url}/api/v1.0/feedback`, fb(predA));
     const r1 = await rewardSum();
-    const rpc = await tryCall(c.Model, 'SendFeedback', feedbackToProto(fb));
+    const rpc = await tryCall(c.Model, 'SendFeedback', feedbackToProto(fb(predB)));
     const r2 = await rewardSum();
     // reward is a 32-bit float on the wire; it arrives as 0.3, not 0.30000001192092896.
     expect(r1 - r0).toBeCloseTo(0.3, 12);
@@ -147,8 +149,8 @@ describe('REST ⇔ gRPC parity: feedback and pass-through', () => {
     const g = messageFromProto(rpc.response);
     expect(g.data).toEqual(rest.body.data);
     expect(g.meta.tags).toEqual(rest.body.meta.tags);
-    expect(g.meta.puid).toBe(rest.body.meta.puid);
-    expect(g.meta.puid).toBe(pred.body.meta.puid);
+    expect(rest.body.meta.puid).toBe(predA.body.meta.puid);
+    expect(g.meta.puid).toBe(predB.body.meta.puid);
     const badRest = await postJson(`${ts.url}/api/v1.0/feedback`, { reward: 7 });
     const badRpc = await tryCall(c.Model, 'SendFeedback', { reward: 7 });
     expect(badRest.status).toBe(400);
