@@ -164,14 +164,16 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
   const swaps = new client.Counter({ name: 'recserve_model_swaps_total', help: 'Model versions swapped in (loads and rollbacks)', registers: [reg] });
   const retrains = new client.Counter({ name: 'recserve_retrains_total', help: 'Server-run retrains by outcome', labelNames: ['outcome'] as const, registers: [reg] });
 
-  registry.configure({ root: path.join(config.dataDir, 'models'), log });
+  registry.configure({ root: path.join(config.dataDir, 'models'), log, filterCacheBytes: config.limits.filterCacheBytes });
   const safety = storeSafety(settings);
   const stores = new StoreHolder(() => openStore({ url: config.storeUrl, dataDir: config.dataDir, safety }), settings.storeRetryMs, log, safety.timeoutMs);
   const bandit = new ThompsonBandit(settings.bandit);
+  bandit.log = log;
   stores.onOpen(async (s) => {
     const arms = await s.arms();
-    bandit.load(arms);
-    log.info({ store: s.location, backend: s.backend, schema: await s.schemaVersion(), arms: arms.length }, 'interaction store open; bandit posterior loaded');
+    // Arms for ids no loaded catalog lists (e.g. written before ids were checked) are not kept.
+    const { kept, ignored, deferred } = bandit.load(arms);
+    log.info({ store: s.location, backend: s.backend, schema: await s.schemaVersion(), arms: arms.length, kept, ignored, deferred }, 'interaction store open; bandit posterior loaded');
   });
   await stores.get().catch(() => undefined); // logged; feedback answers 503 until it opens
 
@@ -212,6 +214,7 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
       if (timer) clearInterval(timer);
       await retrainer.current?.catch(() => undefined);
       await stores.close();
+      await bandit.close();
     },
   };
 }
