@@ -8,7 +8,7 @@ import type { Recommender } from '../model/recommender.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { checkMeta, coldStartUsers, decodePredict, encodePredict, payloadKeyOf, type PredictInput, type PredictOutput } from './codec.js';
-import { validate } from './contract.js';
+import { boundsOf, validate } from './contract.js';
 import { buildMetadata, type MetadataResult } from './metadata.js';
 import type { Feedback, JsonValue, Meta, ModelMetadata, SeldonMessage } from './seldon.js';
 
@@ -90,7 +90,7 @@ export class DataPlane {
 
   async feedback(fb: Feedback, ctx: CallContext): Promise<SeldonMessage> {
     if (typeof fb !== 'object' || fb === null || Array.isArray(fb)) throw badData('feedback must be a Feedback object {request, response, reward, truth}');
-    validate('Feedback', fb);
+    validate('Feedback', fb, '', boundsOf(this.config));
     const reward = fb.reward ?? 0;
     if (typeof reward !== 'number' || !Number.isFinite(reward) || reward < 0 || reward > 1) throw badData(`reward must be a number in [0, 1], got ${String(reward).slice(0, 40)}`);
     for (const part of ['request', 'response', 'truth'] as const) {
