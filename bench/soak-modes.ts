@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadArtifact } from '../src/model/artifact.js';
 import { ensureDemoModel } from '../src/train/demo.js';
+import { PACKAGE_ROOT } from '../src/util/paths.js';
 import { closedLoop, percentile, writeWithBackpressure, type ClosedLoopResult, type Shot } from './lib/closed-loop.js';
 import { startPinger } from './lib/probe.js';
 import { watchRss } from './lib/rss-watch.js';
@@ -544,7 +545,8 @@ class ModeRun {
       const kindOf = (i: number) => kinds[((i % kinds.length) + kinds.length) % kinds.length];
       const next = (i: number): Shot => {
         const kind = kindOf(i);
-        const jsonData = kind === 'cold' ? { users: cold(i), k } : kind === 'filter' ? { user_id: userId(i % BENCH_MODEL.users), k, filter: filter(i) } : { users: cold(i), k, filter: filter(i) };
+        const known = userId(Math.abs(i) % BENCH_MODEL.users);
+        const jsonData = kind === 'cold' ? { users: cold(i), k } : kind === 'filter' ? { user_id: known, k, filter: filter(i) } : { users: cold(i), k, filter: filter(i) };
         return { path: PREDICT, body: JSON.stringify({ jsonData }) };
       };
       // Idle baseline first: what a ping costs with nothing else running.
@@ -616,7 +618,7 @@ function pingOnce(url: string, timeoutMs: number): Promise<{ ok: true; ms: numbe
 
 /** "DIR at <commit>" (and whether its work tree has uncommitted changes), for the record. */
 export function describeCheckout(dir: string | undefined): string {
-  const d = dir ?? process.cwd();
+  const d = dir ?? PACKAGE_ROOT;
   try {
     const commit = execFileSync('git', ['-C', d, 'log', '-1', '--format=%h'], { encoding: 'utf8' }).trim();
     const dirty = execFileSync('git', ['-C', d, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim() !== '';
