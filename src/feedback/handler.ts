@@ -89,6 +89,10 @@ export class FeedbackService implements FeedbackHandler {
       truth = null;
     }
     const rows = buildRows(kept.lists, truth, reward);
+    if (target.source !== 'memory') {
+      // Only impressions this server remembers serving move the bandit (see ServedBy 'claimed').
+      for (const r of rows) if (r.servedBy === 'cold_start' || r.servedBy === 'exploration') r.servedBy = 'claimed';
+    }
     if (rows.length > settings.maxRowsPerFeedback) {
       throw badData(`this feedback would store ${rows.length} interactions; at most ${settings.maxRowsPerFeedback} per feedback (limit RECSERVE_FEEDBACK_MAX_ROWS=${settings.maxRowsPerFeedback})`);
     }

@@ -14,10 +14,15 @@ import path from 'node:path';
 export type InteractionKind = 'list' | 'chosen' | 'skipped';
 
 /** What put the item in front of the user. Only bandit-served rows update the bandit. */
-export type ServedBy = 'cold_start' | 'exploration' | 'personalized' | 'pairs' | 'not_shown';
+/**
+ * `claimed`: the feedback's own payloads say the bandit showed the item, but this server has no record
+ * of that prediction (unknown or expired puid). Stored for retraining, never counted by the bandit: a
+ * client could otherwise invent impressions and push any item up the cold-start ranking.
+ */
+export type ServedBy = 'cold_start' | 'exploration' | 'personalized' | 'pairs' | 'not_shown' | 'claimed';
 
 export const INTERACTION_KINDS: readonly InteractionKind[] = ['list', 'chosen', 'skipped'];
-export const SERVED_BY: readonly ServedBy[] = ['cold_start', 'exploration', 'personalized', 'pairs', 'not_shown'];
+export const SERVED_BY: readonly ServedBy[] = ['cold_start', 'exploration', 'personalized', 'pairs', 'not_shown', 'claimed'];
 
 export interface NewInteraction {
   userId: string;

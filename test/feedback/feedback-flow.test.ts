@@ -123,7 +123,9 @@ describe('online fold-in', () => {
 describe('feedback forms', () => {
   it('stores feedback given as full payloads (no puid), tables, tensors, strData and pair scores', async () => {
     const store = t.server.feedback.stores.peek()!;
-    // jsonData request + response, no puid known to the server
+    // jsonData request + response, no puid known to the server: the cold-start impressions are the
+    // client's claim, stored as such ('claimed') and never counted by the bandit
+    const arm7 = t.server.feedback.bandit.countsOf('7');
     let r = await feedback({
       request: { jsonData: { user_id: 'form-1', k: 2 } },
       response: { jsonData: { recommendations: [{ user_id: 'form-1', strategy: 'cold_start', items: [{ item_id: '7', score: 0.3 }, { item_id: '8', score: 0.2 }] }] } },
@@ -131,9 +133,10 @@ describe('feedback forms', () => {
     });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect((await store.userInteractions('form-1')).map((x) => [x.itemId, x.reward, x.kind, x.servedBy])).toEqual([
-      ['7', 0.7, 'list', 'cold_start'],
-      ['8', 0.7, 'list', 'cold_start'],
+      ['7', 0.7, 'list', 'claimed'],
+      ['8', 0.7, 'list', 'claimed'],
     ]);
+    expect(t.server.feedback.bandit.countsOf('7')).toEqual(arm7);
     // long-form table answer (what ndarray requests get), truth as a tensor of ids
     r = await feedback({
       request: { data: { ndarray: [['2'], ['form-2']] } },
@@ -142,7 +145,7 @@ describe('feedback forms', () => {
       truth: { data: { tensor: { shape: [1], values: [12] } } },
     });
     expect(r.status, JSON.stringify(r.body)).toBe(200);
-    expect((await store.userInteractions('form-2')).map((x) => [x.itemId, x.kind, x.servedBy])).toEqual([['12', 'chosen', 'cold_start']]);
+    expect((await store.userInteractions('form-2')).map((x) => [x.itemId, x.kind, x.servedBy])).toEqual([['12', 'chosen', 'claimed']]);
     expect((await store.userInteractions('2')).at(-1)).toMatchObject({ itemId: '11', kind: 'skipped', reward: 0, servedBy: 'personalized' });
     // strData truth, request only (the truth names the item)
     r = await feedback({ request: { strData: 'form-3' }, reward: 0.5, truth: { strData: '33, 34' } });

@@ -59,13 +59,21 @@ describe('SIGKILL in the middle of a feedback stream', () => {
     const ITEMS = 5;
     const client = async (c: number) => {
       for (let n = 0; !stop; n++) {
-        const puid = `kill-${c}-${n}`;
-        const items = Array.from({ length: ITEMS }, (_, j) => ({ item_id: String(1 + ((c * 13 + n * 7 + j) % 120)), score: 0.1 }));
+        // Feedback about a prediction the server made: only remembered cold-start impressions move the bandit.
+        let puid: string;
+        let items: string[];
+        try {
+          const p = await post(`${url}/api/v1.0/predictions`, { jsonData: { user_id: `killer-${c}-${n}`, k: ITEMS } });
+          if (p.status !== 200) return;
+          puid = p.body.meta.puid;
+          items = p.body.jsonData.recommendations[0].items.map((it: { item_id: string }) => it.item_id);
+        } catch {
+          return; // the server is gone
+        }
         const body = {
-          request: { jsonData: { user_id: `killer-${c}`, k: ITEMS } },
-          response: { meta: { puid }, jsonData: { recommendations: [{ user_id: `killer-${c}`, strategy: 'cold_start', items }] } },
+          response: { meta: { puid } },
           reward: n % 2 ? 1 : 0.25,
-          ...(n % 3 === 0 ? { truth: { jsonData: [items[0].item_id] } } : {}),
+          ...(n % 3 === 0 ? { truth: { jsonData: [items[0]] } } : {}),
         };
         sent++;
         try {

@@ -1,5 +1,5 @@
 // Feedback cannot poison the model: the server's memory of a prediction beats the client's claim of
-// what was shown; ids outside the catalog create no interactions and no bandit arms (counted, tagged);
+// what was shown, and claimed impressions the server has no record of never move the bandit; ids outside the catalog create no interactions and no bandit arms (counted, tagged);
 // a retried feedback is stored once; a refused feedback stores nothing; truth and ids are bounded;
 // a retrain drops invented items and will not publish what only clients' feedback vouches for.
 import path from 'node:path';
@@ -65,6 +65,32 @@ describe('what was shown comes from the server', () => {
     expect(r.body.meta.tags).toMatchObject({ feedback_interactions: 0, feedback_ignored_items: 30, feedback_learned: false });
     expect((await store().arms()).map((a) => a.itemId)).toEqual(before);
     expect([...catalog.keys()].length).toBe(120);
+  });
+
+  it('invented cold-start impressions of a catalog item do not move the bandit; remembered ones do', async () => {
+    const visitor = async (id: string) => itemsOf((await predict({ jsonData: { user_id: id, k: 10 } })).body);
+    const target = '117';
+    const before = await Promise.all(Array.from({ length: 20 }, (_, j) => visitor(`newcomer-${j}`)));
+    const arm = t.server.feedback.bandit.countsOf(target);
+    // 300 made-up newcomers "were shown" the target and all chose it; the server served none of them.
+    for (let j = 0; j < 300; j++) {
+      const r = await feedback({
+        request: { jsonData: { user_id: `sybil-${j}`, k: 1 } },
+        response: { meta: { puid: `made-up-${j}` }, jsonData: { recommendations: [{ user_id: `sybil-${j}`, strategy: 'cold_start', items: [{ item_id: target }] }] } },
+        reward: 1,
+      });
+      expect(r.status).toBe(200);
+    }
+    expect(t.server.feedback.bandit.countsOf(target)).toEqual(arm);
+    expect((await store().userInteractions('sybil-0')).map((x) => x.servedBy)).toEqual(['claimed']);
+    const after = await Promise.all(Array.from({ length: 20 }, (_, j) => visitor(`newcomer-${j}`)));
+    expect(after).toEqual(before); // the posterior did not change, so neither did any newcomer's list
+    // A real cold-start impression, named by its puid, is learnt from.
+    const p = await predict({ jsonData: { user_id: 'real-newcomer', k: 3 } });
+    const shown = itemsOf(p.body);
+    const shownArm = t.server.feedback.bandit.countsOf(shown[0]);
+    expect((await feedback({ response: { meta: { puid: p.body.meta.puid } }, reward: 1, truth: { jsonData: [shown[0]] } })).status).toBe(200);
+    expect(t.server.feedback.bandit.countsOf(shown[0]).trials).toBe(shownArm.trials + 1);
   });
 });
 
