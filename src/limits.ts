@@ -4,6 +4,11 @@
 import { int } from './util/env.js';
 
 export interface Limits {
+  /**
+   * Most recommended items one answer may hold (users × k, k capped by the catalog): RECSERVE_MAX_RESULT_ITEMS.
+   * max_users × max_k alone would allow a million items (hundreds of MB of JSON) in one legal request.
+   */
+  maxResultItems: number;
   /** Most (user, item) pairs one request may score: RECSERVE_MAX_PAIRS. */
   maxPairs: number;
   /** Most values in a data.tensor, and most entries in any one shape dimension: RECSERVE_MAX_TENSOR_VALUES. */
@@ -39,6 +44,7 @@ export interface Limits {
 }
 
 export const LIMIT_DEFAULTS: Limits = {
+  maxResultItems: 120_000,
   maxPairs: 1000,
   maxTensorValues: 100_000,
   maxIdLength: 256,
@@ -59,6 +65,7 @@ export const LIMIT_DEFAULTS: Limits = {
 
 /** The env variable of each limit (the README table and refusals name them). */
 export const LIMIT_ENV: Record<keyof Limits, string> = {
+  maxResultItems: 'RECSERVE_MAX_RESULT_ITEMS',
   maxPairs: 'RECSERVE_MAX_PAIRS',
   maxTensorValues: 'RECSERVE_MAX_TENSOR_VALUES',
   maxIdLength: 'RECSERVE_MAX_ID_LENGTH',

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { badData, RecserveError } from '../errors.js';
+import { limitHint } from '../limits.js';
 import type { ModelRegistry } from '../model/registry.js';
 import type { Recommender } from '../model/recommender.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -65,6 +66,7 @@ export class DataPlane {
   async predict(msg: SeldonMessage, ctx: CallContext): Promise<SeldonMessage> {
     const model = this.model();
     const decoded = decodePredict(msg, this.config.params, this.config.limits);
+    if (decoded.input.op === 'recommend') this.checkResultSize(decoded.input.request.users.length, decoded.input.request.k, model.nItems);
     const output: PredictOutput =
       decoded.input.op === 'recommend'
         ? { op: 'recommend', recommendations: await model.recommend(decoded.input.request) }
@@ -116,6 +118,15 @@ export class DataPlane {
     // The handler's tags are flat numbers, booleans and short strings; the model's own tags stay last.
     meta.tags = { ...meta.tags, ...extra, model_name: model.name, model_version: model.version };
     return { data, meta };
+  }
+
+  /** An answer's size is bounded before any work: users × k (k capped by the catalog). */
+  private checkResultSize(users: number, k: number, nItems: number): void {
+    const { limits } = this.config;
+    const items = users * Math.min(k, nItems);
+    if (items > limits.maxResultItems) {
+      throw badData(`${users} users × k=${Math.min(k, nItems)} would answer ${items} items; at most ${limits.maxResultItems} per request: ask for fewer users or a smaller k${limitHint(limits, 'maxResultItems')}`);
+    }
   }
 
   /** transform-input / transform-output without a hook: the message back, with response meta. */

@@ -103,7 +103,7 @@ describe('errors quote a short prefix of client input', () => {
 describe('over HTTP, with configured limits', () => {
   let s: TestServer;
   beforeAll(async () => {
-    s = await startTestServer({ RECSERVE_MAX_PAIRS: '3', RECSERVE_MAX_JSON_DEPTH: '8' });
+    s = await startTestServer({ RECSERVE_MAX_PAIRS: '3', RECSERVE_MAX_JSON_DEPTH: '8', RECSERVE_MAX_RESULT_ITEMS: '10' });
   });
   afterAll(async () => s?.stop());
 
@@ -131,6 +131,17 @@ describe('over HTTP, with configured limits', () => {
     const str = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { strData: `{"user_id":"1","filter":${'['.repeat(20)}${']'.repeat(20)}}` });
     expect(str.status).toBe(400);
     expect(str.body.status.info).toMatch(/RECSERVE_MAX_JSON_DEPTH/);
+  });
+
+  it('bounds the size of an answer (users × k) before ranking anything', async () => {
+    const big = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { jsonData: { users: ['1', '2', 'new-1'], k: 4 } });
+    expect(big.status).toBe(400);
+    expect(big.body.status.info).toMatch(/3 users × k=4 would answer 12 items; at most 10 .*\(limit RECSERVE_MAX_RESULT_ITEMS=10\)/);
+    const table = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { meta: { tags: { k: 4 } }, data: { names: ['user_id'], ndarray: [['1'], ['2'], ['3']] } });
+    expect(table.status).toBe(400);
+    const ok = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { jsonData: { users: ['1', '2', 'new-1'], k: 3 } });
+    expect(ok.status).toBe(200);
+    expect(ok.body.jsonData.recommendations.map((r: { items: unknown[] }) => r.items.length)).toEqual([3, 3, 3]);
   });
 
   it('the served document states the configured limits', async () => {
