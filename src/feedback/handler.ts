@@ -11,9 +11,11 @@ import type { Logger } from '../telemetry/logger.js';
 import type { ThompsonBandit } from './bandit.js';
 import { FoldInModel } from './fold-in.js';
 import { buildRows, keepCatalogItems, listsFromPayloads, parseTruth } from './payloads.js';
-import { PredictionMemory, type ShownList } from './predictions.js';
+import { PredictionMemory, unpackLists, type PackedPrediction, type ShownList } from './predictions.js';
+import { SharedPredictionMemory, sharedPredictionMetrics, sharedPredictionSettings, type SharedPredictionObserver } from './shared-predictions.js';
 import type { FeedbackSettings } from './settings.js';
 import { StoreUnavailableError, type ArmDelta, type InteractionStore } from './store.js';
+import type client from 'prom-client';
 
 import type { StoreHolder } from './store-holder.js';
 export { StoreHolder } from './store-holder.js';
@@ -45,6 +47,12 @@ export interface FeedbackServiceDeps {
   liveModels: () => Recommender[];
   /** Counts for metrics. */
   observer?: { stored(rows: number): void; storeError(): void };
+  /**
+   * The shared prediction memory (shared-predictions.ts): its RECSERVE_SHARED_PREDICTIONS* settings
+   * (default: process.env) and the store's backend when known before the store opens (default: the
+   * backend of the store once open). It runs only on PostgreSQL.
+   */
+  sharedPredictions?: { env?: Record<string, string | undefined>; backend?: 'sqlite' | 'postgres' };
 }
 
 /** Where the shown lists of a feedback came from. */
@@ -59,16 +67,52 @@ interface Target {
 
 export class FeedbackService implements FeedbackHandler {
   readonly memory: PredictionMemory;
+  /** Predictions every replica can see (PostgreSQL store only; null on SQLite or when turned off). */
+  shared: SharedPredictionMemory | null = null;
+  private sharedMetrics: SharedPredictionObserver | null = null;
   private readonly foldIns = new WeakMap<Recommender, FoldInModel | null>();
   private readonly queue = new KeyedQueue();
   private readonly noFoldInLogged = new WeakSet<Recommender>();
 
   constructor(private readonly deps: FeedbackServiceDeps) {
     this.memory = new PredictionMemory({ ...deps.settings.memory, maxBytes: deps.limits.predictionMemoryBytes });
+    const sharedSettings = sharedPredictionSettings(deps.sharedPredictions?.env ?? process.env);
+    if (sharedSettings.enabled && deps.settings.memory.capacity > 0) {
+      const startShared = (backend: string | undefined) => {
+        if (backend !== 'postgres' || this.shared) return;
+        const m = () => this.sharedMetrics;
+        const observer: SharedPredictionObserver = {
+          written: (n) => m()?.written(n),
+          flushed: (ok) => m()?.flushed(ok),
+          dropped: (n) => m()?.dropped(n),
+          lookup: (r) => m()?.lookup(r),
+          swept: (e, v) => m()?.swept(e, v),
+          buffered: (b) => m()?.buffered(b),
+        };
+        this.shared = new SharedPredictionMemory(() => deps.stores.peek(), sharedSettings, deps.settings.memory.ttlMs, deps.log, observer);
+        deps.log.info({ flushMs: sharedSettings.flushMs, bufferBytes: sharedSettings.bufferBytes, maxTableBytes: sharedSettings.maxTableBytes }, 'shared prediction memory on: feedback by puid works on every replica');
+      };
+      const known = deps.sharedPredictions?.backend ?? deps.stores.peek()?.backend;
+      if (known) startShared(known);
+      // SQLite is one replica: nothing is shared and the predict path does no new work.
+      else deps.stores.onOpen((s) => startShared(s.backend));
+    }
+  }
+
+  /** Registers the shared prediction memory's series (writes, flushes, drops, lookups) on the server's registry. */
+  registerMetrics(registry: client.Registry): void {
+    this.sharedMetrics ??= sharedPredictionMetrics(registry);
+  }
+
+  /** Stops the shared memory's timers and writes what it still buffers; call before the store closes. */
+  async close(): Promise<void> {
+    await this.shared?.close();
   }
 
   onPrediction(record: PredictionRecord): void {
-    this.memory.remember(record);
+    const kept = this.memory.remember(record);
+    // The only work the shared memory adds to a prediction: an append to its write buffer.
+    if (kept && this.shared) this.shared.add(kept);
   }
 
   /**
@@ -78,7 +122,7 @@ export class FeedbackService implements FeedbackHandler {
   async onFeedback(fb: Feedback, model: Recommender, ctx: CallContext): Promise<Record<string, JsonValue>> {
     const { limits, settings } = this.deps;
     const reward = fb.reward ?? 0;
-    const target = this.resolve(fb, model, ctx);
+    const target = await this.resolve(fb, model, ctx);
     const parsedTruth = fb.truth && hasPayload(fb.truth) ? parseTruth(fb.truth, limits) : null;
     const kept = keepCatalogItems(target.lists, parsedTruth, (id) => model.itemIdx(id) !== undefined);
     const tags: Record<string, JsonValue> = {};
@@ -214,10 +258,14 @@ export class FeedbackService implements FeedbackHandler {
     return folded;
   }
 
-  /** What was shown: the server's own memory when it has the puid (the client's payloads are then ignored), else the payloads. */
-  private resolve(fb: Feedback, model: Recommender, ctx: CallContext): Target {
+  /**
+   * What was shown: the server's own memory when it has the puid (the client's payloads are then
+   * ignored) — this replica's, else the shared one every replica writes — else the payloads.
+   */
+  private async resolve(fb: Feedback, model: Recommender, ctx: CallContext): Promise<Target> {
     const { limits } = this.deps;
     const claimed = fb.response?.meta?.puid || fb.request?.meta?.puid || null;
+    const candidates: string[] = [];
     for (const [p, where] of [
       [claimed, 'the feedback puid'],
       [ctx.puid, 'the Seldon-Puid header'],
@@ -225,6 +273,21 @@ export class FeedbackService implements FeedbackHandler {
       if (p && p.length > limits.maxIdLength) throw badData(`${where} is ${p.length} characters; at most ${limits.maxIdLength}${limitHint(limits, 'maxIdLength')}`);
       const m = p ? this.memory.get(p) : undefined;
       if (m) return { puid: m.puid, modelVersion: m.modelVersion, lists: m.lists, source: 'memory' };
+      if (p && !candidates.includes(p)) candidates.push(p);
+    }
+    // Another replica may have served it. Its row was written by a replica, never by a client, so it
+    // is trusted as this replica's memory is: the bandit learns from it. Adopted into the local memory,
+    // so a retry of this feedback on this replica is recognised as a duplicate; a retry that lands on
+    // another replica is stored again there (duplicate suppression is per replica: suppressing across
+    // replicas needs the claim in the feedback's own transaction, or a crash between the two would
+    // acknowledge a retry whose original was never stored).
+    for (const p of this.shared ? candidates : []) {
+      const row = await this.shared!.lookup(p);
+      const lists = row && unpackShared(row);
+      if (row && lists) {
+        this.memory.adopt(row);
+        return { puid: row.puid, modelVersion: row.modelVersion, lists, source: 'memory' };
+      }
     }
     const puid = claimed ?? ctx.puid ?? null;
     const lists = listsFromPayloads(fb.request, fb.response, model, this.deps.params, limits, this.deps.settings.maxRowsPerFeedback);
@@ -234,6 +297,16 @@ export class FeedbackService implements FeedbackHandler {
     }
     // Nothing says what was shown: a reward event (a router's or a client's outcome report), stored, learnt from by nothing.
     return { puid, modelVersion: model.version, lists: [], source: 'none' };
+  }
+}
+
+/** The lists of a shared row; null if it cannot be read (then the feedback goes on as for an unknown puid). */
+function unpackShared(row: PackedPrediction): ShownList[] | null {
+  try {
+    const lists = unpackLists(row.packed);
+    return lists.every((l) => typeof l.userId === 'string' && l.strategy !== undefined && Array.isArray(l.items)) ? lists : null;
+  } catch {
+    return null;
   }
 }
 

@@ -91,6 +91,34 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE served_by IN ('cold_start', 'exploration') GROUP BY item_id;
     `,
   },
+  {
+    version: 3,
+    // Written by replicas only (never by a client): puid → what the prediction showed, in the packed
+    // format of the in-process PredictionMemory. Read by the replica that receives a feedback for a
+    // prediction another replica served. SQLite gets the table too (unused: one replica, in-process
+    // memory) so both backends stay at the same schema version.
+    name: 'shared prediction memory (puid → model version, packed shown lists), swept by age and total bytes',
+    sqlite: `
+      CREATE TABLE predictions (
+        puid          TEXT PRIMARY KEY,
+        model_version TEXT NOT NULL,
+        packed        TEXT NOT NULL,
+        bytes         INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL
+      );
+      CREATE INDEX predictions_created ON predictions (created_at);
+    `,
+    postgres: `
+      CREATE TABLE predictions (
+        puid          TEXT PRIMARY KEY,
+        model_version TEXT NOT NULL,
+        packed        TEXT NOT NULL,
+        bytes         INTEGER NOT NULL,
+        created_at    BIGINT NOT NULL
+      );
+      CREATE INDEX predictions_created ON predictions (created_at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -22,6 +22,7 @@ import {
   type Interaction,
   type InteractionStore,
   type NewInteraction,
+  type SharedPredictionRow,
   type StoreStats,
 } from './store.js';
 
@@ -40,7 +41,7 @@ export interface PostgresOpenOptions extends Partial<StoreSafetySettings> {
 export class PostgresStore implements InteractionStore {
   readonly backend = 'postgres' as const;
   private closed = false;
-  private readonly t: { feedback: string; interactions: string; arms: string; migrations: string };
+  private readonly t: { feedback: string; interactions: string; arms: string; migrations: string; predictions: string };
 
   private constructor(
     readonly pool: pg.Pool,
@@ -51,7 +52,7 @@ export class PostgresStore implements InteractionStore {
     private readonly maxWaiting: number | undefined,
   ) {
     const q = quoteIdent(schema);
-    this.t = { feedback: `${q}.feedback`, interactions: `${q}.interactions`, arms: `${q}.bandit_arms`, migrations: `${q}.schema_migrations` };
+    this.t = { feedback: `${q}.feedback`, interactions: `${q}.interactions`, arms: `${q}.bandit_arms`, migrations: `${q}.schema_migrations`, predictions: `${q}.predictions` };
   }
 
   /** Connects, creates the schema if needed and migrates to the latest version. */
@@ -216,6 +217,70 @@ export class PostgresStore implements InteractionStore {
   async schemaVersion(): Promise<number> {
     const r = await this.query(`SELECT COALESCE(MAX(version), 0) AS v FROM ${this.t.migrations}`);
     return Number(r.rows[0].v);
+  }
+
+  // --- shared prediction memory (shared-predictions.ts): written in batches off the predict path ---
+
+  async putPredictions(rows: SharedPredictionRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    // A puid answered twice (a client reusing one) keeps its newest prediction, as the local memory does.
+    const latest = new Map<string, SharedPredictionRow>();
+    for (const r of rows) latest.set(r.puid, r);
+    const unique = [...latest.values()];
+    await this.withClient('write predictions to', this.timeoutMs, async (client) => {
+      for (let s = 0; s < unique.length; s += CHUNK) {
+        const values: unknown[] = [];
+        const tuples = unique.slice(s, s + CHUNK).map((r, j) => {
+          values.push(r.puid, r.modelVersion, r.packed, r.bytes, r.createdAt);
+          const o = j * 5;
+          return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5})`;
+        });
+        await client.query(
+          `INSERT INTO ${this.t.predictions} AS p (puid, model_version, packed, bytes, created_at) VALUES ${tuples.join(', ')}
+           ON CONFLICT (puid) DO UPDATE SET model_version = EXCLUDED.model_version, packed = EXCLUDED.packed,
+             bytes = EXCLUDED.bytes, created_at = EXCLUDED.created_at WHERE p.created_at <= EXCLUDED.created_at`,
+          values,
+        );
+      }
+    });
+  }
+
+  async getPrediction(puid: string, notBefore: number): Promise<SharedPredictionRow | null> {
+    const r = await this.query(
+      `SELECT puid, model_version, packed, bytes, created_at FROM ${this.t.predictions} WHERE puid = $1 AND created_at >= $2`,
+      [puid, notBefore],
+      this.timeoutMs,
+    );
+    const x = r.rows[0];
+    return x ? { puid: x.puid, modelVersion: x.model_version, packed: x.packed, bytes: Number(x.bytes), createdAt: Number(x.created_at) } : null;
+  }
+
+  async expirePredictions(before: number, maxBytes: number): Promise<{ expired: number; evicted: number; swept: boolean }> {
+    return this.withClient('sweep predictions in', this.maintenanceMs, async (client) => {
+      await client.query('BEGIN');
+      try {
+        if (this.timeoutMs !== undefined) await client.query(`SET LOCAL statement_timeout = ${Math.round(this.maintenanceMs!)}`);
+        // Every replica runs the sweep on a timer; one at a time does the work, the others skip it.
+        const lock = await client.query('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS got', [`recserve-prediction-sweep:${this.schema}`]);
+        if (!lock.rows[0].got) {
+          await client.query('COMMIT');
+          return { expired: 0, evicted: 0, swept: false };
+        }
+        const expired = await client.query(`DELETE FROM ${this.t.predictions} WHERE created_at < $1`, [before]);
+        // Newest first, a running total of bytes: whatever lies past the cap goes, oldest rows first.
+        const evicted = await client.query(
+          `DELETE FROM ${this.t.predictions} WHERE puid IN (
+             SELECT puid FROM (SELECT puid, SUM(bytes) OVER (ORDER BY created_at DESC, puid) AS running FROM ${this.t.predictions}) t
+             WHERE running > $1)`,
+          [maxBytes],
+        );
+        await client.query('COMMIT');
+        return { expired: expired.rowCount ?? 0, evicted: evicted.rowCount ?? 0, swept: true };
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    });
   }
 
   async close(): Promise<void> {

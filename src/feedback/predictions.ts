@@ -83,6 +83,15 @@ export function unpackLists(packed: string): ShownList[] {
   }));
 }
 
+/** A prediction as remembered: its lists packed into one string (packLists). */
+export interface PackedPrediction {
+  puid: string;
+  modelVersion: string;
+  /** When it was answered (ms since the epoch). */
+  at: number;
+  packed: string;
+}
+
 interface Entry {
   puid: string;
   modelVersion: string;
@@ -114,16 +123,34 @@ export class PredictionMemory {
     return this.totalBytes;
   }
 
-  remember(record: PredictionRecord): void {
-    if (this.options.capacity <= 0) return;
-    this.forget(record.puid); // a reused puid moves to the newest end
+  /**
+   * Remembers a prediction; returns what was kept (the packed lists, for the shared memory to reuse
+   * without packing twice), or undefined when the memory is off or the entry exceeds its budget.
+   */
+  remember(record: PredictionRecord): PackedPrediction | undefined {
+    if (this.options.capacity <= 0) return undefined;
     const packed = packLists(shownLists(record));
-    const bytes = ENTRY_OVERHEAD_BYTES + 2 * (record.puid.length + record.modelVersion.length + packed.length);
-    if (bytes > this.options.maxBytes) return; // larger than the whole budget: feedback must carry its payloads
     const at = this.now();
-    this.entries.set(record.puid, { puid: record.puid, modelVersion: record.modelVersion, at, packed, bytes, feedback: null });
+    return this.keep(record.puid, record.modelVersion, at, packed) ? { puid: record.puid, modelVersion: record.modelVersion, at, packed } : undefined;
+  }
+
+  /**
+   * Takes in a prediction another replica served (read from the shared memory), so later feedback
+   * about it on this replica, retries included, finds it here and is de-duplicated here.
+   */
+  adopt(p: PackedPrediction): void {
+    if (this.options.capacity <= 0 || this.entries.has(p.puid)) return;
+    this.keep(p.puid, p.modelVersion, p.at, p.packed);
+  }
+
+  private keep(puid: string, modelVersion: string, at: number, packed: string): boolean {
+    this.forget(puid); // a reused puid moves to the newest end
+    const bytes = ENTRY_OVERHEAD_BYTES + 2 * (puid.length + modelVersion.length + packed.length);
+    if (bytes > this.options.maxBytes) return false; // larger than the whole budget: feedback must carry its payloads
+    this.entries.set(puid, { puid, modelVersion, at, packed, bytes, feedback: null });
     this.totalBytes += bytes;
-    this.evict(at);
+    this.evict(this.now());
+    return this.entries.has(puid);
   }
 
   get(puid: string): RememberedPrediction | undefined {

@@ -66,6 +66,17 @@ export interface ArmState extends ArmDelta {
   trials: number;
 }
 
+/** One remembered prediction as the shared memory stores it (the packed lists of predictions.ts). */
+export interface SharedPredictionRow {
+  puid: string;
+  modelVersion: string;
+  packed: string;
+  /** Estimated size of the row, counted against the table's byte cap. */
+  bytes: number;
+  /** When the prediction was answered (ms since the epoch). */
+  createdAt: number;
+}
+
 export interface StoreStats {
   feedback: number;
   interactions: number;
@@ -91,6 +102,15 @@ export interface InteractionStore {
   stats(): Promise<StoreStats>;
   /** The schema version the database is at. */
   schemaVersion(): Promise<number>;
+  /**
+   * The shared prediction memory (PostgreSQL only; see shared-predictions.ts). Absent on SQLite,
+   * whose single replica keeps its predictions in process.
+   */
+  putPredictions?(rows: SharedPredictionRow[]): Promise<void>;
+  /** The row for `puid` written at or after `notBefore` (ms since the epoch), if any. */
+  getPrediction?(puid: string, notBefore: number): Promise<SharedPredictionRow | null>;
+  /** Deletes rows older than `before`, then the oldest beyond `maxBytes` in total; one replica at a time. */
+  expirePredictions?(before: number, maxBytes: number): Promise<{ expired: number; evicted: number; swept: boolean }>;
   close(): Promise<void>;
 }
 
