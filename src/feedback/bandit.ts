@@ -192,6 +192,34 @@ export class ThompsonBandit implements PolicyHost {
     return deltas.length - changed;
   }
 
+  /**
+   * Sets the counts of the given arms to the store's (another replica wrote them): absolute states, so
+   * applying one twice, or an older one after a newer delta, converges on the next read. Ids no live
+   * model lists are skipped, as in load(). Returns how many arms were set.
+   */
+  applyStates(states: ArmState[]): number {
+    if (this.views.length === 0) {
+      // No model yet: fold the states into the list the first model will prune.
+      const byId = new Map((this.pending ?? []).map((a) => [a.itemId, a] as const));
+      for (const a of states) byId.set(a.itemId, { ...a });
+      this.pending = [...byId.values()];
+      this.version++;
+      return states.length;
+    }
+    let changed = 0;
+    for (const a of states) {
+      if (!this.knows(a.itemId)) continue;
+      this.counts.set(a.itemId, { successes: a.successes, failures: a.failures, trials: a.trials });
+      for (const v of this.views) v.set(a);
+      changed++;
+    }
+    if (changed > 0) {
+      this.version++;
+      for (const v of this.views) v.stale();
+    }
+    return changed;
+  }
+
   /** Posterior counts of one item (0, 0 if it never had a bandit-served impression). */
   countsOf(itemId: string): Counts {
     const c = this.counts.get(itemId) ?? this.pending?.find((a) => a.itemId === itemId);
@@ -287,6 +315,14 @@ export class BanditPolicy implements ColdStartPolicy {
       this.successes[i] = c.successes;
       this.failures[i] = c.failures;
     }
+  }
+
+  /** One arm's absolute counts (see ThompsonBandit.applyStates). */
+  set(a: ArmDelta): void {
+    const i = this.indexOf(a.itemId);
+    if (i === undefined) return;
+    this.successes[i] = a.successes;
+    this.failures[i] = a.failures;
   }
 
   add(d: ArmDelta): void {

@@ -16,10 +16,11 @@ import type { Metrics } from '../telemetry/metrics.js';
 import { workerUrl } from '../util/worker-url.js';
 import { ThompsonBandit } from './bandit.js';
 import { FeedbackService } from './handler.js';
+import { feedbackWatermark, Propagation } from './propagation.js';
 import { retrain, type RetrainReport } from './retrain.js';
 import type { RetrainJob } from './retrain-job.js';
 import type { FeedbackSettings } from './settings.js';
-import { openStore, type StoreSafetySettings } from './store.js';
+import { describeStoreUrl, openStore, type StoreSafetySettings } from './store.js';
 import { StoreHolder } from './store-holder.js';
 
 export interface RetrainOutcome {
@@ -137,6 +138,8 @@ export interface FeedbackRuntime {
   bandit: ThompsonBandit;
   settings: FeedbackSettings;
   retrainer: Retrainer;
+  /** Live propagation from the other replicas (PostgreSQL store only; null with SQLite). */
+  propagation: Propagation | null;
   close(): Promise<void>;
 }
 
@@ -169,22 +172,40 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
   const stores = new StoreHolder(() => openStore({ url: config.storeUrl, dataDir: config.dataDir, safety }), settings.storeRetryMs, log, safety.timeoutMs);
   const bandit = new ThompsonBandit(settings.bandit);
   bandit.log = log;
+  const liveModels = () => [registry.current, registry.previousModel].filter((m): m is NonNullable<typeof m> => m !== null);
+  // Replicas sharing PostgreSQL hear each other's feedback (src/feedback/propagation.ts); the service is set below.
+  let service: FeedbackService | null = null;
+  const propagation =
+    config.storeUrl && describeStoreUrl({ url: config.storeUrl, dataDir: config.dataDir }).backend === 'postgres'
+      ? new Propagation({
+          url: config.storeUrl,
+          bandit,
+          openStore: () => stores.get(),
+          liveModels,
+          foldInOf: (m) => service?.foldInOf(m) ?? null,
+          log,
+          registry: reg,
+        })
+      : null;
   stores.onOpen(async (s) => {
+    // Read before the arms: a feedback committed in between is then read again by propagation, never missed.
+    const mark = propagation ? await feedbackWatermark(s) : null;
     const arms = await s.arms();
     // Arms for ids no loaded catalog lists (e.g. written before ids were checked) are not kept.
     const { kept, ignored, deferred } = bandit.load(arms);
     log.info({ store: s.location, backend: s.backend, schema: await s.schemaVersion(), arms: arms.length, kept, ignored, deferred }, 'interaction store open; bandit posterior loaded');
+    propagation?.loaded(mark);
   });
   await stores.get().catch(() => undefined); // logged; feedback answers 503 until it opens
 
-  const service = new FeedbackService({
+  service = new FeedbackService({
     stores,
     bandit,
     settings,
     params: config.params,
     limits: config.limits,
     log,
-    liveModels: () => [registry.current, registry.previousModel].filter((m): m is NonNullable<typeof m> => m !== null),
+    liveModels,
     observer: { stored: (n) => stored.inc(n), storeError: () => storeErrors.inc() },
   });
   dataplane.feedbackHandler = service;
@@ -204,14 +225,18 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
     log.info({ every_s: settings.retrainIntervalS }, 'scheduled retraining on');
   }
 
+  propagation?.start();
+
   return {
     service,
     stores,
     bandit,
     settings,
     retrainer,
+    propagation,
     async close() {
       if (timer) clearInterval(timer);
+      await propagation?.stop();
       await retrainer.current?.catch(() => undefined);
       await stores.close();
       await bandit.close();
