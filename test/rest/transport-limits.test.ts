@@ -22,6 +22,7 @@ beforeAll(async () => {
     RECSERVE_MAX_MULTIPART_PARTS: String(MAX_PARTS),
     RECSERVE_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
     RECSERVE_MAX_PIPELINED: String(MAX_PIPELINED),
+    RECSERVE_MAX_RESULT_ITEMS: '30000', // the non-reading client's answers must be big (250 users × k=120)
   });
   port = ts.server.ports.http;
 });
