@@ -116,8 +116,9 @@ function rowBytes(p: PackedPrediction): number {
 const LOOKUP_PAUSES_MS = [10, 20, 40, 60, 80];
 /** Time a lookup's last query may take beyond lookupRetryMs (ms). */
 const LOOKUP_QUERY_SLACK_MS = 300;
-/** After a failed flush, wait this long before the next attempt (the buffer keeps filling, bounded). */
-const FAILED_FLUSH_BACKOFF_MS = 500;
+/** After failed flushes, wait this long (doubling per failure up to the maximum) before the next attempt; the buffer keeps filling, bounded. */
+const FAILED_FLUSH_BACKOFF_MS = 50;
+const FAILED_FLUSH_BACKOFF_MAX_MS = 1000;
 
 export class SharedPredictionMemory {
   readonly stats: SharedPredictionStats = { written: 0, flushes: 0, flushFailures: 0, dropped: 0, hits: 0, misses: 0, lookupErrors: 0, expired: 0, evicted: 0 };
@@ -128,6 +129,7 @@ export class SharedPredictionMemory {
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
   private failingSince = 0;
+  private failuresInARow = 0;
   private retryAfter = 0;
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
@@ -169,8 +171,9 @@ export class SharedPredictionMemory {
   }
 
   /**
-   * The row for `puid` (unexpired), looking again for up to lookupRetryMs while it is not there yet.
-   * Never throws: a store error is a miss (the feedback then goes on as today; its write reports the store).
+   * The row for `puid` (unexpired), looking again for up to lookupRetryMs while it is not there yet
+   * or the store refused the read (e.g. all its connections busy). Never throws: past the window it is
+   * a miss (the feedback then goes on as today; its own write reports an unavailable store).
    */
   async lookup(puid: string): Promise<PackedPrediction | null> {
     const started = this.now();
@@ -179,7 +182,8 @@ export class SharedPredictionMemory {
     for (let attempt = 0; ; attempt++) {
       const store = this.store();
       if (!store?.getPrediction) return this.missed('miss');
-      let row: SharedPredictionRow | null;
+      let row: SharedPredictionRow | null = null;
+      let failure: Error | null = null;
       let timer: NodeJS.Timeout | undefined;
       try {
         const late = new Promise<never>((_, reject) => {
@@ -189,8 +193,7 @@ export class SharedPredictionMemory {
         query.catch(() => undefined); // abandoned after the deadline: its failure is nobody's
         row = await Promise.race([query, late]);
       } catch (e) {
-        this.log.warn({ err: (e as Error).message, puid: puid.slice(0, 200) }, 'shared prediction memory: lookup failed; the feedback goes on without it');
-        return this.missed('error');
+        failure = e as Error;
       } finally {
         clearTimeout(timer);
       }
@@ -200,7 +203,11 @@ export class SharedPredictionMemory {
         return { puid: row.puid, modelVersion: row.modelVersion, at: row.createdAt, packed: row.packed };
       }
       const pause = LOOKUP_PAUSES_MS[Math.min(attempt, LOOKUP_PAUSES_MS.length - 1)];
-      if (this.now() - started + pause > this.settings.lookupRetryMs) return this.missed('miss');
+      if (this.now() - started + pause > this.settings.lookupRetryMs) {
+        if (!failure) return this.missed('miss');
+        this.log.warn({ err: failure.message, puid: puid.slice(0, 200) }, 'shared prediction memory: lookup failed; the feedback goes on without it');
+        return this.missed('error');
+      }
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
@@ -268,6 +275,7 @@ export class SharedPredictionMemory {
       this.observer?.written(batch.length);
       this.observer?.flushed(true);
       this.observer?.buffered(this.bufferedBytes);
+      this.failuresInARow = 0;
       if (this.failingSince) {
         this.log.info({ failedFor_ms: this.now() - this.failingSince, dropped: this.stats.dropped }, 'shared prediction memory: writes succeed again');
         this.failingSince = 0;
@@ -279,7 +287,8 @@ export class SharedPredictionMemory {
     this.stats.flushFailures++;
     this.observer?.flushed(false);
     this.observer?.buffered(this.bufferedBytes);
-    this.retryAfter = this.now() + FAILED_FLUSH_BACKOFF_MS;
+    this.failuresInARow++;
+    this.retryAfter = this.now() + Math.min(FAILED_FLUSH_BACKOFF_MAX_MS, FAILED_FLUSH_BACKOFF_MS * 2 ** (this.failuresInARow - 1));
     // Once per burst: the first failure after a success; "writes succeed again" closes the burst.
     if (!this.failingSince) {
       this.failingSince = this.now();
