@@ -59,6 +59,7 @@ async function round(shared: boolean): Promise<LoadResult & { rows: number }> {
   });
   try {
     await httpLoad({ base: server.base, connections, seconds: Number(args.warmup), requests, tool });
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the warm-up's last flush, so the count is this round's
     const before = await countRows();
     const l = load();
     const r = await httpLoad({ base: server.base, connections, seconds, requests, tool });
@@ -82,7 +83,10 @@ async function countRows(): Promise<number> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2 + 0.5)] ?? NaN;
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
 const off: number[] = [];
 const on: number[] = [];
 try {
