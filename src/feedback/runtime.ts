@@ -18,6 +18,7 @@ import { ThompsonBandit } from './bandit.js';
 import { FeedbackService } from './handler.js';
 import { feedbackWatermark, Propagation } from './propagation.js';
 import { retrain, type RetrainReport } from './retrain.js';
+import { RetrainCoordination, type RetrainLease } from './retrain-coordination.js';
 import type { RetrainJob } from './retrain-job.js';
 import type { FeedbackSettings } from './settings.js';
 import { describeStoreUrl, openStore, type StoreSafetySettings } from './store.js';
@@ -37,31 +38,103 @@ export interface RetrainOutcome {
 
 export class RetrainBusyError extends Error {}
 
-/** One retrain at a time, in a child process; a published version is loaded and swapped in. */
+/** What GET /admin/retrain reports: on PostgreSQL the shared record (any replica answers the same). */
+export interface RetrainStatus {
+  running: boolean;
+  /** Where the running retrain runs (PostgreSQL only). */
+  running_on: { replica: string; trigger: string; started_at: string } | null;
+  last: (RetrainOutcome & { replica?: string }) | null;
+  /** This replica's id (PostgreSQL only). */
+  replica?: string;
+  /** 'store' when read from the shared record, 'local' otherwise (SQLite, or the store unreachable). */
+  source: 'store' | 'local';
+}
+
+/**
+ * One retrain at a time, in a child process; a published version is loaded and swapped in. With a
+ * shared PostgreSQL store (`coordination`), one at a time across every replica: the retrain holds the
+ * store's retrain lock, and what it publishes is recorded as the serving version that all replicas follow.
+ */
 export class Retrainer {
   private running: Promise<RetrainOutcome> | null = null;
+  private starting = false;
   last: RetrainOutcome | null = null;
 
   constructor(
-    private readonly deps: { config: Config; registry: ModelRegistry; stores: StoreHolder; settings: FeedbackSettings; log: Logger; count: (outcome: string) => void },
+    private readonly deps: {
+      config: Config;
+      registry: ModelRegistry;
+      stores: StoreHolder;
+      settings: FeedbackSettings;
+      log: Logger;
+      count: (outcome: string) => void;
+      coordination?: RetrainCoordination | null;
+    },
   ) {}
 
   get busy(): boolean {
-    return this.running !== null;
+    return this.running !== null || this.starting;
   }
 
   get current(): Promise<RetrainOutcome> | null {
     return this.running;
   }
 
-  start(trigger: RetrainOutcome['trigger']): Promise<RetrainOutcome> {
-    if (this.running) throw new RetrainBusyError('a retrain is already running');
+  /**
+   * Starts a retrain; `done` settles with its outcome. Throws RetrainBusyError when one runs here, or (shared
+   * store) on another replica.
+   */
+  async start(trigger: RetrainOutcome['trigger']): Promise<{ done: Promise<RetrainOutcome>; startedAt: string }> {
+    if (this.busy) throw new RetrainBusyError('a retrain is already running');
+    const coordination = this.deps.coordination ?? null;
+    let lease: RetrainLease | null = null;
+    if (coordination) {
+      this.starting = true;
+      try {
+        lease = await coordination.tryLock(trigger);
+        if (!lease) {
+          const { running } = await coordination.runs().catch(() => ({ running: null }));
+          throw new RetrainBusyError(
+            `a retrain is running on another replica${running ? ` (${running.replica}, ${running.trigger}, started ${running.startedAt})` : ''}`,
+          );
+        }
+      } finally {
+        this.starting = false;
+      }
+    }
     const outcome: RetrainOutcome = { trigger, startedAt: new Date().toISOString(), finishedAt: null, report: null, activated: null, skipped: null, error: null };
     this.last = outcome;
-    this.running = this.run(outcome).finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    this.running = this.run(outcome)
+      .then(async (o) => {
+        await lease?.finish(o.error ? 'failed' : o.activated ? 'published' : o.skipped ? 'skipped' : 'not_published', o.activated, o).catch((e) => {
+          this.deps.log.error({ err: (e as Error).message }, 'retrain: could not record the outcome in the shared store');
+        });
+        return o;
+      })
+      .finally(() => {
+        this.running = null;
+      });
+    return { done: this.running, startedAt: outcome.startedAt };
+  }
+
+  /** Whether a retrain runs and the last outcome: the shared record on PostgreSQL, this process otherwise. */
+  async status(): Promise<RetrainStatus> {
+    const local: RetrainStatus = { running: this.busy, running_on: null, last: this.last, source: 'local' };
+    const coordination = this.deps.coordination;
+    if (!coordination) return local;
+    try {
+      const { running, last } = await coordination.runs();
+      return {
+        running: running !== null,
+        running_on: running ? { replica: running.replica, trigger: running.trigger, started_at: running.startedAt } : null,
+        last: last?.detail ? { ...(last.detail as unknown as RetrainOutcome), replica: last.replica } : null,
+        replica: coordination.replica,
+        source: 'store',
+      };
+    } catch (e) {
+      this.deps.log.warn({ err: (e as Error).message }, 'retrain status: the shared store is unreachable; answering from this replica');
+      return { ...local, replica: coordination.replica };
+    }
   }
 
   private async run(outcome: RetrainOutcome): Promise<RetrainOutcome> {
@@ -81,7 +154,11 @@ export class Retrainer {
       const report = await runJob(job, log);
       outcome.report = report;
       if (report.published && report.version) {
-        const rec = await registry.loadVersion(report.version);
+        const version = report.version;
+        const coordination = this.deps.coordination;
+        const rec = coordination
+          ? await coordination.swapAndRecord(`retrain (${outcome.trigger})`, () => registry.loadVersion(version))
+          : await registry.loadVersion(version);
         outcome.activated = rec.version;
       }
       log.info({ published: report.published, version: report.version, reason: report.reason, seconds: report.seconds }, 'retrain finished');
@@ -140,6 +217,8 @@ export interface FeedbackRuntime {
   retrainer: Retrainer;
   /** Live propagation from the other replicas (PostgreSQL store only; null with SQLite). */
   propagation: Propagation | null;
+  /** One retrain at a time and one serving version across replicas (PostgreSQL store only; null with SQLite). */
+  coordination: RetrainCoordination | null;
   close(): Promise<void>;
 }
 
@@ -175,8 +254,9 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
   const liveModels = () => [registry.current, registry.previousModel].filter((m): m is NonNullable<typeof m> => m !== null);
   // Replicas sharing PostgreSQL hear each other's feedback (src/feedback/propagation.ts); the service is set below.
   let service: FeedbackService | null = null;
+  const shared = config.storeUrl !== null && describeStoreUrl({ url: config.storeUrl, dataDir: config.dataDir }).backend === 'postgres';
   const propagation =
-    config.storeUrl && describeStoreUrl({ url: config.storeUrl, dataDir: config.dataDir }).backend === 'postgres'
+    shared && config.storeUrl
       ? new Propagation({
           url: config.storeUrl,
           bandit,
@@ -198,6 +278,16 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
   });
   await stores.get().catch(() => undefined); // logged; feedback answers 503 until it opens
 
+  // Replicas on PostgreSQL serve the version the store records (src/feedback/retrain-coordination.ts).
+  const coordination = shared && config.storeUrl ? new RetrainCoordination({ url: config.storeUrl, registry, log, settings: { queryTimeoutMs: Math.max(2000, settings.storeTimeoutMs) } }) : null;
+  if (coordination) {
+    const row = await coordination.serving().catch((e) => {
+      log.warn({ err: (e as Error).message }, 'could not read the serving version from the shared store at start-up; following it once it answers');
+      return null;
+    });
+    if (row) registry.preferStartupVersion({ version: row.version, isBase: row.isBase });
+  }
+
   service = new FeedbackService({
     stores,
     bandit,
@@ -207,7 +297,10 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
     log,
     liveModels,
     observer: { stored: (n) => stored.inc(n), storeError: () => storeErrors.inc() },
+    // With PostgreSQL, predictions are also remembered in the store, so feedback by puid works on any replica.
+    sharedPredictions: { backend: describeStoreUrl({ url: config.storeUrl, dataDir: config.dataDir }).backend },
   });
+  service.registerMetrics(reg);
   dataplane.feedbackHandler = service;
   registry.onPrepare((rec) => service.prepare(rec));
   registry.onActivate((rec) => {
@@ -215,17 +308,23 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
     metrics.setModel(rec.name, rec.version, rec.artifact.signature.kind);
   });
 
-  const retrainer = new Retrainer({ config, registry, stores, settings, log, count: (outcome) => retrains.inc({ outcome }) });
+  const retrainer = new Retrainer({ config, registry, stores, settings, log, count: (outcome) => retrains.inc({ outcome }), coordination });
   let timer: NodeJS.Timeout | null = null;
   if (settings.retrainIntervalS > 0) {
     timer = setInterval(() => {
-      if (!retrainer.busy) void retrainer.start('schedule');
+      // Another replica's retrain (or this one's) holds the lock: this tick simply skips.
+      if (!retrainer.busy)
+        retrainer.start('schedule').catch((e) => {
+          if (e instanceof RetrainBusyError) log.info({ reason: e.message }, 'scheduled retrain skipped');
+          else log.error({ err: (e as Error).message }, 'scheduled retrain could not start');
+        });
     }, settings.retrainIntervalS * 1000);
     timer.unref();
     log.info({ every_s: settings.retrainIntervalS }, 'scheduled retraining on');
   }
 
   propagation?.start();
+  coordination?.start();
 
   return {
     service,
@@ -234,10 +333,13 @@ export async function startFeedback(deps: FeedbackDeps): Promise<FeedbackRuntime
     settings,
     retrainer,
     propagation,
+    coordination,
     async close() {
       if (timer) clearInterval(timer);
       await propagation?.stop();
       await retrainer.current?.catch(() => undefined);
+      await coordination?.stop();
+      await service.close(); // writes the shared prediction rows still buffered
       await stores.close();
       await bandit.close();
     },

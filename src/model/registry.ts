@@ -92,6 +92,8 @@ export class ModelRegistry {
   private graceMs = 5_000;
   private filterCacheBytes: number | undefined;
   private baseDir: string | null = null;
+  /** A version other replicas serve (the shared store's record): startupDir prefers it when present. */
+  private preferred: { version: string; isBase: boolean } | null = null;
   /** Completed swaps (loads and rollbacks) since start. */
   swaps = 0;
 
@@ -123,6 +125,24 @@ export class ModelRegistry {
     return this.root;
   }
 
+  /** Resolved directory of the serving version, of the rollback target, and of the base model. */
+  get activeDir(): string | null {
+    return this.active?.dir ?? null;
+  }
+
+  get previousDir(): string | null {
+    return this.previous?.dir ?? null;
+  }
+
+  get baseModelDir(): string | null {
+    return this.baseDir;
+  }
+
+  /** Names the version startupDir should start from when it is present (replicas: the shared record wins over ACTIVE.json). */
+  preferStartupVersion(v: { version: string; isBase: boolean } | null): void {
+    this.preferred = v;
+  }
+
   /** Runs on every new version after its warm-up and before it is swapped in; a throw refuses it. */
   onPrepare(hook: (rec: Recommender) => Promise<void> | void): void {
     this.prepareHooks.push(hook);
@@ -139,6 +159,19 @@ export class ModelRegistry {
    */
   startupDir(baseDir: string): string {
     this.baseDir = path.resolve(baseDir);
+    if (this.preferred) {
+      const { version, isBase } = this.preferred;
+      if (isBase) {
+        this.log?.info({ version }, 'starting from the base model, which the other replicas serve');
+        return baseDir;
+      }
+      const dir = this.root ? path.join(this.root, version) : null;
+      if (dir && existsSync(path.join(dir, 'model.onnx'))) {
+        this.log?.info({ version, dir }, 'starting from the version the other replicas serve (the shared store records it)');
+        return dir;
+      }
+      this.log?.warn({ version, root: this.root }, 'the version the other replicas serve is not under the versions root: is it a shared volume?');
+    }
     if (!this.root) return baseDir;
     const file = path.join(this.root, POINTER_FILE);
     if (!existsSync(file)) return baseDir;
@@ -331,7 +364,8 @@ export class ModelRegistry {
         at: new Date().toISOString(),
       };
       const file = path.join(this.root, POINTER_FILE);
-      const tmp = `${file}.tmp-${process.pid}`;
+      // Replicas may share the root (every pod's pid is 1): a unique temporary name per write.
+      const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
       writeFileSync(tmp, JSON.stringify(pointer, null, 2));
       renameSync(tmp, file);
     } catch (e) {

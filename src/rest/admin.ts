@@ -7,6 +7,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Config } from '../config.js';
 import { badData, RecserveError, seldonErrorBody } from '../errors.js';
+import { RecordError } from '../feedback/retrain-coordination.js';
 import { RetrainBusyError, type FeedbackRuntime } from '../feedback/runtime.js';
 import { ModelNotFoundError, ModelRefusedError, NoPreviousVersionError, type ModelRegistry } from '../model/registry.js';
 import type { Recommender } from '../model/recommender.js';
@@ -49,8 +50,39 @@ export function adminHandlers({ config, registry, feedback, log }: AdminDeps): R
     swaps: registry.swaps,
   });
 
-  const versions: Handler = (_req, res) => {
-    res.json({ ...state(), versions: registry.listVersions() });
+  const coordination = feedback.coordination;
+
+  /** The shared record of the serving version (PostgreSQL), so every replica answers the same. */
+  const shared = async () => {
+    if (!coordination) return {};
+    const serving = await coordination.serving().catch((e) => {
+      log.warn({ err: (e as Error).message }, 'admin: the shared store is unreachable; the serving version is this replica’s');
+      return undefined;
+    });
+    return { replica: coordination.replica, serving: serving === undefined ? 'unavailable' : serving };
+  };
+
+  /**
+   * A swap through the admin API: on PostgreSQL also recorded for every replica to follow. When the swap
+   * stands here but the record failed, 503 says so (the record is retried in the background).
+   */
+  const swap = async (reason: string, fn: () => Promise<Recommender>, res: Response): Promise<boolean> => {
+    if (!coordination) {
+      await fn();
+      return true;
+    }
+    try {
+      await coordination.swapAndRecord(reason, fn);
+      return true;
+    } catch (e) {
+      if (!(e instanceof RecordError)) throw e;
+      send(res, 503, 'MICROSERVICE_UNAVAILABLE', e.message);
+      return false;
+    }
+  };
+
+  const versions: Handler = async (_req, res) => {
+    res.json({ ...state(), ...(await shared()), versions: registry.listVersions() });
   };
 
   const reload: Handler = async (req, res) => {
@@ -60,7 +92,7 @@ export function adminHandlers({ config, registry, feedback, log }: AdminDeps): R
     const target = (version as string | undefined) ?? registry.newestVersion() ?? 'base';
     try {
       const dir = registry.versionDir(target);
-      await registry.load(dir);
+      if (!(await swap(`reload ${target}`, () => registry.load(dir), res))) return;
     } catch (e) {
       if (e instanceof ModelNotFoundError) throw new RecserveError('not_found', e.message);
       if (e instanceof ModelRefusedError) {
@@ -68,12 +100,12 @@ export function adminHandlers({ config, registry, feedback, log }: AdminDeps): R
       }
       throw e;
     }
-    res.json(state());
+    res.json({ ...state(), ...(await shared()) });
   };
 
   const rollback: Handler = async (_req, res) => {
     try {
-      await registry.rollback();
+      if (!(await swap('rollback', () => registry.rollback(), res))) return;
     } catch (e) {
       if (e instanceof NoPreviousVersionError) {
         send(res, 409, 'MICROSERVICE_CONFLICT', `${e.message}; serving ${registry.current?.version ?? 'nothing'}`);
@@ -81,7 +113,7 @@ export function adminHandlers({ config, registry, feedback, log }: AdminDeps): R
       }
       throw e;
     }
-    res.json(state());
+    res.json({ ...state(), ...(await shared()) });
   };
 
   const retrain: Handler = async (req, res) => {
@@ -89,24 +121,28 @@ export function adminHandlers({ config, registry, feedback, log }: AdminDeps): R
     if (body.wait !== undefined && typeof body.wait !== 'boolean') throw badData('wait must be true or false');
     let run;
     try {
-      run = feedback.retrainer.start('admin');
+      run = await feedback.retrainer.start('admin');
     } catch (e) {
       if (e instanceof RetrainBusyError) {
         send(res, 409, 'MICROSERVICE_CONFLICT', `${e.message}; GET /admin/retrain shows its progress`);
         return;
       }
-      throw e;
-    }
-    if (body.wait === false) {
-      res.status(202).json({ status: 'running', started_at: feedback.retrainer.last?.startedAt });
+      // The shared store could not be asked for the retrain lock: nothing started.
+      log.error({ err: (e as Error).message }, 'admin retrain: could not take the retrain lock');
+      send(res, 503, 'MICROSERVICE_UNAVAILABLE', 'the shared store did not answer for the retrain lock; no retrain started');
       return;
     }
-    const outcome = await run;
-    res.json({ ...outcome, ...state() });
+    if (body.wait === false) {
+      res.status(202).json({ status: 'running', started_at: run.startedAt, ...(coordination ? { replica: coordination.replica } : {}) });
+      return;
+    }
+    const outcome = await run.done;
+    res.json({ ...outcome, ...state(), ...(coordination ? { replica: coordination.replica } : {}) });
   };
 
-  const retrainStatus: Handler = (_req, res) => {
-    res.json({ running: feedback.retrainer.busy, last: feedback.retrainer.last, ...state() });
+  const retrainStatus: Handler = async (_req, res) => {
+    const status = await feedback.retrainer.status();
+    res.json({ ...status, ...state(), ...(await shared()) });
   };
 
   return {
