@@ -61,6 +61,9 @@ describe.skipIf(!haveCrd)('seldon-deployment.yaml against the SeldonDeployment C
       ['graph without a name', (d) => delete d.spec.predictors[0].graph.name, /graph must have required property 'name'/],
       ['malformed emptyDir sizeLimit', (d) => (d.spec.predictors[0].componentSpecs[0].spec.volumes[0].emptyDir.sizeLimit = '2 gigs'), /emptyDir\/sizeLimit must match pattern/],
       ['seccompProfile without a type', (d) => delete d.spec.predictors[0].componentSpecs[0].spec.securityContext.seccompProfile.type, /seccompProfile must have required property 'type'/],
+      ['store Secret ref without a key', (d) => delete envEntry(d, 'RECSERVE_STORE_URL').valueFrom.secretKeyRef.key, /secretKeyRef must have required property 'key'/],
+      ['hpaSpec without maxReplicas', (d) => delete d.spec.predictors[0].componentSpecs[0].hpaSpec.maxReplicas, /hpaSpec must have required property 'maxReplicas'/],
+      ['pdbSpec misspelt', (d) => (d.spec.predictors[0].componentSpecs[0].pdbSpec = { minAvailble: 1 }), /pdbSpec must NOT have additional properties "minAvailble"/],
     ];
     for (const [what, mutate, reason] of broken) {
       const copy = structuredClone(sdep);
@@ -68,6 +71,50 @@ describe.skipIf(!haveCrd)('seldon-deployment.yaml against the SeldonDeployment C
       expect(validate(copy), what).toBe(false);
       expect(formatErrors(validate.errors).some((e) => reason.test(e)), `${what}: ${formatErrors(validate.errors).join('; ')}`).toBe(true);
     }
+  });
+
+  it('the commented request-rate metric of hpaSpec is valid too once uncommented', () => {
+    const copy = structuredClone(sdep);
+    copy.spec.predictors[0].componentSpecs[0].hpaSpec.metrics.push(...requestRateMetric());
+    const ok = validate(copy);
+    expect(ok ? [] : formatErrors(validate.errors)).toEqual([]);
+  });
+});
+
+describe('seldon-deployment.yaml runs replicas on a shared PostgreSQL store', () => {
+  const predictor = (sdep.spec?.predictors ?? [])[0] as Obj;
+  const component = predictor.componentSpecs[0] as Obj;
+
+  it('runs at least 2 replicas, also under its HPA, with a budget that lets a drain proceed one pod at a time', () => {
+    expect(predictor.replicas).toBeGreaterThanOrEqual(2);
+    const hpa = component.hpaSpec as Obj;
+    expect(hpa.minReplicas, 'the operator leaves the count to the HPA when hpaSpec is set').toBeGreaterThanOrEqual(2);
+    expect(hpa.maxReplicas).toBeGreaterThanOrEqual(hpa.minReplicas);
+    expect(hpa.metrics).toEqual([{ type: 'Resource', resource: { name: 'cpu', targetAverageUtilization: expect.any(Number) } }]);
+    expect(component.spec.containers[0].resources.requests.cpu, 'utilization is relative to the request').toBeDefined();
+    const pdb = component.pdbSpec as Obj;
+    expect(pdb.minAvailable).toBeGreaterThanOrEqual(1);
+    expect(pdb.minAvailable, 'minAvailable below minReplicas, or no pod could ever be evicted').toBeLessThan(hpa.minReplicas);
+    // The commented alternative names the metric the adapter values file serves.
+    expect(requestRateMetric()).toEqual([{ type: 'Pods', pods: { metricName: 'recserve_requests_per_second', targetAverageValue: expect.any(String) } }]);
+  });
+
+  it('takes RECSERVE_STORE_URL from a Secret (never inline), so every pod uses the same PostgreSQL store', () => {
+    for (const c of component.spec.containers as Obj[]) {
+      const entry = ((c.env ?? []) as Obj[]).find((e) => e.name === 'RECSERVE_STORE_URL');
+      expect(entry, `${c.name}: RECSERVE_STORE_URL`).toBeDefined();
+      expect(entry!.value, 'no credentials in the manifest').toBeUndefined();
+      expect(entry!.valueFrom.secretKeyRef).toEqual({ name: 'recserve-store', key: 'url' });
+      expect(entry!.valueFrom.secretKeyRef.optional, 'a missing Secret must stop the pod, not fall back to per-pod SQLite').toBeUndefined();
+    }
+  });
+
+  it('keeps no shared state on an emptyDir: the data dir is scratch, every emptyDir bounded', () => {
+    const volumes = (component.spec.volumes ?? []) as Obj[];
+    expect(volumes.filter((v) => v.persistentVolumeClaim), 'no per-pod volume for shared state').toEqual([]);
+    for (const v of volumes.filter((x) => x.emptyDir)) expect(quantityBytes(v.emptyDir.sizeLimit)).toBeGreaterThan(0);
+    const text = readFileSync(path.join(ROOT, 'seldon-deployment.yaml'), 'utf8');
+    expect(text).toMatch(/scratch/i); // the manifest says what the emptyDir is for
   });
 });
 
@@ -364,6 +411,20 @@ describe('Dockerfile', () => {
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers
+
+function envEntry(d: Obj, name: string): Obj {
+  return (container(d).env as Obj[]).find((e) => e.name === name)!;
+}
+
+/** The hpaSpec metric between the BEGIN/END request-rate comments of seldon-deployment.yaml, uncommented. */
+function requestRateMetric(): Obj[] {
+  const text = readFileSync(path.join(ROOT, 'seldon-deployment.yaml'), 'utf8');
+  const block = /# BEGIN request-rate metric\n([\s\S]*?)\n\s*# END request-rate metric/.exec(text)?.[1];
+  if (!block) throw new Error('seldon-deployment.yaml: no request-rate metric block');
+  const lines = block.split('\n').map((l) => l.replace(/^(\s*)# ?/, '$1'));
+  const indent = Math.min(...lines.filter((l) => l.trim()).map((l) => /^\s*/.exec(l)![0].length));
+  return yaml.load(lines.map((l) => l.slice(indent)).join('\n')) as Obj[];
+}
 
 function container(d: Obj): Obj {
   return d.spec.predictors[0].componentSpecs[0].spec.containers[0];
