@@ -179,6 +179,26 @@ describe.runIf(havePg || process.env.CI)('retraining across replicas on PostgreS
     expect(st.body.running).toBe(false);
   });
 
+  it('a replica that dies holding the lock blocks nobody: its run is marked abandoned by the next retrain', async () => {
+    const coordB = b.server.feedback.coordination!;
+    const lease = await coordB.tryLock('doomed');
+    expect(lease).not.toBeNull();
+    const { rows } = await a.server.feedback.stores.peek()!.pool.query(
+      `SELECT lock_pid FROM ${schema}.retrain_runs WHERE id = $1`,
+      [lease!.runId],
+    );
+    // What a SIGKILL of B does to its lock connection.
+    await pgExec(`SELECT pg_terminate_backend(${Number(rows[0].lock_pid)})`);
+    const st = await call('GET', `${c.url}/admin/retrain`, undefined, auth);
+    expect(st.body.running).toBe(false); // the row is unfinished, but nobody holds its lock
+    const leaseA = await a.server.feedback.coordination!.tryLock('after');
+    expect(leaseA).not.toBeNull();
+    await leaseA!.finish('skipped', null, {});
+    const doomed = (await coordB.history()).find((r) => r.id === lease!.runId)!;
+    expect(doomed).toMatchObject({ outcome: 'abandoned', trigger: 'doomed' });
+    expect(doomed.finishedAt).not.toBeNull();
+  });
+
   it('a rollback on B reaches A and C; a replica that starts later serves the recorded version', async () => {
     const load = traffic([a, b, c]);
     const t0 = performance.now();
