@@ -19,6 +19,12 @@ export interface Limits {
   maxIdLength: number;
   /** Deepest JSON nesting of a message (objects and arrays), checked before parsing: RECSERVE_MAX_JSON_DEPTH. */
   maxJsonDepth: number;
+  /**
+   * Most values (array elements and object members) in one message, counted before it is parsed or
+   * decoded: RECSERVE_MAX_JSON_VALUES. A 5 MB body of 1.6 million `{}` was legal by size and depth, and
+   * building it held the event loop for seconds; no legal message needs more than the tensor limit twice.
+   */
+  maxJsonValues: number;
   /** Most keys in meta.tags: RECSERVE_MAX_TAGS. */
   maxTags: number;
   /** Largest meta.tags as JSON text (bytes): RECSERVE_MAX_TAGS_BYTES. */
@@ -51,6 +57,7 @@ export const LIMIT_DEFAULTS: Limits = {
   maxTensorValues: 100_000,
   maxIdLength: 256,
   maxJsonDepth: 32,
+  maxJsonValues: 250_000,
   maxTags: 64,
   maxTagsBytes: 16 * 1024,
   maxFilterFields: 16,
@@ -72,6 +79,7 @@ export const LIMIT_ENV: Record<keyof Limits, string> = {
   maxTensorValues: 'RECSERVE_MAX_TENSOR_VALUES',
   maxIdLength: 'RECSERVE_MAX_ID_LENGTH',
   maxJsonDepth: 'RECSERVE_MAX_JSON_DEPTH',
+  maxJsonValues: 'RECSERVE_MAX_JSON_VALUES',
   maxTags: 'RECSERVE_MAX_TAGS',
   maxTagsBytes: 'RECSERVE_MAX_TAGS_BYTES',
   maxFilterFields: 'RECSERVE_MAX_FILTER_FIELDS',

@@ -12,7 +12,7 @@ import type { ThompsonBandit } from './bandit.js';
 import { FoldInModel } from './fold-in.js';
 import { buildRows, keepCatalogItems, listsFromPayloads, parseTruth } from './payloads.js';
 import { PredictionMemory, unpackLists, type PackedPrediction, type ShownList } from './predictions.js';
-import { SharedPredictionMemory, sharedPredictionMetrics, sharedPredictionSettings, type SharedPredictionObserver } from './shared-predictions.js';
+import { SharedPredictionMemory, sharedPredictionMetrics, type SharedPredictionObserver } from './shared-predictions.js';
 import type { FeedbackSettings } from './settings.js';
 import { StoreUnavailableError, type ArmDelta, type InteractionStore } from './store.js';
 import type client from 'prom-client';
@@ -52,7 +52,7 @@ export interface FeedbackServiceDeps {
    * (default: process.env) and the store's backend when known before the store opens (default: the
    * backend of the store once open). It runs only on PostgreSQL.
    */
-  sharedPredictions?: { env?: Record<string, string | undefined>; backend?: 'sqlite' | 'postgres' };
+  sharedPredictions?: { backend?: 'sqlite' | 'postgres' };
 }
 
 /** Where the shown lists of a feedback came from. */
@@ -76,7 +76,7 @@ export class FeedbackService implements FeedbackHandler {
 
   constructor(private readonly deps: FeedbackServiceDeps) {
     this.memory = new PredictionMemory({ ...deps.settings.memory, maxBytes: deps.limits.predictionMemoryBytes });
-    const sharedSettings = sharedPredictionSettings(deps.sharedPredictions?.env ?? process.env);
+    const sharedSettings = deps.settings.sharedPredictions;
     if (sharedSettings.enabled && deps.settings.memory.capacity > 0) {
       const startShared = (backend: string | undefined) => {
         if (backend !== 'postgres' || this.shared) return;

@@ -3,6 +3,7 @@
 import { BANDIT_DEFAULTS, type BanditSettings } from './bandit.js';
 import { FOLD_IN_DEFAULTS, type FoldInSettings } from './fold-in.js';
 import { PREDICTION_MEMORY_DEFAULTS, type PredictionMemoryOptions } from './predictions.js';
+import { sharedPredictionSettings, type SharedPredictionSettings } from './shared-predictions.js';
 import { STORE_SAFETY_DEFAULTS } from './store.js';
 import { frac, int, num } from '../util/env.js';
 
@@ -26,6 +27,8 @@ export interface FeedbackSettings {
   storeTimeoutMs: number;
   /** Most store operations waiting for a PostgreSQL connection; beyond, 503 at once: RECSERVE_STORE_MAX_WAITING. */
   storeMaxWaiting: number;
+  /** The prediction memory shared through PostgreSQL (RECSERVE_SHARED_PREDICTIONS_*); unused with SQLite. */
+  sharedPredictions: SharedPredictionSettings;
   /** Retrain every N seconds (0 = only on demand): RECSERVE_RETRAIN_INTERVAL_S. */
   retrainIntervalS: number;
   /** Base interaction log for retraining (CSV/MovieLens); default: the current model's own knowledge: RECSERVE_RETRAIN_BASE. */
@@ -56,6 +59,7 @@ export function feedbackSettings(env: NodeJS.ProcessEnv = process.env): Feedback
     maxRowsPerFeedback: int(env.RECSERVE_FEEDBACK_MAX_ROWS, 10_000, 'RECSERVE_FEEDBACK_MAX_ROWS'),
     storeRetryMs: int(env.RECSERVE_STORE_RETRY_MS, 2000, 'RECSERVE_STORE_RETRY_MS'),
     storeTimeoutMs: int(env.RECSERVE_STORE_TIMEOUT_MS, STORE_SAFETY_DEFAULTS.timeoutMs, 'RECSERVE_STORE_TIMEOUT_MS', 1),
+    sharedPredictions: sharedPredictionSettings(env),
     storeMaxWaiting: int(env.RECSERVE_STORE_MAX_WAITING, STORE_SAFETY_DEFAULTS.maxWaiting, 'RECSERVE_STORE_MAX_WAITING'),
     retrainIntervalS: num(env.RECSERVE_RETRAIN_INTERVAL_S, 0, 'RECSERVE_RETRAIN_INTERVAL_S'),
     retrainBase: env.RECSERVE_RETRAIN_BASE || null,

@@ -10,7 +10,8 @@ import { badData, RecserveError, translate } from '../errors.js';
 import type { CallContext, DataPlane } from '../protocol/dataplane.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { checkDepth } from '../protocol/json.js';
+import { checkDepth, checkValueCount, tooDeep } from '../protocol/json.js';
+import { wireShape } from './wire-budget.js';
 import { decodeToJson, encodeFromJson, type JsonObject } from './convert.js';
 
 export interface HandleDeps {
@@ -88,6 +89,13 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
     });
 
     void (async () => {
+      // Counted on the wire first: decoding builds an object per field before any check can run.
+      const { limits } = config;
+      // A JSON level is two message levels on the wire (Value → ListValue/Struct → Value), plus the envelope.
+      const wireDepth = 2 * limits.maxJsonDepth + 8;
+      const shape = wireShape(rpc.requestType, call.request, limits.maxJsonValues, wireDepth);
+      checkValueCount(shape.values, limits.maxJsonValues, 'the message');
+      if (shape.depth > wireDepth) throw tooDeep('the message', limits.maxJsonDepth);
       let request: JsonObject;
       try {
         request = decodeToJson(rpc.requestType, call.request);

@@ -1,6 +1,6 @@
 // The recommender: external ids ⇄ indices, filters, exclude-seen, top-k through the Scorer, and the
 // cold-start hand-off for users the model has never seen. It knows nothing about HTTP or gRPC.
-import { badData } from '../errors.js';
+import { badData, clip, quote } from '../errors.js';
 import { LIMIT_DEFAULTS } from '../limits.js';
 import type { Artifact } from './artifact.js';
 import { FilterIndex, type AllowedItems, type FilterValue } from './filter-index.js';
@@ -193,8 +193,8 @@ export class Recommender {
         folded.set(r, state.score(ii));
         return;
       }
-      if (ui === undefined) throw badData(`row ${r}: unknown user_id "${u}"; pair scoring needs a known user (ask for recommendations to get the cold-start answer)`);
-      if (ii === undefined) throw badData(`row ${r}: unknown item_id "${i}"`);
+      if (ui === undefined) throw badData(`row ${r}: unknown user_id ${quote(clip(u, 64))}; pair scoring needs a known user (ask for recommendations to get the cold-start answer)`);
+      if (ii === undefined) throw badData(`row ${r}: unknown item_id ${quote(clip(i, 64))}`);
       users[r] = ui;
       items[r] = ii;
     });

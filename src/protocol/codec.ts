@@ -79,7 +79,7 @@ function decodeMessage(msg: SeldonMessage, ctx: Ctx): DecodedPredict {
 function fromText(text: string, ctx: Ctx, where: string): PredictInput {
   const t = text.trim();
   if (t.length === 0) throw badData(`${where} is empty; send a user id or a JSON recommendation request`);
-  if (t.startsWith('{')) return fromJson(parseJsonText(t, where, ctx.limits.maxJsonDepth) as JsonValue, ctx, where);
+  if (t.startsWith('{')) return fromJson(parseJsonText(t, where, ctx.limits.maxJsonDepth, '', ctx.limits.maxJsonValues) as JsonValue, ctx, where);
   return fromJson({ user_id: t }, ctx, where);
 }
 

@@ -114,7 +114,8 @@ function describe(errors: ErrorObject[], where: string): string {
   if (!e) return 'invalid message';
   const at = clip(`${where}${e.instancePath}`.replace(/^\//, '') || 'message', 120);
   const limit = (e.parentSchema as Record<string, unknown> | undefined)?.['x-limit'];
-  if (typeof limit === 'string') return overLimit(at, e, limit as keyof Bounds);
+  // The limit is named only when it is what the value broke (not its type or a minimum).
+  if (typeof limit === 'string' && (SIZE_KEYWORDS as readonly string[]).includes(e.keyword)) return overLimit(at, e, limit as keyof Bounds);
   switch (e.keyword) {
     case 'additionalProperties':
       return `${at}: unknown field ${quote((e.params as { additionalProperty: string }).additionalProperty)}`;

@@ -65,6 +65,7 @@ export class DataPlane {
 
   async predict(msg: SeldonMessage, ctx: CallContext): Promise<SeldonMessage> {
     const model = this.model();
+    this.checkHeaderPuid(ctx);
     const decoded = decodePredict(msg, this.config.params, this.config.limits);
     if (decoded.input.op === 'recommend') this.checkResultSize(decoded.input.request.users.length, decoded.input.request.k, model.nItems);
     const output: PredictOutput =
@@ -120,6 +121,14 @@ export class DataPlane {
     return { data, meta };
   }
 
+  /** The executor's Seldon-Puid header is echoed like meta.puid, so it has the same length limit. */
+  private checkHeaderPuid(ctx: CallContext): void {
+    const { limits } = this.config;
+    if (ctx.puid !== undefined && ctx.puid.length > limits.maxIdLength) {
+      throw badData(`the Seldon-Puid header is ${ctx.puid.length} characters; at most ${limits.maxIdLength}${limitHint(limits, 'maxIdLength')}`);
+    }
+  }
+
   /** An answer's size is bounded before any work: users × k (k capped by the catalog). */
   private checkResultSize(users: number, k: number, nItems: number): void {
     const { limits } = this.config;
@@ -134,6 +143,7 @@ export class DataPlane {
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw badData('Invalid request data type: expected a SeldonMessage object');
     if (payloadKeyOf(msg) === null) throw badData('Invalid request data type: the message needs one of data, jsonData, strData, binData');
     checkMeta(msg.meta, this.config.limits);
+    this.checkHeaderPuid(ctx);
     const { meta: reqMeta, status: _status, ...payload } = msg;
     const meta = this.responseMeta(reqMeta, ctx, this.registry.current, {});
     return { ...payload, meta };

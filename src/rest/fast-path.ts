@@ -76,7 +76,7 @@ export function withFastPath(deps: RestDeps, app: http.RequestListener): http.Re
       });
       const header = req.headers['seldon-puid'];
       const ctx: CallContext = { transport: 'rest', puid: (typeof header === 'string' && header) || undefined, signal: abort.signal };
-      const msg = parseJson(body.toString('utf8'), 'body', deps.config.limits.maxJsonDepth);
+      const msg = parseJson(body.toString('utf8'), 'body', deps.config.limits);
       payload = msg;
       if (startup) await startup.waitForModel(); // before the model is warm, wait for it (bounded)
       if (op === 'predict') {

@@ -6,7 +6,7 @@ import { badData, clip } from '../errors.js';
 import { boundsOf, openapi, servedDocument, validate } from '../protocol/contract.js';
 import type { CallContext } from '../protocol/dataplane.js';
 import type { Feedback, SeldonMessage } from '../protocol/seldon.js';
-import { LIMIT_DEFAULTS } from '../limits.js';
+import { LIMIT_DEFAULTS, type Limits } from '../limits.js';
 import { parseJsonText } from '../protocol/json.js';
 import type { RestDeps } from './app.js';
 
@@ -27,7 +27,7 @@ export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string
   };
 
   const predict: Handler = async (req, res) => {
-    const msg = readMessage(req, config.limits.maxJsonDepth);
+    const msg = readMessage(req, config.limits);
     res.locals.payload = msg;
     validate('SeldonMessage', msg, '', bounds);
     const out = await dataplane.predict(msg as SeldonMessage, context(req, res));
@@ -36,7 +36,7 @@ export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string
   };
 
   const feedback: Handler = async (req, res) => {
-    const fb = readMessage(req, config.limits.maxJsonDepth) as Feedback;
+    const fb = readMessage(req, config.limits) as Feedback;
     res.locals.payload = fb;
     res.locals.puid = fb?.response?.meta?.puid ?? fb?.request?.meta?.puid;
     res.json(await dataplane.feedback(fb, context(req, res)));
@@ -53,7 +53,7 @@ export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string
   const probe = (ready: boolean) => ({ status: ready ? 'ready' : 'not ready', ready, model_version: dataplane.registry.current?.version ?? null });
 
   const passThrough: Handler = (req, res) => {
-    const msg = readMessage(req, config.limits.maxJsonDepth);
+    const msg = readMessage(req, config.limits);
     validate('SeldonMessage', msg, '', bounds);
     const out = dataplane.passThrough(msg as SeldonMessage, context(req, res));
     res.locals.puid = out.meta?.puid;
@@ -109,35 +109,38 @@ export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string
 }
 
 /** The message of a request, in the Python wrapper's order of places to look. */
-export function readMessage(req: Request, maxDepth: number): unknown {
-  if (req.is('multipart/form-data')) return fromMultipart(req, maxDepth);
+export function readMessage(req: Request, limits: JsonLimits): unknown {
+  if (req.is('multipart/form-data')) return fromMultipart(req, limits);
   const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
   if (req.is('application/x-www-form-urlencoded')) {
     const form = new URLSearchParams(body.toString('utf8'));
     const json = form.get('json');
-    if (json !== null) return parseJson(json, 'form field json', maxDepth);
+    if (json !== null) return parseJson(json, 'form field json', limits);
   }
   const q = req.query.json;
-  if (typeof q === 'string') return parseJson(q, 'query parameter json', maxDepth);
+  if (typeof q === 'string') return parseJson(q, 'query parameter json', limits);
   if (Array.isArray(q)) throw badData('query parameter json is given more than once');
   if (body.length === 0) throw badData(`${NO_JSON}: the request has no body and no json parameter`);
   if (!req.is('application/json') && !req.is('+json')) {
     throw badData(`${NO_JSON}: Content-Type is ${JSON.stringify(req.get('content-type') ?? 'missing')}; send application/json`);
   }
-  return parseJson(body.toString('utf8'), 'body', maxDepth);
+  return parseJson(body.toString('utf8'), 'body', limits);
 }
 
-/** A message's JSON text, depth-checked before it is parsed (see protocol/json.ts). */
-export function parseJson(text: string, where: string, maxDepth: number = LIMIT_DEFAULTS.maxJsonDepth): unknown {
-  return parseJsonText(text, where, maxDepth, NO_JSON);
+/** The limits a message's JSON text is checked against before it is parsed. */
+export type JsonLimits = Pick<Limits, 'maxJsonDepth' | 'maxJsonValues'>;
+
+/** A message's JSON text, depth- and size-checked before it is parsed (see protocol/json.ts). */
+export function parseJson(text: string, where: string, limits: JsonLimits = LIMIT_DEFAULTS): unknown {
+  return parseJsonText(text, where, limits.maxJsonDepth, NO_JSON, limits.maxJsonValues);
 }
 
-function fromMultipart(req: Request, maxDepth: number): Record<string, unknown> {
+function fromMultipart(req: Request, limits: JsonLimits): Record<string, unknown> {
   const msg: Record<string, unknown> = {};
   for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, string | string[]>)) {
     // A repeated field arrives as a list: which copy would be the message? (The same rule as ?json=.)
     if (typeof value !== 'string') throw badData(`multipart field ${clip(key, 64)} is given more than once`);
-    msg[key] = key === 'strData' ? value : parseJson(value, `multipart field ${clip(key, 64)}`, maxDepth);
+    msg[key] = key === 'strData' ? value : parseJson(value, `multipart field ${clip(key, 64)}`, limits);
   }
   for (const file of (req.files as Express.Multer.File[] | undefined) ?? []) {
     if (file.fieldname in msg) throw badData(`multipart field ${clip(file.fieldname, 64)} is given more than once`);

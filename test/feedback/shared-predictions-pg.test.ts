@@ -6,7 +6,6 @@
 // visible message only when no PostgreSQL answers outside CI.
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import client from 'prom-client';
 import type { Interaction } from '../../src/feedback/store.js';
 import { PG_URL, pgExec, pgReachable, post, startFeedbackServer, uniqueSchema, type FeedbackTestServer } from './helpers.js';
 
@@ -165,20 +164,12 @@ describe.runIf(havePg || process.env.CI)('shared prediction memory on PostgreSQL
     viaProxy.host = `127.0.0.1:${proxy.port}`;
     const direct = withSchema(PG_URL, schema);
     const bufferBytes = 4096;
-    // The shared memory's settings come from the process environment (as in production).
-    process.env.RECSERVE_SHARED_PREDICTIONS_BUFFER_BYTES = String(bufferBytes);
-    let cut: FeedbackTestServer;
-    try {
-      cut = await startFeedbackServer({ RECSERVE_STORE_URL: viaProxy.toString(), RECSERVE_STORE_TIMEOUT_MS: '500' });
-    } finally {
-      delete process.env.RECSERVE_SHARED_PREDICTIONS_BUFFER_BYTES;
-    }
+    const cut = await startFeedbackServer({ RECSERVE_STORE_URL: viaProxy.toString(), RECSERVE_STORE_TIMEOUT_MS: '500', RECSERVE_SHARED_PREDICTIONS_BUFFER_BYTES: String(bufferBytes) });
     servers.push(cut);
     const other = await startFeedbackServer({ RECSERVE_STORE_URL: direct });
     servers.push(other);
     const shared = cut.server.feedback.service.shared!;
-    const registry = new client.Registry();
-    cut.server.feedback.service.registerMetrics(registry);
+    const registry = cut.server.metrics.registry; // the server registers the shared memory's metrics
 
     const first = await predict(cut, 0, 'visitor-before-cut');
     await until(() => shared.stats.written >= 1, 'the first write');

@@ -203,10 +203,10 @@ describe('errors map to gRPC codes', () => {
         }
       }
     }
-    // jsonData nested deeper than protobuf's recursion limit (100 levels, as protoc's parsers).
+    // jsonData nested deeper than the JSON depth limit: refused on the wire bytes, before decoding.
     for (const depth of [60, 5000]) {
       const r = await rawCall(address, '/seldon.protos.Model/Predict', nestedJsonData(depth));
-      expect(r.ok || [grpc.status[r.code], r.details]).toEqual(['INVALID_ARGUMENT', 'malformed seldon.protos.SeldonMessage message: maximum nesting depth exceeded']);
+      expect(r.ok || [grpc.status[r.code], r.details]).toEqual(['INVALID_ARGUMENT', 'the message is nested more than 32 levels deep (limit RECSERVE_MAX_JSON_DEPTH=32)']);
     }
     // Empty bytes are a valid (empty) message.
     const md = await rawCall(address, '/seldon.protos.Model/Metadata', Buffer.alloc(0));

@@ -5,7 +5,9 @@ import { clip, MESSAGE_LIMIT, translate } from '../../src/errors.js';
 import { DEFAULT_PARAMS } from '../../src/config.js';
 import { LIMIT_DEFAULTS } from '../../src/limits.js';
 import { decodePredict, ndarrayRows, tensorRows } from '../../src/protocol/codec.js';
-import { textDepth, valueDepth } from '../../src/protocol/json.js';
+import { scanText, textDepth, valueDepth } from '../../src/protocol/json.js';
+import { seldonProtos } from '../../src/grpc/convert.js';
+import { wireShape } from '../../src/grpc/wire-budget.js';
 import { startTestServer, requestJson, type TestServer } from '../helpers/server.js';
 
 const limits = LIMIT_DEFAULTS;
@@ -90,6 +92,30 @@ describe('JSON depth is measured without recursion', () => {
   });
 });
 
+describe('a message is counted before it is parsed or decoded', () => {
+  it('counts JSON values by separators and openers, stopping at the budget', () => {
+    expect(scanText('{"a":[1,2,3],"b":{}}')).toEqual({ depth: 2, values: 6 });
+    expect(scanText('["a,b","c"]').values).toBe(2);
+    expect(scanText(`[${'{},'.repeat(1_000_000)}{}]`, 32, 250_000).values).toBe(250_001);
+  });
+
+  it('counts protobuf fields and packed elements on the wire, into sub-messages and Struct maps', () => {
+    const msg = seldonProtos().type('seldon.protos.SeldonMessage');
+    const metrics = msg.encode({ meta: { metrics: Array.from({ length: 300_000 }, () => ({})) } }).finish();
+    expect(wireShape(msg, metrics, 250_000, 72).values).toBeGreaterThan(250_000);
+    const packed = msg.encode({ data: { tensor: { shape: [50_000, 2], values: new Array(100_000).fill(1.5) } } }).finish();
+    const shape = wireShape(msg, packed, 10_000_000, 72);
+    expect(shape.values).toBeGreaterThanOrEqual(100_000);
+    expect(shape.values).toBeLessThan(100_010);
+    let value: unknown = 1;
+    for (let i = 0; i < 40; i++) value = { listValue: { values: [value] } };
+    const deep = msg.encode({ jsonData: value }).finish();
+    expect(wireShape(msg, deep, 250_000, 72).depth).toBeGreaterThan(72);
+    const tags = msg.encode({ meta: { tags: { a: { listValue: { values: Array.from({ length: 20 }, () => ({ numberValue: 1 })) } } } } }).finish();
+    expect(wireShape(msg, tags, 250_000, 72).values).toBeGreaterThanOrEqual(20);
+  });
+});
+
 describe('errors quote a short prefix of client input', () => {
   it('clips long messages and never splits a surrogate pair', () => {
     expect(clip('x'.repeat(500)).length).toBe(201);
@@ -142,6 +168,27 @@ describe('over HTTP, with configured limits', () => {
     const ok = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { jsonData: { users: ['1', '2', 'new-1'], k: 3 } });
     expect(ok.status).toBe(200);
     expect(ok.body.jsonData.recommendations.map((r: { items: unknown[] }) => r.items.length)).toEqual([3, 3, 3]);
+  });
+
+  it('a body of a million tiny values is refused before it is parsed', async () => {
+    const r = await requestJson('POST', `${s.url}/api/v1.0/predictions`, `{"jsonData":{"user_id":"1"},"zz":[${'{},'.repeat(400_000)}{}]}`);
+    expect(r.status).toBe(400);
+    expect(r.body.status.info).toMatch(/holds more than 250000 values \(limit RECSERVE_MAX_JSON_VALUES=250000\)/);
+  });
+
+  it('the Seldon-Puid header has the puid length limit on predict too', async () => {
+    const r = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { jsonData: { user_id: '1' } }, { 'seldon-puid': 'p'.repeat(5000) });
+    expect(r.status).toBe(400);
+    expect(r.body.status.info).toMatch(/Seldon-Puid header is 5000 characters; at most 256/);
+    expect(JSON.stringify(r.body).length).toBeLessThan(400);
+  });
+
+  it('an unknown id is quoted short, and type errors name no limit', async () => {
+    const r = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { jsonData: { pairs: [['u'.repeat(256), '1']] } });
+    expect(r.status).toBe(400);
+    expect(r.body.status.info.length).toBeLessThan(250);
+    const t = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { jsonData: { user_id: '1', k: 'ten' } });
+    expect(t.body.status.info).not.toMatch(/limit|NaN|graph parameter/);
   });
 
   it('the served document states the configured limits', async () => {

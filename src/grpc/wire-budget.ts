@@ -1,0 +1,121 @@
+// The size of a protobuf message counted on its wire bytes, before it is decoded. protobufjs builds an
+// object for every field it reads, and only then can the JSON-form checks refuse a list that is too
+// long: 5 MB of empty `Metric` entries (2 bytes each) became 2.5 million objects, and two such calls at
+// once exhausted the heap. This walk allocates nothing; it follows the schema into sub-messages (and map
+// entries) and counts every field occurrence and every packed element, stopping at the budget.
+import protobuf from 'protobufjs';
+
+export interface WireShape {
+  /** Field occurrences and packed elements (stops counting just above the budget). */
+  values: number;
+  /** Deepest message nesting seen (stops just above the depth budget). */
+  depth: number;
+}
+
+const PACKABLE_WIDTH: Record<string, number> = { double: 8, fixed64: 8, sfixed64: 8, float: 4, fixed32: 4, sfixed32: 4 };
+const VARINT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'bool']);
+
+/**
+ * Counts `bytes` as a `type` message. Malformed bytes end the walk early (the decoder reports them);
+ * the counts are then a lower bound, which is safe: the decoder refuses what the walk could not read.
+ */
+export function wireShape(type: protobuf.Type, bytes: Uint8Array, maxValues: number, maxDepth: number): WireShape {
+  const shape: WireShape = { values: 0, depth: 0 };
+  walk(type, bytes, 0, bytes.length, 1, shape, maxValues, maxDepth);
+  return shape;
+}
+
+function walk(type: protobuf.Type | null, buf: Uint8Array, start: number, end: number, depth: number, shape: WireShape, maxValues: number, maxDepth: number): boolean {
+  if (depth > shape.depth) shape.depth = depth;
+  if (depth > maxDepth) return false;
+  let at = start;
+  while (at < end) {
+    const tag = readVarint(buf, at, end);
+    if (tag === null) return true;
+    at = tag.next;
+    const wireType = tag.value % 8;
+    const fieldNo = Math.floor(tag.value / 8);
+    if (++shape.values > maxValues) return false;
+    switch (wireType) {
+      case 0: {
+        const v = readVarint(buf, at, end);
+        if (v === null) return true;
+        at = v.next;
+        break;
+      }
+      case 1:
+        at += 8;
+        break;
+      case 5:
+        at += 4;
+        break;
+      case 2: {
+        const len = readVarint(buf, at, end);
+        if (len === null || len.next + len.value > end) return true;
+        const from = len.next;
+        at = from + len.value;
+        const field = type?.fieldsById[fieldNo];
+        if (!field) break;
+        if (field.map) {
+          // A map entry is a message {1: key, 2: value}; only a message value can hold more.
+          const valueType = field.resolvedType instanceof protobuf.Type ? field.resolvedType : null;
+          if (!walkMapEntry(valueType, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
+        } else if (field.resolvedType instanceof protobuf.Type) {
+          if (!walk(field.resolvedType, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
+        } else if (field.repeated) {
+          // A packed run of scalars: count its elements.
+          const width = PACKABLE_WIDTH[field.type];
+          let n = 0;
+          if (width) n = Math.floor(len.value / width);
+          else if (VARINT_TYPES.has(field.type) || field.resolvedType instanceof protobuf.Enum) for (let i = from; i < at; i++) if (buf[i] < 0x80) n++;
+          shape.values += Math.max(0, n - 1);
+          if (shape.values > maxValues) return false;
+        }
+        break;
+      }
+      default:
+        return true; // groups (3, 4) and unknown wire types: left to the decoder to refuse
+    }
+  }
+  return true;
+}
+
+function walkMapEntry(valueType: protobuf.Type | null, buf: Uint8Array, start: number, end: number, depth: number, shape: WireShape, maxValues: number, maxDepth: number): boolean {
+  if (depth > shape.depth) shape.depth = depth;
+  if (depth > maxDepth) return false;
+  let at = start;
+  while (at < end) {
+    const tag = readVarint(buf, at, end);
+    if (tag === null) return true;
+    at = tag.next;
+    const wireType = tag.value % 8;
+    if (wireType === 0) {
+      const v = readVarint(buf, at, end);
+      if (v === null) return true;
+      at = v.next;
+    } else if (wireType === 1) at += 8;
+    else if (wireType === 5) at += 4;
+    else if (wireType === 2) {
+      const len = readVarint(buf, at, end);
+      if (len === null || len.next + len.value > end) return true;
+      const from = len.next;
+      at = from + len.value;
+      if (Math.floor(tag.value / 8) === 2 && valueType && !walk(valueType, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
+    } else return true;
+  }
+  return true;
+}
+
+/** A varint at `at` (up to 64 bits, as a float: exact for the lengths and tags that matter here). */
+function readVarint(buf: Uint8Array, at: number, end: number): { value: number; next: number } | null {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 10; i++) {
+    if (at >= end) return null;
+    const b = buf[at++];
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) return { value, next: at };
+    scale *= 128;
+  }
+  return null; // more than 10 bytes: not a varint
+}
