@@ -62,7 +62,7 @@ export const LIMIT_DEFAULTS: Limits = {
   maxTagsBytes: 16 * 1024,
   maxFilterFields: 16,
   maxFilterValues: 1000,
-  maxTruthItems: 1000,
+  maxTruthItems: 200,
   maxMultipartParts: 16,
   maxConnections: 4096,
   maxPipelined: 4,

@@ -132,7 +132,7 @@ export class FeedbackService implements FeedbackHandler {
       note = 'truth names items but the feedback names no user (no known puid, no request or response payload): stored as a reward event, nothing learned';
       truth = null;
     }
-    const rows = buildRows(kept.lists, truth, reward);
+    let rows = buildRows(kept.lists, truth, reward);
     if (target.source !== 'memory') {
       // Only impressions this server remembers serving move the bandit (see ServedBy 'claimed').
       for (const r of rows) if (r.servedBy === 'cold_start' || r.servedBy === 'exploration') r.servedBy = 'claimed';
@@ -142,7 +142,7 @@ export class FeedbackService implements FeedbackHandler {
     }
     // Bandit-served rows (catalog items only, strategy derived by the server) are each one Bernoulli
     // trial with a fractional outcome: α += r, β += 1 − r.
-    const arms: ArmDelta[] = rows
+    let arms: ArmDelta[] = rows
       .filter((r) => r.servedBy === 'cold_start' || r.servedBy === 'exploration')
       .map((r) => ({ itemId: r.itemId, successes: r.reward, failures: 1 - r.reward }));
     if (rows.length === 0) {
@@ -157,6 +157,11 @@ export class FeedbackService implements FeedbackHandler {
     // A retry of a feedback already stored for this prediction (same reward, same truth) is acknowledged, not stored again.
     const claim = target.source === 'memory' && target.puid ? await this.memory.claimFeedback(target.puid, fingerprint(reward, truth)) : null;
     if (claim?.duplicate) return { feedback_interactions: 0, feedback_duplicate: true };
+    if (claim?.followUp && rows.length > 0) {
+      rows = [];
+      arms = [];
+      note = 'this prediction already has a stored feedback; a prediction is learnt from once, so this one is stored as a reward event and learns nothing';
+    }
     let stored = false;
     let store: InteractionStore;
     try {

@@ -103,7 +103,11 @@ interface Entry {
 }
 
 /** The outcome of claiming a feedback fingerprint: a duplicate, or the right to store it (then settle). */
-export type FeedbackClaim = { duplicate: true } | { duplicate: false; settle(stored: boolean): void };
+/**
+ * `followUp`: another feedback about this prediction (a different reward or truth) was already stored.
+ * A prediction is learnt from once: otherwise one real prediction, fed back 300 times, counts 300 wins.
+ */
+export type FeedbackClaim = { duplicate: true } | { duplicate: false; followUp: boolean; settle(stored: boolean): void };
 
 export class PredictionMemory {
   readonly options: PredictionMemoryOptions;
@@ -165,11 +169,14 @@ export class PredictionMemory {
    */
   async claimFeedback(puid: string, fingerprint: string): Promise<FeedbackClaim> {
     const e = this.live(puid);
-    if (!e) return { duplicate: false, settle: () => undefined };
+    if (!e) return { duplicate: false, followUp: false, settle: () => undefined };
     for (let prior = e.feedback?.get(fingerprint); prior; prior = e.feedback?.get(fingerprint)) {
       if (await prior) return { duplicate: true };
       // That attempt was not stored (and removed itself): this one may try, unless another got there first.
     }
+    // Any other feedback about this prediction, stored (or being stored) before this one, makes it a follow-up.
+    let followUp = false;
+    for (const other of [...(e.feedback?.values() ?? [])]) if (await other) followUp = true;
     let settle!: (stored: boolean) => void;
     const pending = new Promise<boolean>((resolve) => (settle = resolve));
     const map = (e.feedback ??= new Map());
@@ -182,6 +189,7 @@ export class PredictionMemory {
     this.grow(e, FINGERPRINT_OVERHEAD_BYTES + 2 * fingerprint.length);
     return {
       duplicate: false,
+      followUp,
       settle: (stored) => {
         if (!stored && map.get(fingerprint) === pending) {
           map.delete(fingerprint);

@@ -67,6 +67,25 @@ describe('what was shown comes from the server', () => {
     expect([...catalog.keys()].length).toBe(120);
   });
 
+  it('a remembered prediction is learnt from once: later feedback about it (other rewards, other truths) learns nothing', async () => {
+    const p = await predict({ jsonData: { user_id: 'once-visitor', k: 120 } });
+    const shown = itemsOf(p.body);
+    const target = shown[shown.length - 1];
+    const arm = t.server.feedback.bandit.countsOf(target);
+    const first = await feedback({ response: { meta: { puid: p.body.meta.puid } }, reward: 1, truth: { jsonData: [target] } });
+    expect(first.body.meta.tags.feedback_interactions).toBe(shown.length);
+    const later = [];
+    for (let i = 1; i <= 50; i++) {
+      later.push(await feedback({ response: { meta: { puid: p.body.meta.puid } }, reward: 1 - i * 1e-9, truth: { jsonData: [shown[i % shown.length]] } }));
+    }
+    for (const r of later) {
+      expect(r.status).toBe(200);
+      expect(r.body.meta.tags).toMatchObject({ feedback_interactions: 0, feedback_learned: false });
+    }
+    expect(t.server.feedback.bandit.countsOf(target)).toEqual({ successes: arm.successes + 1, failures: arm.failures, trials: arm.trials + 1 });
+    expect((await store().userInteractions('once-visitor')).length).toBe(shown.length);
+  });
+
   it('invented cold-start impressions of a catalog item do not move the bandit; remembered ones do', async () => {
     const visitor = async (id: string) => itemsOf((await predict({ jsonData: { user_id: id, k: 10 } })).body);
     const target = '117';

@@ -18,7 +18,7 @@ if (!havePg && !process.env.CI) console.warn(`[process/replicas-pg.test] SKIPPED
 
 const schema = uniqueSchema('procs');
 const storeUrl = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}schema=${schema}`;
-const DEADLINE_MS = 5000;
+const DEADLINE_MS = 10_000;
 const K = 5;
 
 interface Replica {
