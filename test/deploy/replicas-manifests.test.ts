@@ -26,6 +26,7 @@ const storeRef = (container.env as Obj[]).find((e) => e.name === 'RECSERVE_STORE
 const KNOWN: Record<string, string> = {
   Secret: 'v1',
   Service: 'v1',
+  PersistentVolumeClaim: 'v1',
   StatefulSet: 'apps/v1',
   PodDisruptionBudget: 'policy/v1',
   Cluster: 'postgresql.cnpg.io/v1',
@@ -39,6 +40,12 @@ describe('deploy/replicas manifests', () => {
       expect(doc.apiVersion, `${file}: ${doc.kind}`).toBe(KNOWN[doc.kind]);
       expect(doc.metadata?.name, `${file}: ${doc.kind} name`).toMatch(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/);
     }
+  });
+
+  it('the shared versions volume is ReadWriteMany and is the claim seldon-deployment.yaml mounts', () => {
+    const pvc = byKind('PersistentVolumeClaim').find((p) => p.metadata.name === 'recserve-models');
+    expect(pvc, 'a PersistentVolumeClaim recserve-models').toBeDefined();
+    expect(pvc!.spec.accessModes).toEqual(['ReadWriteMany']);
   });
 
   it('the Secret example is the one seldon-deployment.yaml reads, with a URL the server accepts', () => {

@@ -109,9 +109,13 @@ describe('seldon-deployment.yaml runs replicas on a shared PostgreSQL store', ()
     }
   });
 
-  it('keeps no shared state on an emptyDir: the data dir is scratch, every emptyDir bounded', () => {
+  it('keeps no shared state on an emptyDir: the data dir is scratch, every emptyDir bounded, versions on one shared claim', () => {
     const volumes = (component.spec.volumes ?? []) as Obj[];
-    expect(volumes.filter((v) => v.persistentVolumeClaim), 'no per-pod volume for shared state').toEqual([]);
+    // The only claim is the versions root every replica shares (a retrain publishes there, all load from it).
+    expect(volumes.filter((v) => v.persistentVolumeClaim).map((v) => [v.name, v.persistentVolumeClaim.claimName])).toEqual([['recserve-models', 'recserve-models']]);
+    const container = (component.spec.containers as Obj[])[0];
+    const mounts = Object.fromEntries((container.volumeMounts as Obj[]).map((m) => [m.name, m.mountPath]));
+    expect(mounts['recserve-models']).toBe(`${mounts['recserve-data']}/models`);
     for (const v of volumes.filter((x) => x.emptyDir)) expect(quantityBytes(v.emptyDir.sizeLimit)).toBeGreaterThan(0);
     const text = readFileSync(path.join(ROOT, 'seldon-deployment.yaml'), 'utf8');
     expect(text).toMatch(/scratch/i); // the manifest says what the emptyDir is for
