@@ -37,7 +37,7 @@ export interface Limits {
   maxTruthItems: number;
   /** Most parts (fields and files) of a multipart body: RECSERVE_MAX_MULTIPART_PARTS. */
   maxMultipartParts: number;
-  /** Open client connections on the REST port; more are refused at accept: RECSERVE_MAX_CONNECTIONS. */
+  /** Open client connections on the REST port, and separately on the gRPC port; more are refused at accept: RECSERVE_MAX_CONNECTIONS. */
   maxConnections: number;
   /** Requests one HTTP/1.1 connection may have waiting for an answer (pipelining): RECSERVE_MAX_PIPELINED. */
   maxPipelined: number;
