@@ -21,66 +21,34 @@ const VARINT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 's
  */
 export function wireShape(type: protobuf.Type, bytes: Uint8Array, maxValues: number, maxDepth: number): WireShape {
   const shape: WireShape = { values: 0, depth: 0 };
-  walk(type, bytes, 0, bytes.length, 1, shape, maxValues, maxDepth);
+  walk(messageFields(type), bytes, 0, bytes.length, 1, shape, maxValues, maxDepth);
   return shape;
 }
 
-function walk(type: protobuf.Type | null, buf: Uint8Array, start: number, end: number, depth: number, shape: WireShape, maxValues: number, maxDepth: number): boolean {
-  if (depth > shape.depth) shape.depth = depth;
-  if (depth > maxDepth) return false;
-  let at = start;
-  while (at < end) {
-    const tag = readVarint(buf, at, end);
-    if (tag === null) return true;
-    at = tag.next;
-    const wireType = tag.value % 8;
-    const fieldNo = Math.floor(tag.value / 8);
-    if (++shape.values > maxValues) return false;
-    switch (wireType) {
-      case 0: {
-        const v = readVarint(buf, at, end);
-        if (v === null) return true;
-        at = v.next;
-        break;
-      }
-      case 1:
-        at += 8;
-        break;
-      case 5:
-        at += 4;
-        break;
-      case 2: {
-        const len = readVarint(buf, at, end);
-        if (len === null || len.next + len.value > end) return true;
-        const from = len.next;
-        at = from + len.value;
-        const field = type?.fieldsById[fieldNo];
-        if (!field) break;
-        if (field.map) {
-          // A map entry is a message {1: key, 2: value}; only a message value can hold more.
-          const valueType = field.resolvedType instanceof protobuf.Type ? field.resolvedType : null;
-          if (!walkMapEntry(valueType, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
-        } else if (field.resolvedType instanceof protobuf.Type) {
-          if (!walk(field.resolvedType, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
-        } else if (field.repeated) {
-          // A packed run of scalars: count its elements.
-          const width = PACKABLE_WIDTH[field.type];
-          let n = 0;
-          if (width) n = Math.floor(len.value / width);
-          else if (VARINT_TYPES.has(field.type) || field.resolvedType instanceof protobuf.Enum) for (let i = from; i < at; i++) if (buf[i] < 0x80) n++;
-          shape.values += Math.max(0, n - 1);
-          if (shape.values > maxValues) return false;
-        }
-        break;
-      }
-      default:
-        return true; // groups (3, 4) and unknown wire types: left to the decoder to refuse
-    }
-  }
-  return true;
+/** What a length-delimited field holds: a message to walk, a packed run to count, or opaque bytes. */
+type Child = { walk: Fields } | { packedWidth: number } | { packedVarints: true } | null;
+type Fields = (fieldNo: number) => Child;
+
+function messageFields(type: protobuf.Type): Fields {
+  return (fieldNo) => {
+    const field = type.fieldsById[fieldNo];
+    if (!field) return null;
+    // A map entry is a message {1: key, 2: value}; only a message value can hold more.
+    if (field.map) return { walk: field.resolvedType instanceof protobuf.Type ? mapEntryFields(field.resolvedType) : () => null };
+    if (field.resolvedType instanceof protobuf.Type) return { walk: messageFields(field.resolvedType) };
+    if (!field.repeated) return null;
+    const width = PACKABLE_WIDTH[field.type];
+    if (width) return { packedWidth: width };
+    return VARINT_TYPES.has(field.type) || field.resolvedType instanceof protobuf.Enum ? { packedVarints: true } : null;
+  };
 }
 
-function walkMapEntry(valueType: protobuf.Type | null, buf: Uint8Array, start: number, end: number, depth: number, shape: WireShape, maxValues: number, maxDepth: number): boolean {
+function mapEntryFields(valueType: protobuf.Type): Fields {
+  const value = messageFields(valueType);
+  return (fieldNo) => (fieldNo === 2 ? { walk: value } : null);
+}
+
+function walk(fields: Fields, buf: Uint8Array, start: number, end: number, depth: number, shape: WireShape, maxValues: number, maxDepth: number): boolean {
   if (depth > shape.depth) shape.depth = depth;
   if (depth > maxDepth) return false;
   let at = start;
@@ -89,6 +57,7 @@ function walkMapEntry(valueType: protobuf.Type | null, buf: Uint8Array, start: n
     if (tag === null) return true;
     at = tag.next;
     const wireType = tag.value % 8;
+    if (++shape.values > maxValues) return false;
     if (wireType === 0) {
       const v = readVarint(buf, at, end);
       if (v === null) return true;
@@ -100,8 +69,19 @@ function walkMapEntry(valueType: protobuf.Type | null, buf: Uint8Array, start: n
       if (len === null || len.next + len.value > end) return true;
       const from = len.next;
       at = from + len.value;
-      if (Math.floor(tag.value / 8) === 2 && valueType && !walk(valueType, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
-    } else return true;
+      const child = fields(Math.floor(tag.value / 8));
+      if (child === null) continue;
+      if ('walk' in child) {
+        if (!walk(child.walk, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
+        continue;
+      }
+      // A packed run of scalars: count its elements.
+      let n = 0;
+      if ('packedWidth' in child) n = Math.floor(len.value / child.packedWidth);
+      else for (let i = from; i < at; i++) if (buf[i] < 0x80) n++;
+      shape.values += Math.max(0, n - 1);
+      if (shape.values > maxValues) return false;
+    } else return true; // groups (3, 4) and unknown wire types: left to the decoder to refuse
   }
   return true;
 }
