@@ -94,6 +94,7 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
       // A JSON level is two message levels on the wire (Value → ListValue/Struct → Value), plus the envelope.
       const wireDepth = 2 * limits.maxJsonDepth + 8;
       const shape = wireShape(rpc.requestType, call.request, limits.maxJsonValues, wireDepth);
+      if (shape.malformedAt >= 0) throw badData(`malformed ${rpc.requestType.fullName.slice(1)} message: unreadable bytes at offset ${shape.malformedAt}`);
       checkValueCount(shape.values, limits.maxJsonValues, 'the message');
       if (shape.depth > wireDepth) throw tooDeep('the message', limits.maxJsonDepth);
       let request: JsonObject;

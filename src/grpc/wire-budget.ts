@@ -10,17 +10,21 @@ export interface WireShape {
   values: number;
   /** Deepest message nesting seen (stops just above the depth budget). */
   depth: number;
+  /** Offset of bytes the walk cannot read (a group, a bad wire type, a length past the end), else -1. */
+  malformedAt: number;
 }
 
 const PACKABLE_WIDTH: Record<string, number> = { double: 8, fixed64: 8, sfixed64: 8, float: 4, fixed32: 4, sfixed32: 4 };
 const VARINT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'bool']);
 
 /**
- * Counts `bytes` as a `type` message. Malformed bytes end the walk early (the decoder reports them);
- * the counts are then a lower bound, which is safe: the decoder refuses what the walk could not read.
+ * Counts `bytes` as a `type` message. Tags and lengths are read as protobufjs reads them (the low 32
+ * bits of a varint), so the walk and the decoder always see the same fields. What the walk cannot read
+ * ends it with `malformedAt` set, and the caller refuses the message: leaving it to the decoder would let
+ * a group (which protobufjs skips) hide millions of fields behind it.
  */
 export function wireShape(type: protobuf.Type, bytes: Uint8Array, maxValues: number, maxDepth: number): WireShape {
-  const shape: WireShape = { values: 0, depth: 0 };
+  const shape: WireShape = { values: 0, depth: 0, malformedAt: -1 };
   walk(messageFields(type), bytes, 0, bytes.length, 1, shape, maxValues, maxDepth);
   return shape;
 }
@@ -53,23 +57,24 @@ function walk(fields: Fields, buf: Uint8Array, start: number, end: number, depth
   if (depth > maxDepth) return false;
   let at = start;
   while (at < end) {
+    const tagAt = at;
     const tag = readVarint(buf, at, end);
-    if (tag === null) return true;
+    if (tag === null) return malformed(shape, tagAt);
     at = tag.next;
-    const wireType = tag.value % 8;
+    const wireType = tag.value & 7;
     if (++shape.values > maxValues) return false;
     if (wireType === 0) {
       const v = readVarint(buf, at, end);
-      if (v === null) return true;
+      if (v === null) return malformed(shape, at);
       at = v.next;
     } else if (wireType === 1) at += 8;
     else if (wireType === 5) at += 4;
     else if (wireType === 2) {
       const len = readVarint(buf, at, end);
-      if (len === null || len.next + len.value > end) return true;
+      if (len === null || len.next + len.value > end) return malformed(shape, at);
       const from = len.next;
       at = from + len.value;
-      const child = fields(Math.floor(tag.value / 8));
+      const child = fields(tag.value >>> 3);
       if (child === null) continue;
       if ('walk' in child) {
         if (!walk(child.walk, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
@@ -81,21 +86,28 @@ function walk(fields: Fields, buf: Uint8Array, start: number, end: number, depth
       else for (let i = from; i < at; i++) if (buf[i] < 0x80) n++;
       shape.values += Math.max(0, n - 1);
       if (shape.values > maxValues) return false;
-    } else return true; // groups (3, 4) and unknown wire types: left to the decoder to refuse
+    } else return malformed(shape, tagAt); // groups (3, 4: proto2 only) and wire types 6, 7
+    if (at > end) return malformed(shape, tagAt); // a fixed-width value cut short
   }
   return true;
 }
 
-/** A varint at `at` (up to 64 bits, as a float: exact for the lengths and tags that matter here). */
+function malformed(shape: WireShape, at: number): false {
+  shape.malformedAt = at;
+  return false;
+}
+
+/**
+ * A varint at `at`, kept to its low 32 bits as an unsigned number — what protobufjs' uint32() returns
+ * for tags and lengths (higher bits are read past and dropped). Values of varint fields are only skipped.
+ */
 function readVarint(buf: Uint8Array, at: number, end: number): { value: number; next: number } | null {
   let value = 0;
-  let scale = 1;
   for (let i = 0; i < 10; i++) {
     if (at >= end) return null;
     const b = buf[at++];
-    value += (b & 0x7f) * scale;
+    if (i < 5) value = (value | ((b & 0x7f) << (7 * i))) >>> 0;
     if (b < 0x80) return { value, next: at };
-    scale *= 128;
   }
   return null; // more than 10 bytes: not a varint
 }

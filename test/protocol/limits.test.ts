@@ -111,6 +111,14 @@ describe('a message is counted before it is parsed or decoded', () => {
     for (let i = 0; i < 40; i++) value = { listValue: { values: [value] } };
     const deep = msg.encode({ jsonData: value }).finish();
     expect(wireShape(msg, deep, 250_000, 72).depth).toBeGreaterThan(72);
+    // Read as protobufjs reads it: a group is refused (it would hide what follows), an over-long tag is
+    // its low 32 bits (field 2, meta), a length past the end is refused.
+    const metricsBody = metrics.subarray(0, metrics.length); // 12 <len> (2a 00)×300,000
+    expect(wireShape(msg, Buffer.concat([Buffer.from([0x7b, 0x7c]), metricsBody]), 250_000, 72).malformedAt).toBe(0);
+    const longTag = Buffer.concat([Buffer.from([0x92, 0x80, 0x80, 0x80, 0x10]), metricsBody.subarray(1)]);
+    expect(wireShape(msg, longTag, 250_000, 72).values).toBeGreaterThan(250_000);
+    expect(wireShape(msg, Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]), 250_000, 72).malformedAt).toBe(1);
+    expect(wireShape(msg, Buffer.alloc(0), 250_000, 72)).toEqual({ values: 0, depth: 1, malformedAt: -1 });
     const tags = msg.encode({ meta: { tags: { a: { listValue: { values: Array.from({ length: 20 }, () => ({ numberValue: 1 })) } } } } }).finish();
     expect(wireShape(msg, tags, 250_000, 72).values).toBeGreaterThanOrEqual(20);
   });
