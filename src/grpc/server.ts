@@ -36,7 +36,9 @@ export interface GrpcConnectionSettings {
 }
 
 export const GRPC_CONNECTION_DEFAULTS: GrpcConnectionSettings = {
-  idleMs: 5 * 60_000,
+  // 1 min: a connection that sent its preface and never a call holds one of RECSERVE_MAX_CONNECTIONS slots
+  // until then (4,096 such sockets lock new clients out for this long); an idle client reconnects on demand.
+  idleMs: 60_000,
   maxAgeMs: 30 * 60_000,
   maxAgeGraceMs: 30_000,
   keepaliveMs: 2 * 60_000,
