@@ -19,6 +19,8 @@ export interface HandleDeps {
   dataplane: DataPlane;
   metrics: Metrics;
   log: Logger;
+  /** Told the peer ("address:port") of every call, so the server can tell used connections from squatters. */
+  onCall?: (peer: string) => void;
 }
 
 export interface UnaryRpc {
@@ -42,6 +44,7 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
 
   return (call, callback) => {
     const started = process.hrtime.bigint();
+    deps.onCall?.(call.getPeer());
     const endTimer = metrics.startRequest('grpc', route);
     const abort = new AbortController();
     const puidHeader = call.metadata.get(PUID_HEADER)[0];

@@ -36,8 +36,7 @@ export interface GrpcConnectionSettings {
 }
 
 export const GRPC_CONNECTION_DEFAULTS: GrpcConnectionSettings = {
-  // 1 min: a connection that sent its preface and never a call holds one of RECSERVE_MAX_CONNECTIONS slots
-  // until then (4,096 such sockets lock new clients out for this long); an idle client reconnects on demand.
+  // 1 min: an idle client reconnects on demand, and a slot of RECSERVE_MAX_CONNECTIONS is not held long.
   idleMs: 60_000,
   maxAgeMs: 30 * 60_000,
   maxAgeGraceMs: 30_000,
@@ -83,7 +82,10 @@ export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions 
     'grpc.max_concurrent_streams': conn.maxConcurrentStreams,
   });
 
-  const services = seldonServices(deps);
+  // Remote ports of connections that have carried a call (a port is unique per client address; a
+  // rare match across addresses only spares a socket). Entries leave with their socket.
+  const calledPorts = new Set<number>();
+  const services = seldonServices({ ...deps, onCall: (peer) => calledPorts.add(Number(peer.slice(peer.lastIndexOf(':') + 1))) });
   for (const s of services) server.addService(s.definition, s.implementation);
 
   // Health: '' for the whole server plus each Seldon service, all following DataPlane.isReady().
@@ -142,6 +144,18 @@ export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions 
       // Node's HTTP/2 session reads what is already buffered on the socket first.
       socket.unshift(bytes);
       injector.injectConnection(socket);
+      // A connection that sends its preface and then no Seldon call within the headers timeout is closed:
+      // such sockets could otherwise hold every slot (grpc-js' idle timer does not close a session that
+      // never carried a stream). Health probes open a connection per check and are done by then.
+      const port = socket.remotePort;
+      const quietTimer = setTimeout(() => {
+        if (port === undefined || !calledPorts.has(port)) socket.destroy();
+      }, config.limits.headersTimeoutMs);
+      quietTimer.unref();
+      socket.once('close', () => {
+        clearTimeout(quietTimer);
+        if (port !== undefined) calledPorts.delete(port);
+      });
     };
     socket.on('data', onData);
   });

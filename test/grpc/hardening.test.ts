@@ -248,7 +248,7 @@ describe('connections', () => {
     }
   });
 
-  it('a socket that never sends the HTTP/2 preface is closed after the headers timeout; one that does is kept', async () => {
+  it('a socket that never sends the HTTP/2 preface, or sends it and no call, is closed after the headers timeout; a client with calls is kept', async () => {
     const small = await grpcServerWith({ headersTimeoutMs: 200 });
     const silent = net.connect(small.port, '127.0.0.1');
     let silentClosed = false;
@@ -258,6 +258,13 @@ describe('connections', () => {
     try {
       expect((await unaryRaw(client, '/seldon.protos.Model/Predict', PREDICT)).ok).toBe(true);
       await waitFor(() => silentClosed);
+      // The preface and SETTINGS, then no call: closed after the same timeout (it would hold a slot).
+      const squatter = net.connect(small.port, '127.0.0.1', () => squatter.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])])));
+      let squatterClosed = false;
+      squatter.on('close', () => (squatterClosed = true));
+      squatter.on('error', () => {});
+      squatter.on('data', () => {}); // read the server's SETTINGS, or 'close' waits for them to be consumed
+      await waitFor(() => squatterClosed);
       // Bytes that are not the HTTP/2 preface (an HTTP/1.1 request) are closed at once.
       const http1 = net.connect(small.port, '127.0.0.1', () => http1.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n'));
       let http1Closed = false;
