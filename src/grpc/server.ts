@@ -144,13 +144,18 @@ export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions 
       // Node's HTTP/2 session reads what is already buffered on the socket first.
       socket.unshift(bytes);
       injector.injectConnection(socket);
-      // A connection that sends its preface and then no Seldon call within the headers timeout is closed:
-      // such sockets could otherwise hold every slot (grpc-js' idle timer does not close a session that
-      // never carried a stream). Health probes open a connection per check and are done by then.
+      // A connection that sent its preface and no Seldon call yet is closed once the port is half full:
+      // such sockets could otherwise hold every slot (grpc-js' idle timer never closes a session that
+      // carried no stream). Below half, it is left alone: an abrupt close can fail a client's next call
+      // while it reconnects, and a client may connect well before its first call.
       const port = socket.remotePort;
-      const quietTimer = setTimeout(() => {
-        if (port === undefined || !calledPorts.has(port)) socket.destroy();
-      }, config.limits.headersTimeoutMs);
+      let quietTimer: NodeJS.Timeout;
+      const checkQuiet = () => {
+        if (port !== undefined && calledPorts.has(port)) return;
+        if (sockets.size * 2 >= config.limits.maxConnections) socket.destroy();
+        else quietTimer = setTimeout(checkQuiet, config.limits.headersTimeoutMs).unref();
+      };
+      quietTimer = setTimeout(checkQuiet, config.limits.headersTimeoutMs);
       quietTimer.unref();
       socket.once('close', () => {
         clearTimeout(quietTimer);

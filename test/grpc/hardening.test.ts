@@ -249,7 +249,8 @@ describe('connections', () => {
   });
 
   it('a socket that never sends the HTTP/2 preface, or sends it and no call, is closed after the headers timeout; a client with calls is kept', async () => {
-    const small = await grpcServerWith({ headersTimeoutMs: 200 });
+    // maxConnections 4: the client and the squatter make the port half full, so quiet connections are reclaimed.
+    const small = await grpcServerWith({ headersTimeoutMs: 200, maxConnections: 4 });
     const silent = net.connect(small.port, '127.0.0.1');
     let silentClosed = false;
     silent.on('close', () => (silentClosed = true));
@@ -258,7 +259,7 @@ describe('connections', () => {
     try {
       expect((await unaryRaw(client, '/seldon.protos.Model/Predict', PREDICT)).ok).toBe(true);
       await waitFor(() => silentClosed);
-      // The preface and SETTINGS, then no call: closed after the same timeout (it would hold a slot).
+      // The preface and SETTINGS, then no call, on a port half full: closed (it would only hold a slot).
       const squatter = net.connect(small.port, '127.0.0.1', () => squatter.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])])));
       let squatterClosed = false;
       squatter.on('close', () => (squatterClosed = true));
