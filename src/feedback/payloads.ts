@@ -8,6 +8,7 @@ import { badData, RecserveError } from '../errors.js';
 import { limitHint, type Limits } from '../limits.js';
 import type { Recommender } from '../model/recommender.js';
 import { decodePredict } from '../protocol/codec.js';
+import { parseJsonText } from '../protocol/json.js';
 import type { JsonValue, SeldonMessage } from '../protocol/seldon.js';
 import type { ShownList } from './predictions.js';
 import type { NewInteraction, ServedBy } from './store.js';
@@ -58,8 +59,8 @@ function hasPayload(m: SeldonMessage): boolean {
 
 function shownInResponse(res: SeldonMessage, users: string[] | null, strategyOf: (u: string) => ShownList['strategy'], limits: Limits, maxRows: number): ShownList[] | null {
   if (res.jsonData !== undefined) return fromResultJson(res.jsonData, strategyOf, limits, maxRows);
-  if (res.strData !== undefined) return fromResultJson(parseText(res.strData, 'feedback response strData'), strategyOf, limits, maxRows);
-  if (res.binData !== undefined) return fromResultJson(parseText(Buffer.from(res.binData, 'base64').toString('utf8'), 'feedback response binData'), strategyOf, limits, maxRows);
+  if (res.strData !== undefined) return fromResultJson(parseText(res.strData, 'feedback response strData', limits), strategyOf, limits, maxRows);
+  if (res.binData !== undefined) return fromResultJson(parseText(Buffer.from(res.binData, 'base64').toString('utf8'), 'feedback response binData', limits), strategyOf, limits, maxRows);
   const data = res.data;
   if (!data) return null;
   const rows = tableRows(data, 'feedback response', maxRows, 'shown items', MAX_ROWS_HINT);
@@ -114,7 +115,7 @@ export function parseTruth(truth: SeldonMessage, limits: Limits): string[] {
   if (truth.jsonData !== undefined) return idsFromJson(truth.jsonData, 'truth.jsonData', limits, { left: max, tooMany });
   if (truth.strData !== undefined) {
     const t = truth.strData.trim();
-    if (t.startsWith('[') || t.startsWith('{') || t.startsWith('"')) return idsFromJson(parseText(t, 'truth.strData'), 'truth.strData', limits, { left: max, tooMany });
+    if (t.startsWith('[') || t.startsWith('{') || t.startsWith('"')) return idsFromJson(parseText(t, 'truth.strData', limits), 'truth.strData', limits, { left: max, tooMany });
     if (t.length === 0) return [];
     let commas = 0;
     for (let i = t.indexOf(','); i >= 0 && commas < max; i = t.indexOf(',', i + 1)) commas++;
@@ -197,12 +198,9 @@ function tableRows(data: NonNullable<SeldonMessage['data']>, where: string, maxR
   throw badData(`${where}: data needs ndarray or tensor`);
 }
 
-function parseText(text: string, where: string): JsonValue {
-  try {
-    return JSON.parse(text) as JsonValue;
-  } catch (e) {
-    throw badData(`${where} is not valid JSON: ${short((e as Error).message)}`);
-  }
+/** JSON text inside a payload, with the same depth and size checks as a body (protocol/json.ts). */
+function parseText(text: string, where: string, limits: Limits): JsonValue {
+  return parseJsonText(text, where, limits.maxJsonDepth, '', limits.maxJsonValues) as JsonValue;
 }
 
 /** Client input quoted in an error: its JSON text, at most ~200 characters. */

@@ -165,6 +165,10 @@ describe('over HTTP, with configured limits', () => {
     const str = await requestJson('POST', `${s.url}/api/v1.0/predictions`, { strData: `{"user_id":"1","filter":${'['.repeat(20)}${']'.repeat(20)}}` });
     expect(str.status).toBe(400);
     expect(str.body.status.info).toMatch(/RECSERVE_MAX_JSON_DEPTH/);
+    // JSON text inside a feedback payload (truth, response) is checked the same way.
+    const fb = await requestJson('POST', `${s.url}/api/v1.0/feedback`, { request: { jsonData: { user_id: '1' } }, truth: { strData: `${'['.repeat(20)}${']'.repeat(20)}` }, reward: 1 });
+    expect(fb.status).toBe(400);
+    expect(fb.body.status.info).toMatch(/truth\.strData is nested more than 8 levels deep \(limit RECSERVE_MAX_JSON_DEPTH=8\)/);
   });
 
   it('bounds the size of an answer (users × k) before ranking anything', async () => {
