@@ -3,13 +3,14 @@
 //
 //   node dist/bench/quality.js [--data DIR] [--best FILE] [--threads N]
 //
-// DIR defaults to ../shared/datasets/ml-100k next to the repository.
+// DIR defaults to data/ml-100k in the checkout (the README's download step), else ../shared/datasets/ml-100k.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kfoldPlan, lightfmPlan, msrPlan, predefinedPlan, readMl100k, runPlans, type ModelChoice, type ProtocolSummary } from '../src/train/protocols.js';
 import { loadBest, type BestEntry } from '../src/train/tune.js';
 import { defaultThreads } from '../src/train/jobs.js';
+import { defaultMl100kDir } from './lib/datasets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // dist/bench/quality.js or bench/quality.ts → the repository root
@@ -20,7 +21,7 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-const dataDir = path.resolve(arg('--data') ?? path.join(root, '..', 'shared', 'datasets', 'ml-100k'));
+const dataDir = path.resolve(arg('--data') ?? defaultMl100kDir(root));
 const bestFile = path.resolve(arg('--best') ?? path.join(root, 'runs', 'best-params.json'));
 const threads = arg('--threads') ? Number(arg('--threads')) : defaultThreads();
 

@@ -15,6 +15,7 @@ import { IdMap, readInteractions, type Interactions } from '../src/train/data.js
 import { inputOf, type TrainInput } from '../src/train/model.js';
 import { gaussian, rng } from '../src/train/random.js';
 import { fit, type Algo, type Params } from '../src/train/trainers.js';
+import { defaultMl100kDir } from './lib/datasets.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.endsWith(`${path.sep}dist${path.sep}bench`) ? '../..' : '..');
@@ -22,7 +23,7 @@ const arg = (name: string) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
-const dataDir = path.resolve(arg('--data') ?? path.join(root, '..', 'shared', 'datasets', 'ml-100k'));
+const dataDir = path.resolve(arg('--data') ?? defaultMl100kDir(root));
 const epochs = Number(arg('--epochs') ?? 4);
 const torchThreads = Number(arg('--torch-threads') ?? 1);
 const skipTorch = process.argv.includes('--skip-torch');

@@ -83,7 +83,7 @@ describe('cold start from the draw pool', () => {
   it('respects filters and exclusions, past the sorted prefix too, and returns k when k are allowed', async () => {
     // A 64-item prefix over 5,000 items: "Rare" (50 items) is mostly found past it.
     const { rec, policy } = await setup(5000, { poolPrefix: 64, poolVectors: 4 });
-    const genreOf = (id: string) => rec.artifact.catalog![Number(id.slice(1))].genre;
+    const genreOf = (id: string) => rec.artifact.catalog![Number(id.slice(1))].genre as string;
     for (const [genre, k] of [['comedy', 30], ['RARE', 20], ['Rare', 50], ['rare', 80]] as const) {
       const out = await rec.recommend({ users: users(12), k, excludeSeen: false, filter: { genre } });
       for (const r of out) {

@@ -4,6 +4,7 @@
 // Deadlines are generous (5 s); the measured lags are printed, not asserted. Skipped with a visible
 // message only when no PostgreSQL answers outside CI.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresStore } from '../../src/feedback/postgres.js';
 import { PG_URL, pgExec, pgReachable, post, startFeedbackServer, uniqueSchema, type FeedbackTestServer } from './helpers.js';
 
 const havePg = await pgReachable();
@@ -23,7 +24,7 @@ afterAll(async () => {
   if (havePg) await pgExec(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
 });
 
-const store = () => a.server.feedback.stores.peek()!;
+const store = () => a.server.feedback.stores.peek() as PostgresStore;
 const predict = (s: FeedbackTestServer, user: string, k: number) => post(`${s.url}/api/v1.0/predictions`, { jsonData: { user_id: user, k } });
 const listOf = (body: any): string[] => body.jsonData.recommendations[0].items.map((i: { item_id: string }) => i.item_id);
 
@@ -114,7 +115,7 @@ describe.runIf(havePg || process.env.CI)('live propagation over PostgreSQL LISTE
     const pid = prop.listenerPid!;
     // The listener also runs the catch-up reads, so its last query is not always the LISTEN: found by name and pid.
     const { rows } = await store().pool.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'recserve-propagation' AND datname = current_database()");
-    expect(rows.map((r) => r.pid)).toContain(pid);
+    expect(rows.map((r: { pid: number }) => r.pid)).toContain(pid);
     const readsBefore = prop.stats.reads;
     prop.settings.reconnectMs = 60_000; // stays away until told, so the feedbacks below are surely missed
     await store().pool.query('SELECT pg_terminate_backend($1)', [pid]);

@@ -10,6 +10,7 @@ import { mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDemo } from '../../src/train/demo.js';
+import type { PostgresStore } from '../../src/feedback/postgres.js';
 import type { InteractionStore } from '../../src/feedback/store.js';
 import { call, PG_URL, pgExec, pgReachable, post, startFeedbackServer, tempDir, uniqueSchema, type FeedbackTestServer } from './helpers.js';
 
@@ -183,7 +184,7 @@ describe.runIf(havePg || process.env.CI)('retraining across replicas on PostgreS
     const coordB = b.server.feedback.coordination!;
     const lease = await coordB.tryLock('doomed');
     expect(lease).not.toBeNull();
-    const { rows } = await a.server.feedback.stores.peek()!.pool.query(
+    const { rows } = await (a.server.feedback.stores.peek() as PostgresStore).pool.query(
       `SELECT lock_pid FROM ${schema}.retrain_runs WHERE id = $1`,
       [lease!.runId],
     );
