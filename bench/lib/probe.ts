@@ -1,6 +1,19 @@
 // Probes liveness and metrics while a load runs, to show they stay fast when predict is saturated.
 import http from 'node:http';
 
+/** Milliseconds until a 200 answer to GET url has been read, or null for any other outcome. */
+function timedGet(agent: http.Agent, url: string, timeoutMs: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const req = http.get(url, { agent, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200 ? performance.now() - t0 : null));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(null));
+  });
+}
+
 export interface ProbeStats {
   count: number;
   failures: number;
@@ -14,23 +27,11 @@ export function startProbes(urls: string[], intervalMs = 100): { stop(): Promise
   const ms: number[] = [];
   let failures = 0;
   let running = true;
-  const get = (url: string) =>
-    new Promise<void>((resolve) => {
-      const t0 = performance.now();
-      const req = http.get(url, { agent, timeout: 10_000 }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) ms.push(performance.now() - t0);
-          else failures++;
-          resolve();
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', () => {
-        failures++;
-        resolve();
-      });
-    });
+  const get = async (url: string) => {
+    const t = await timedGet(agent, url, 10_000);
+    if (t === null) failures++;
+    else ms.push(t);
+  };
   const loop = (async () => {
     for (let i = 0; running; i++) {
       await get(urls[i % urls.length]);
@@ -74,23 +75,11 @@ export function startPinger(url: string, intervalMs = 10): { stop(): Promise<Pin
   const ms: number[] = [];
   let failures = 0;
   let running = true;
-  const get = () =>
-    new Promise<void>((resolve) => {
-      const t0 = performance.now();
-      const req = http.get(url, { agent, timeout: 30_000 }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) ms.push(performance.now() - t0);
-          else failures++;
-          resolve();
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', () => {
-        failures++;
-        resolve();
-      });
-    });
+  const get = async () => {
+    const t = await timedGet(agent, url, 30_000);
+    if (t === null) failures++;
+    else ms.push(t);
+  };
   const loop = (async () => {
     const start = performance.now();
     for (let tick = 0; running; tick++) {

@@ -163,6 +163,13 @@ export class SharedPredictionMemory {
     if (bytes > this.settings.bufferBytes) return this.drop(1);
     this.buffer.push({ puid: p.puid, modelVersion: p.modelVersion, packed: p.packed, bytes, createdAt: p.at });
     this.bufferedBytes += bytes;
+    this.trimToBudget();
+    this.compact();
+    this.schedule(this.pending >= this.settings.batchRows ? 0 : this.settings.flushMs);
+  }
+
+  /** Drops the oldest buffered rows until the buffer fits its byte budget (counted as drops). */
+  private trimToBudget(): void {
     let dropped = 0;
     while (this.bufferedBytes > this.settings.bufferBytes) {
       this.bufferedBytes -= this.buffer[this.head].bytes;
@@ -170,8 +177,6 @@ export class SharedPredictionMemory {
       dropped++;
     }
     if (dropped > 0) this.drop(dropped);
-    this.compact();
-    this.schedule(this.pending >= this.settings.batchRows ? 0 : this.settings.flushMs);
   }
 
   /**
@@ -265,13 +270,7 @@ export class SharedPredictionMemory {
         // Back to the front (they are the oldest): the next predictions push them out first if the store stays down.
         this.buffer.splice(this.head, 0, ...batch);
         this.bufferedBytes += bytes;
-        let dropped = 0;
-        while (this.bufferedBytes > this.settings.bufferBytes) {
-          this.bufferedBytes -= this.buffer[this.head].bytes;
-          this.head++;
-          dropped++;
-        }
-        if (dropped > 0) this.drop(dropped);
+        this.trimToBudget();
         return this.failed(e as Error);
       }
       this.stats.written += batch.length;

@@ -4,7 +4,7 @@ import type { ModelParams } from '../config.js';
 import { badData, quote } from '../errors.js';
 import { LIMIT_DEFAULTS, limitHint, type Limits } from '../limits.js';
 import type { FilterValue, Recommendation, RecommendRequest } from '../model/recommender.js';
-import { validate, type Bounds } from './contract.js';
+import { boundsOf, validate, type Bounds } from './contract.js';
 import { parseJsonText } from './json.js';
 import type { JsonValue, Meta, PayloadKind, SeldonMessage } from './seldon.js';
 
@@ -37,7 +37,7 @@ interface Ctx {
 }
 
 export function decodePredict(msg: SeldonMessage, params: ModelParams, limits: Limits = LIMIT_DEFAULTS): DecodedPredict {
-  const ctx: Ctx = { params, limits, bounds: { ...limits, max_users: params.max_users, max_k: params.max_k } };
+  const ctx: Ctx = { params, limits, bounds: boundsOf({ params, limits }) };
   checkMeta(msg?.meta, limits);
   const decoded = decodeMessage(msg, ctx);
   // Exploration slots for known users, in any payload form.

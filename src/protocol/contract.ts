@@ -39,8 +39,15 @@ export function defaultBounds(): Bounds {
   return (defaults ??= { ...LIMIT_DEFAULTS, max_users: DEFAULT_PARAMS.max_users, max_k: DEFAULT_PARAMS.max_k });
 }
 
+const boundsCache = new WeakMap<Limits, { params: ModelParams; bounds: Bounds }>();
+
+/** The bounds of a config, one object per (limits, params) pair, so the contract lookup below is by identity. */
 export function boundsOf(config: { limits: Limits; params: ModelParams }): Bounds {
-  return { ...config.limits, max_users: config.params.max_users, max_k: config.params.max_k };
+  const hit = boundsCache.get(config.limits);
+  if (hit && hit.params === config.params) return hit.bounds;
+  const bounds = { ...config.limits, max_users: config.params.max_users, max_k: config.params.max_k };
+  boundsCache.set(config.limits, { params: config.params, bounds });
+  return bounds;
 }
 
 interface Contract {
@@ -53,7 +60,12 @@ const contracts = new Map<string, Contract>();
 const SIZE_KEYWORDS = ['maxItems', 'maxLength', 'maxProperties', 'maximum'] as const;
 
 /** The contract for these bounds, compiled once per distinct set (normally one per process). */
+const contractByBounds = new WeakMap<Bounds, Contract>();
+
 function contractFor(bounds: Bounds): Contract {
+  const known = contractByBounds.get(bounds);
+  if (known) return known;
+  // Equal bounds from another config share one compiled contract.
   const key = JSON.stringify(bounds);
   let c = contracts.get(key);
   if (!c) {
@@ -66,6 +78,7 @@ function contractFor(bounds: Bounds): Contract {
     c = { doc, ajv, validators: new Map() };
     contracts.set(key, c);
   }
+  contractByBounds.set(bounds, c);
   return c;
 }
 
