@@ -10,7 +10,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { ThompsonBandit } from '../src/feedback/bandit.js';
-import type { Artifact } from '../src/model/artifact.js';
+import type { Artifact } from '../src/model-format/artifact.js';
 import { Recommender, type RecommendRequest } from '../src/model/recommender.js';
 import type { Scorer } from '../src/model/scorer.js';
 import { BENCH_MODEL, genreOf, itemId } from './lib/synthetic.js';

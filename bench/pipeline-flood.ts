@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureDemoModel } from '../src/train/demo.js';
+import { ensureDemoModel } from '../src/model-format/demo.js';
 import { startServerProcess } from './lib/server-process.js';
 
 const args = process.argv.slice(2);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IdMap, readInteractions, type Interactions } from '../src/train/data.js';
 import { inputOf, type TrainInput } from '../src/train/model.js';
-import { gaussian, rng } from '../src/train/random.js';
+import { gaussian, rng } from '../src/util/random.js';
 import { fit, type Algo, type Params } from '../src/train/trainers.js';
 import { defaultMl100kDir } from './lib/datasets.js';
 

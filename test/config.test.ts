@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseParameters } from '../src/config.js';
+import { loadConfig, parseParameters } from '../src/config/index.js';
 
 describe('PREDICTIVE_UNIT_PARAMETERS', () => {
   it('parses typed values', () => {

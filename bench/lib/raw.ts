@@ -2,7 +2,7 @@
 // this thread, no HTTP, no workers, no batcher. "run" is one ONNX run asking for the single best item
 // (the matrix product, bias adds and a trivial TopK, with almost nothing copied out); "topk" is what a
 // request costs the model: top-10 with the user's seen items excluded (TopK in the graph, topk-graph.ts).
-import { loadArtifact } from '../../src/model/artifact.js';
+import { loadArtifact } from '../../src/model-format/artifact.js';
 import { OrtScorer } from '../../src/model/ort-scorer.js';
 import type { TopKQuery } from '../../src/model/scorer.js';
 

@@ -3,8 +3,8 @@
 // catalog field (`genre`) for filter requests, and every user a short seen list for exclude_seen.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { writeArtifact, type FactorModel } from '../../src/train/export-onnx.js';
-import { gaussian, rng } from '../../src/train/random.js';
+import { writeArtifact, type FactorModel } from '../../src/model-format/export-onnx.js';
+import { gaussian, rng } from '../../src/util/random.js';
 
 export interface SyntheticSpec {
   users: number;

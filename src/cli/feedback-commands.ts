@@ -4,11 +4,11 @@ import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { once } from 'node:events';
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadConfig } from '../config.js';
-import { retrain } from '../feedback/retrain.js';
-import { openStore, type Interaction } from '../feedback/store.js';
+import { loadConfig } from '../config/index.js';
+import { retrain } from '../train/retrain.js';
+import { openStore, type Interaction } from '../feedback/store/index.js';
 import { ModelRegistry } from '../model/registry.js';
-import { ensureDemoModel } from '../train/demo.js';
+import { ensureDemoModel } from '../model-format/demo.js';
 
 const positiveInt = (v: string) => {
   const n = Number(v);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `recserve <command>`: a thin layer over library calls; nothing parses argv at import elsewhere.
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig } from '../config/index.js';
 import { startServer } from '../server.js';
 import { createLogger } from '../telemetry/logger.js';
 import { registerFeedbackCommands } from './feedback-commands.js';

@@ -31,10 +31,10 @@
 import type { AllowedItems, ColdStartPolicy, Recommender } from '../model/recommender.js';
 import type { Ranked } from '../model/scorer.js';
 import { selectTopK } from '../model/topk.js';
-import { rng } from '../train/random.js';
+import { rng } from '../util/random.js';
 import { DrawWorker, POOL_DEFAULTS, RefreshingPool, type DrawPool, type PoolSettings } from './cold-start-pool.js';
 import { BetaSampler, fnv1a } from './posterior-draws.js';
-import type { ArmDelta, ArmState } from './store.js';
+import type { ArmDelta, ArmState } from './store/index.js';
 
 export { BetaSampler } from './posterior-draws.js';
 

@@ -24,7 +24,7 @@
 // Models without readable factors (bare PyTorch exports) cannot be folded in: feedback is still stored
 // and drives the bandit and retraining, and the server logs once that fold-in is off for that model.
 import type { Recommender, UserState, UserStateSource } from '../model/recommender.js';
-import type { Interaction } from './store.js';
+import type { Interaction } from './store/index.js';
 
 export interface FoldInSettings {
   /** Weight of a row for an item that was shown but not chosen, relative to a chosen/rated one. */

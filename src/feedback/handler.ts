@@ -1,24 +1,24 @@
 // The FeedbackHandler the data plane calls (REST and gRPC alike): remember each prediction by puid;
 // for each feedback find what was shown (memory, else the payloads), turn it into interaction rows,
 // store them durably (503 if the store cannot take them), then update the bandit and fold the users in.
-import type { ModelParams } from '../config.js';
+import type { ModelParams } from '../config/index.js';
 import { badData, RecserveError } from '../errors.js';
-import { limitHint, type Limits } from '../limits.js';
+import { limitHint, type Limits } from '../config/limits.js';
 import type { Recommender } from '../model/recommender.js';
-import type { CallContext, FeedbackHandler, PredictionRecord } from '../protocol/dataplane.js';
-import type { Feedback, JsonValue, SeldonMessage } from '../protocol/seldon.js';
+import type { CallContext, FeedbackHandler, PredictionRecord } from '../protocols/seldon-v1/dataplane.js';
+import type { Feedback, JsonValue, SeldonMessage } from '../protocols/seldon-v1/messages.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ThompsonBandit } from './bandit.js';
 import { FoldInModel } from './fold-in.js';
-import { buildRows, keepCatalogItems, listsFromPayloads, parseTruth } from './payloads.js';
+import { buildRows, keepCatalogItems, listsFromPayloads, parseTruth } from '../protocols/seldon-v1/feedback-codec.js';
 import { PredictionMemory, unpackLists, type PackedPrediction, type ShownList } from './predictions.js';
 import { SharedPredictionMemory, sharedPredictionMetrics, type SharedPredictionObserver } from './shared-predictions.js';
-import type { FeedbackSettings } from './settings.js';
-import { StoreUnavailableError, type ArmDelta, type InteractionStore } from './store.js';
+import type { FeedbackSettings } from '../config/feedback.js';
+import { StoreUnavailableError, type ArmDelta, type InteractionStore } from './store/index.js';
 import type client from 'prom-client';
 
-import type { StoreHolder } from './store-holder.js';
-export { StoreHolder } from './store-holder.js';
+import type { StoreHolder } from './store/holder.js';
+export { StoreHolder } from './store/holder.js';
 
 /** Serialises work per key (fold-ins of one user run in order, so the last one wins). */
 class KeyedQueue {

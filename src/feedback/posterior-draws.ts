@@ -2,7 +2,7 @@
 // in either place is the same, draw for draw): a Beta sampler, the seed hash, and one pool of draw
 // vectors cut to their sorted top-L prefixes.
 import { selectTopK } from '../model/topk.js';
-import { gammaAtLeastOne, gaussian, rng } from '../train/random.js';
+import { gammaAtLeastOne, gaussian, rng } from '../util/random.js';
 
 /** Samplers for Gamma and Beta variates from one uniform source (Marsaglia–Tsang). */
 export class BetaSampler {

@@ -3,8 +3,8 @@
 // age and by (estimated) bytes, oldest dropped first. Only what feedback needs is kept: per user, the
 // items shown, the strategy that chose them and which of them filled exploration slots; each entry is
 // packed into one string, since a 1,000-pair prediction kept as arrays of small strings costs ~80 KB.
-import { LIMIT_DEFAULTS } from '../limits.js';
-import type { PredictionRecord } from '../protocol/dataplane.js';
+import { LIMIT_DEFAULTS } from '../config/limits.js';
+import type { PredictionRecord } from '../protocols/seldon-v1/dataplane.js';
 
 export interface ShownList {
   userId: string;

@@ -32,9 +32,9 @@ import type { Recommender } from '../model/recommender.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ThompsonBandit } from './bandit.js';
 import type { FoldInModel } from './fold-in.js';
-import { splitSchema, type PostgresStore } from './postgres.js';
-import { toInteraction } from './sqlite.js';
-import type { ArmState, Interaction, InteractionStore } from './store.js';
+import { splitSchema, type PostgresStore } from './store/postgres.js';
+import { toInteraction } from './store/sqlite.js';
+import type { ArmState, Interaction, InteractionStore } from './store/index.js';
 
 export interface PropagationSettings {
   /** Notifications within this many ms are served by one read. */

@@ -28,7 +28,7 @@ import pg from 'pg';
 import { ModelNotFoundError, ModelRefusedError, type ModelRegistry } from '../model/registry.js';
 import type { Recommender } from '../model/recommender.js';
 import type { Logger } from '../telemetry/logger.js';
-import { splitSchema } from './postgres.js';
+import { splitSchema } from './store/postgres.js';
 
 export interface CoordinationSettings {
   /** The serving row is read at least this often (a missed notification costs at most this). */

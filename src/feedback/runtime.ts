@@ -8,21 +8,21 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import client from 'prom-client';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { ModelRegistry } from '../model/registry.js';
-import type { DataPlane } from '../protocol/dataplane.js';
+import type { DataPlane } from '../protocols/seldon-v1/dataplane.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { workerUrl } from '../util/worker-url.js';
 import { ThompsonBandit } from './bandit.js';
 import { FeedbackService } from './handler.js';
 import { feedbackWatermark, Propagation } from './propagation.js';
-import { retrain, type RetrainReport } from './retrain.js';
+import { retrain, type RetrainReport } from '../train/retrain.js';
 import { RetrainCoordination, type RetrainLease } from './retrain-coordination.js';
-import type { RetrainJob } from './retrain-job.js';
-import type { FeedbackSettings } from './settings.js';
-import { describeStoreUrl, openStore, type StoreSafetySettings } from './store.js';
-import { StoreHolder } from './store-holder.js';
+import type { RetrainJob } from '../train/retrain-job.js';
+import type { FeedbackSettings } from '../config/feedback.js';
+import { describeStoreUrl, openStore, type StoreSafetySettings } from './store/index.js';
+import { StoreHolder } from './store/holder.js';
 
 export interface RetrainOutcome {
   trigger: 'admin' | 'schedule' | 'cli';
@@ -177,7 +177,7 @@ export class Retrainer {
 
 /** Runs the retrain in a child process (compiled entry); in-process when no compiled entry exists. */
 async function runJob(job: RetrainJob, log: Logger): Promise<RetrainReport> {
-  const entry = fileURLToPath(workerUrl(import.meta.url, './retrain-job.js'));
+  const entry = fileURLToPath(workerUrl(import.meta.url, '../train/retrain-job.js'));
   if (!existsSync(entry)) {
     log.warn({ entry }, 'no compiled retrain entry (run npm run build): retraining in-process');
     const store = await openStore({ url: job.storeUrl, dataDir: job.dataDir });

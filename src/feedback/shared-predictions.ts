@@ -14,9 +14,9 @@
 // so they are trusted as the local memory is (the handler's source 'memory').
 import client from 'prom-client';
 import type { Logger } from '../telemetry/logger.js';
-import { bool, int } from '../util/env.js';
+import { bool, int } from '../config/env.js';
 import type { PackedPrediction } from './predictions.js';
-import type { InteractionStore, SharedPredictionRow } from './store.js';
+import type { InteractionStore, SharedPredictionRow } from './store/index.js';
 
 export interface SharedPredictionSettings {
   /** RECSERVE_SHARED_PREDICTIONS: on by default when the store is PostgreSQL; `false` turns it off. */

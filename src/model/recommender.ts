@@ -1,8 +1,8 @@
 // The recommender: external ids ⇄ indices, filters, exclude-seen, top-k through the Scorer, and the
 // cold-start hand-off for users the model has never seen. It knows nothing about HTTP or gRPC.
 import { badData, clip, quote } from '../errors.js';
-import { LIMIT_DEFAULTS } from '../limits.js';
-import type { Artifact } from './artifact.js';
+import { LIMIT_DEFAULTS } from '../config/limits.js';
+import type { Artifact } from '../model-format/artifact.js';
 import { FilterIndex, type AllowedItems, type FilterValue } from './filter-index.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { selectTopK } from './topk.js';

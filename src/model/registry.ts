@@ -7,7 +7,7 @@
 // serving. Loads, reloads and rollbacks are serialised.
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { loadArtifact, type Artifact } from './artifact.js';
+import { loadArtifact, type Artifact } from '../model-format/artifact.js';
 import { OrtScorer } from './ort-scorer.js';
 import { Recommender } from './recommender.js';
 import type { Scorer } from './scorer.js';

@@ -3,7 +3,7 @@
 //   catalog: user int64[N]                  → float[N, n_items]
 //   pair:    user int64[N], item int64[N]   → float[N] or [N, 1]
 //   packed:  x int64[N, 2] (fastai: column 0 user, column 1 item) → float[N] or [N, 1]
-import { DataType, shapeOf, toNumber, type OnnxGraph, type OnnxModel, type OnnxValueInfo } from './onnx-format.js';
+import { DataType, shapeOf, toNumber, type OnnxGraph, type OnnxModel, type OnnxValueInfo } from '../model-format/onnx-format.js';
 
 export type SignatureKind = 'catalog' | 'pair' | 'packed';
 

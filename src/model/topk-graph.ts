@@ -10,7 +10,7 @@
 // ONNX TopK (opset ≥ 11) returns the k largest, best first, equal values by lower index — the same
 // order as selectTopK. Exclusions are honoured by asking for k + |exclude| candidates and dropping the
 // excluded ones; filter masks and NaN scores fall back to the full matrix and selectTopK.
-import { AttrType, DataType, encodeModel, tensorValue, type OnnxModel } from './onnx-format.js';
+import { AttrType, DataType, encodeModel, tensorValue, type OnnxModel } from '../model-format/onnx-format.js';
 import type { Ranked } from './scorer.js';
 import type { Signature } from './signature.js';
 

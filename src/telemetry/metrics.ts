@@ -1,6 +1,6 @@
 // Prometheus metrics for both transports, on their own registry (served on the metrics port).
 import client from 'prom-client';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 
 export type Metrics = ReturnType<typeof createMetrics>;
 

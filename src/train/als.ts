@@ -13,7 +13,7 @@
 // by Cholesky. YᵀY is computed once per half-sweep.
 import { backSolve, cholesky, forwardSolve, gram } from './linalg.js';
 import { counts, emptyModel, type EpochHook, type MfModel, type TrainInput } from './model.js';
-import { gaussian, rng } from './random.js';
+import { gaussian, rng } from '../util/random.js';
 import { initRows } from './sgd.js';
 import { toCsr, transpose, type Csr } from './sparse.js';
 

@@ -18,7 +18,7 @@
 // result is one model of S·d factors, served by the same ONNX graph as any other.
 import { backSolve, cholesky, forwardSolve } from './linalg.js';
 import { counts, emptyModel, type EpochHook, type MfModel, type TrainInput } from './model.js';
-import { gammaAtLeastOne, gaussian, rng } from './random.js';
+import { gammaAtLeastOne, gaussian, rng } from '../util/random.js';
 import { toCsr, transpose, type Csr } from './sparse.js';
 
 export interface BayesParams {

@@ -3,7 +3,7 @@
 //   x = b_i − b_j + p_u·(q_i − q_j),  maximise ln σ(x) − λ(‖p_u‖² + ‖q_i‖² + ‖q_j‖²) − λ_b(b_i² + b_j²)
 // one step per sample; an epoch draws as many samples as there are interactions.
 import { counts, emptyModel, type EpochHook, type MfModel, type TrainInput } from './model.js';
-import { gaussian, rng } from './random.js';
+import { gaussian, rng } from '../util/random.js';
 import { initRows } from './sgd.js';
 import { toCsr } from './sparse.js';
 

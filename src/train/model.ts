@@ -1,6 +1,6 @@
 // The in-memory factor model every trainer produces, in dense index space, and its conversion to the
 // exporter's FactorModel (dropping users and items that had no training interactions).
-import type { FactorModel } from './export-onnx.js';
+import type { FactorModel } from '../model-format/export-onnx.js';
 import type { Interactions } from './data.js';
 
 export interface MfModel {

@@ -2,7 +2,7 @@
 // so the CLI only parses flags and prints.
 import path from 'node:path';
 import { alignCatalog, dedupe, IdMap, readCatalog, readInteractions, subset, type Aggregate, type CatalogOptions, type Interactions, type ReadOptions } from './data.js';
-import { writeArtifact, type ArtifactExtras, type FactorModel } from './export-onnx.js';
+import { writeArtifact, type ArtifactExtras, type FactorModel } from '../model-format/export-onnx.js';
 import { readBiasTable, readFactorTable, type TableOptions } from './factor-tables.js';
 import type { EvalKind, EvalSpec, FitJob } from './jobs.js';
 import { evaluateModel } from './jobs.js';
@@ -14,7 +14,7 @@ import { applySplit, formatSplitSpec, makeSplits, readPredefinedSplit, type Pred
 import { ALGO_INFO, fit, type Algo, type Params } from './trainers.js';
 import { saveBest, tune, type SearchSpace, type TrialRecord, type TuneResult } from './tune.js';
 import { verifyArtifact, type VerifyReport } from './verify.js';
-import { loadArtifact } from '../model/artifact.js';
+import { loadArtifact } from '../model-format/artifact.js';
 
 export interface CatalogSource {
   file: string;

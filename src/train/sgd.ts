@@ -3,7 +3,7 @@
 // one update per rating:  e = r − r̂;  b_u += γ_b(e − λ_b b_u);  b_i += γ_b(e − λ_b b_i);
 //                          p_u += γ(e q_i − λ p_u);  q_i += γ(e p_u − λ q_i)   (old p_u in the q_i step)
 import { counts, emptyModel, type EpochHook, type MfModel, type TrainInput } from './model.js';
-import { gaussian, rng } from './random.js';
+import { gaussian, rng } from '../util/random.js';
 
 export interface SgdParams {
   factors: number;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Interactions } from './data.js';
 import { runFitJobs, type EvalSpec, type FitJob, type FitJobResult } from './jobs.js';
 import { ratingRangeOf, trainInputFor, type InputOptions } from './protocols.js';
-import { rng } from './random.js';
+import { rng } from '../util/random.js';
 import { applySplit, formatSplitSpec, makeSplits, type SplitSpec } from './split.js';
 import { ALGO_INFO, validateParams, type Algo, type ParamValue, type Params } from './trainers.js';
 

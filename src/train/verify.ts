@@ -1,8 +1,8 @@
 // Checks an exported artifact: loads it back the way the server does (artifact loader + onnxruntime
 // session through the model registry), scores a sample of (user, item) pairs with ONNX Runtime and
 // compares them with the in-memory model's scores.
-import type { FactorModel } from './export-onnx.js';
-import { rng } from './random.js';
+import type { FactorModel } from '../model-format/export-onnx.js';
+import { rng } from '../util/random.js';
 import { ModelRegistry } from '../model/registry.js';
 
 export interface VerifyReport {

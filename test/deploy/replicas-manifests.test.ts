@@ -8,8 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { splitSchema } from '../../src/feedback/postgres.js';
+import { loadConfig } from '../../src/config/index.js';
+import { splitSchema } from '../../src/feedback/store/postgres.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import * as yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig, parseParameters } from '../../src/config.js';
+import { loadConfig, parseParameters } from '../../src/config/index.js';
 import { testConfig } from '../helpers/server.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 

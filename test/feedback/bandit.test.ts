@@ -2,7 +2,7 @@
 // best items rising to the top), exact fractional rewards, the popularity prior, per-user consistency.
 import { describe, expect, it } from 'vitest';
 import { BetaSampler, popularityPrior, ThompsonBandit, BANDIT_DEFAULTS } from '../../src/feedback/bandit.js';
-import { rng } from '../../src/train/random.js';
+import { rng } from '../../src/util/random.js';
 
 /** A catalogue-shaped stand-in: the bandit only needs item ids, their index and popularity. */
 function fakeModel(n: number, popularity?: number[]) {

@@ -4,7 +4,7 @@
 // a loaded model's catalog lists.
 import { afterAll, describe, expect, it } from 'vitest';
 import { ThompsonBandit, type BanditSettings } from '../../src/feedback/bandit.js';
-import type { Artifact } from '../../src/model/artifact.js';
+import type { Artifact } from '../../src/model-format/artifact.js';
 import { Recommender } from '../../src/model/recommender.js';
 import type { Scorer } from '../../src/model/scorer.js';
 

@@ -6,8 +6,8 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SqliteStore } from '../../src/feedback/sqlite.js';
-import { buildDemo } from '../../src/train/demo.js';
+import type { SqliteStore } from '../../src/feedback/store/sqlite.js';
+import { buildDemo } from '../../src/model-format/demo.js';
 import { itemsOf, post, startFeedbackServer, tempDir, type FeedbackTestServer } from './helpers.js';
 
 const catalog = buildDemo().extras.catalog;

@@ -3,11 +3,11 @@
 // implicit models, and plain ridge for a user the model has never seen.
 import { describe, expect, it } from 'vitest';
 import { FoldInModel, solveSpd } from '../../src/feedback/fold-in.js';
-import type { Interaction } from '../../src/feedback/store.js';
-import type { Artifact } from '../../src/model/artifact.js';
+import type { Interaction } from '../../src/feedback/store/index.js';
+import type { Artifact } from '../../src/model-format/artifact.js';
 import { Recommender } from '../../src/model/recommender.js';
 import type { Scorer } from '../../src/model/scorer.js';
-import { gaussian, rng } from '../../src/train/random.js';
+import { gaussian, rng } from '../../src/util/random.js';
 
 const noScorer: Scorer = {
   nItems: 0,

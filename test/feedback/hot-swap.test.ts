@@ -5,8 +5,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeArtifact } from '../../src/train/export-onnx.js';
-import { buildDemo } from '../../src/train/demo.js';
+import { writeArtifact } from '../../src/model-format/export-onnx.js';
+import { buildDemo } from '../../src/model-format/demo.js';
 import { call, post, startFeedbackServer, tempDir, type FeedbackTestServer } from './helpers.js';
 
 const TOKEN = 'swap-secret';

@@ -5,10 +5,10 @@
 import path from 'node:path';
 import { readdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { retrain } from '../../src/feedback/retrain.js';
-import { SqliteStore } from '../../src/feedback/sqlite.js';
-import { loadArtifact } from '../../src/model/artifact.js';
-import { buildDemo, ensureDemoModel } from '../../src/train/demo.js';
+import { retrain } from '../../src/train/retrain.js';
+import { SqliteStore } from '../../src/feedback/store/sqlite.js';
+import { loadArtifact } from '../../src/model-format/artifact.js';
+import { buildDemo, ensureDemoModel } from '../../src/model-format/demo.js';
 import { itemsOf, post, startFeedbackServer, tempDir, type FeedbackTestServer } from './helpers.js';
 
 const catalog = buildDemo().extras.catalog;

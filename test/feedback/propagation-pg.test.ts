@@ -4,7 +4,7 @@
 // Deadlines are generous (5 s); the measured lags are printed, not asserted. Skipped with a visible
 // message only when no PostgreSQL answers outside CI.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresStore } from '../../src/feedback/postgres.js';
+import type { PostgresStore } from '../../src/feedback/store/postgres.js';
 import { PG_URL, pgExec, pgReachable, post, startFeedbackServer, uniqueSchema, type FeedbackTestServer } from './helpers.js';
 
 const havePg = await pgReachable();

@@ -9,9 +9,9 @@
 import { mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo } from '../../src/train/demo.js';
-import type { PostgresStore } from '../../src/feedback/postgres.js';
-import type { InteractionStore } from '../../src/feedback/store.js';
+import { buildDemo } from '../../src/model-format/demo.js';
+import type { PostgresStore } from '../../src/feedback/store/postgres.js';
+import type { InteractionStore } from '../../src/feedback/store/index.js';
 import { call, PG_URL, pgExec, pgReachable, post, startFeedbackServer, tempDir, uniqueSchema, type FeedbackTestServer } from './helpers.js';
 
 const havePg = await pgReachable();

@@ -6,11 +6,11 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CSV_COLUMNS, registerFeedbackCommands } from '../../src/cli/feedback-commands.js';
-import { retrain } from '../../src/feedback/retrain.js';
-import { SqliteStore } from '../../src/feedback/sqlite.js';
-import type { InteractionStore } from '../../src/feedback/store.js';
-import { loadArtifact } from '../../src/model/artifact.js';
-import { buildDemo, ensureDemoModel } from '../../src/train/demo.js';
+import { retrain } from '../../src/train/retrain.js';
+import { SqliteStore } from '../../src/feedback/store/sqlite.js';
+import type { InteractionStore } from '../../src/feedback/store/index.js';
+import { loadArtifact } from '../../src/model-format/artifact.js';
+import { buildDemo, ensureDemoModel } from '../../src/model-format/demo.js';
 import { call, post, startFeedbackServer, tempDir } from './helpers.js';
 
 const catalog = buildDemo().extras.catalog;

@@ -6,7 +6,7 @@
 // visible message only when no PostgreSQL answers outside CI.
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Interaction } from '../../src/feedback/store.js';
+import type { Interaction } from '../../src/feedback/store/index.js';
 import { PG_URL, pgExec, pgReachable, post, startFeedbackServer, uniqueSchema, type FeedbackTestServer } from './helpers.js';
 
 const havePg = await pgReachable();

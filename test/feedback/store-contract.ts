@@ -1,7 +1,7 @@
 // The InteractionStore contract: every backend (SQLite, PostgreSQL) runs this same suite.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LATEST_SCHEMA, MIGRATIONS } from '../../src/feedback/migrations.js';
-import { StoreSchemaError, StoreUnavailableError, type FeedbackEntry, type InteractionStore, type NewInteraction } from '../../src/feedback/store.js';
+import { LATEST_SCHEMA, MIGRATIONS } from '../../src/feedback/store/migrations.js';
+import { StoreSchemaError, StoreUnavailableError, type FeedbackEntry, type InteractionStore, type NewInteraction } from '../../src/feedback/store/index.js';
 
 export interface BackendHarness {
   dialect: 'sqlite' | 'postgres';

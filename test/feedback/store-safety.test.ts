@@ -9,7 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { redact } from '../../src/feedback/store.js';
+import { redact } from '../../src/feedback/store/index.js';
 import { expectSeldonError } from '../helpers/server.js';
 import { call, PG_URL, pgExec, pgReachable, post, startFeedbackServer, tempDir, uniqueSchema, type FeedbackTestServer } from './helpers.js';
 

@@ -5,9 +5,9 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { PostgresStore } from '../../src/feedback/postgres.js';
-import { SqliteStore } from '../../src/feedback/sqlite.js';
-import { describeStoreUrl, openStore, StoreUnavailableError } from '../../src/feedback/store.js';
+import { PostgresStore } from '../../src/feedback/store/postgres.js';
+import { SqliteStore } from '../../src/feedback/store/sqlite.js';
+import { describeStoreUrl, openStore, StoreUnavailableError } from '../../src/feedback/store/index.js';
 import { PG_URL, pgExec, pgReachable, tempDir, uniqueSchema } from './helpers.js';
 import { storeContract } from './store-contract.js';
 

@@ -4,8 +4,8 @@
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config.js';
-import { startGrpcServer, type GrpcConnectionSettings, type RunningGrpcServer } from '../../src/grpc/server.js';
+import type { Config } from '../../src/config/index.js';
+import { startGrpcServer, type GrpcConnectionSettings, type RunningGrpcServer } from '../../src/transport/grpc/server.js';
 import { call, healthClient, tryCall } from '../helpers/grpc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 

@@ -6,10 +6,10 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import descriptorExt from 'protobufjs/ext/descriptor/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
-import { startGrpcServer, type RunningGrpcServer } from '../../src/grpc/server.js';
+import { loadConfig } from '../../src/config/index.js';
+import { startGrpcServer, type RunningGrpcServer } from '../../src/transport/grpc/server.js';
 import { ModelRegistry } from '../../src/model/registry.js';
-import { DataPlane, type FeedbackHandler } from '../../src/protocol/dataplane.js';
+import { DataPlane, type FeedbackHandler } from '../../src/protocols/seldon-v1/dataplane.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import {

@@ -4,9 +4,9 @@
 // both members of a oneof, deep nesting, wrong types).
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
-import { encodeFromJson, encodeFromJsonReference, seldonProtos } from '../../src/grpc/convert.js';
-import { directlyWritable, Refused, writeJson } from '../../src/grpc/wire.js';
-import { rng } from '../../src/train/random.js';
+import { encodeFromJson, encodeFromJsonReference, seldonProtos } from '../../src/protocols/seldon-v1/proto-json.js';
+import { directlyWritable, Refused, writeJson } from '../../src/transport/grpc/wire.js';
+import { rng } from '../../src/util/random.js';
 
 
 const WORDS = ['', 'a', 'user_id', 'k', 'model_name', 'ünïcødé ✓', '𝄞', 'x'.repeat(200), '0', '12', '__proto__', 'toString'];

@@ -16,7 +16,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { clipText, restProblems, send, type RawAnswer, type RawRequest } from './answers.js';
 import { FEEDBACK_SEEDS, GOOD_PREDICT, PREDICT_SEEDS, SEED_PUID, TARGETED } from './corpus.js';
 import { clipPayload, mutatorFor, Raw, serialize, type Json, type Mutator, type Tree } from './mutate.js';
-import { rng } from '../../src/train/random.js';
+import { rng } from '../../src/util/random.js';
 
 const SEED = Number(process.env.RECSERVE_FUZZ_SEED ?? 20_240_917);
 const SCALE = Number(process.env.RECSERVE_FUZZ_SCALE ?? 1);

@@ -3,7 +3,7 @@
 // sometimes, as text or bytes (truncation, byte flips, NaN literals, duplicate keys). Every mutant carries
 // a label naming what was done, so a failure can be read without replaying it; each index has its own
 // generator (`mutatorFor(seed, index)`), so one mutant can be regenerated alone.
-import { rng } from '../../src/train/random.js';
+import { rng } from '../../src/util/random.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

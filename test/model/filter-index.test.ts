@@ -3,8 +3,8 @@
 // over real HTTP on the demo model; a cache bounded by bytes that never keeps large filter keys.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FilterIndex, MAX_CACHED_FILTER_KEY, normaliseFilterValue, type FilterValue } from '../../src/model/filter-index.js';
-import { rng } from '../../src/train/random.js';
-import { buildDemo } from '../../src/train/demo.js';
+import { rng } from '../../src/util/random.js';
+import { buildDemo } from '../../src/model-format/demo.js';
 import { expectSeldonError, postJson, startTestServer, type TestServer } from '../helpers/server.js';
 
 /** The definition: a row passes when, for every filter field, some catalog member equals some wanted value. */

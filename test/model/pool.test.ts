@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadArtifact, type Artifact } from '../../src/model/artifact.js';
+import { loadArtifact, type Artifact } from '../../src/model-format/artifact.js';
 import { OrtScorer } from '../../src/model/ort-scorer.js';
 import { WorkerPool, type PoolLogger } from '../../src/model/pool/pool.js';
 import type { TopKQuery } from '../../src/model/scorer.js';

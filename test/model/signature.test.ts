@@ -3,11 +3,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadArtifact } from '../../src/model/artifact.js';
-import { DataType, decodeModel, encodeModel, tensorValue, type OnnxModel } from '../../src/model/onnx-format.js';
+import { loadArtifact } from '../../src/model-format/artifact.js';
+import { DataType, decodeModel, encodeModel, tensorValue, type OnnxModel } from '../../src/model-format/onnx-format.js';
 import { discoverSignature } from '../../src/model/signature.js';
-import { buildDemo } from '../../src/train/demo.js';
-import { buildOnnxModel, writeArtifact } from '../../src/train/export-onnx.js';
+import { buildDemo } from '../../src/model-format/demo.js';
+import { buildOnnxModel, writeArtifact } from '../../src/model-format/export-onnx.js';
 
 const bare = (inputs: OnnxModel['graph']['input'], outputs: OnnxModel['graph']['output']): OnnxModel => ({
   irVersion: 8,

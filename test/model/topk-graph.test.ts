@@ -4,12 +4,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadArtifact } from '../../src/model/artifact.js';
+import { loadArtifact } from '../../src/model-format/artifact.js';
 import { OrtScorer } from '../../src/model/ort-scorer.js';
 import type { TopKQuery } from '../../src/model/scorer.js';
 import { graphCandidates, pickCandidates } from '../../src/model/topk-graph.js';
-import { writeArtifact } from '../../src/train/export-onnx.js';
-import { gaussian, rng } from '../../src/train/random.js';
+import { writeArtifact } from '../../src/model-format/export-onnx.js';
+import { gaussian, rng } from '../../src/util/random.js';
 
 const USERS = 40;
 const ITEMS = 600;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { selectTopK } from '../../src/model/topk.js';
-import { rng } from '../../src/train/random.js';
+import { rng } from '../../src/util/random.js';
 
 /** The obvious, slow answer: sort everything. */
 function reference(scores: Float32Array, k: number, exclude: Set<number>, allow: Uint8Array | null) {

@@ -2,12 +2,12 @@
 // path; the served OpenAPI document states the configured limits.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clip, MESSAGE_LIMIT, translate } from '../../src/errors.js';
-import { DEFAULT_PARAMS } from '../../src/config.js';
-import { LIMIT_DEFAULTS } from '../../src/limits.js';
-import { decodePredict, ndarrayRows, tensorRows } from '../../src/protocol/codec.js';
-import { scanText, textDepth, valueDepth } from '../../src/protocol/json.js';
-import { seldonProtos } from '../../src/grpc/convert.js';
-import { wireShape } from '../../src/grpc/wire-budget.js';
+import { DEFAULT_PARAMS } from '../../src/config/index.js';
+import { LIMIT_DEFAULTS } from '../../src/config/limits.js';
+import { decodePredict, ndarrayRows, tensorRows } from '../../src/protocols/seldon-v1/codec.js';
+import { scanText, textDepth, valueDepth } from '../../src/protocols/json.js';
+import { seldonProtos } from '../../src/protocols/seldon-v1/proto-json.js';
+import { wireShape } from '../../src/transport/grpc/wire-budget.js';
 import { startTestServer, requestJson, type TestServer } from '../helpers/server.js';
 
 const limits = LIMIT_DEFAULTS;

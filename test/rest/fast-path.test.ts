@@ -5,9 +5,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminHandlers } from '../../src/rest/admin.js';
-import { createRestApp } from '../../src/rest/app.js';
-import { withFastPath } from '../../src/rest/fast-path.js';
+import { adminHandlers } from '../../src/protocols/admin/rest-routes.js';
+import { createRestApp } from '../../src/transport/rest/app.js';
+import { withFastPath } from '../../src/transport/rest/fast-path.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 interface Answer {

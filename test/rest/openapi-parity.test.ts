@@ -1,7 +1,7 @@
 // openapi.yaml and the express app describe the same API: every documented route answers (not 404 or
 // 405) and the app serves nothing undocumented but the Swagger UI itself.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openapi } from '../../src/protocol/contract.js';
+import { openapi } from '../../src/protocols/contract.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 let t: TestServer;

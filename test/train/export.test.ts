@@ -2,9 +2,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadArtifact } from '../../src/model/artifact.js';
+import { loadArtifact } from '../../src/model-format/artifact.js';
 import { ModelRegistry } from '../../src/model/registry.js';
-import { writeArtifact } from '../../src/train/export-onnx.js';
+import { writeArtifact } from '../../src/model-format/export-onnx.js';
 import { readFactorTable } from '../../src/train/factor-tables.js';
 import { counts, inputOf, predictRaw, toFactorModel } from '../../src/train/model.js';
 import { exportCommand } from '../../src/train/pipeline.js';

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { IdMap, type Interactions } from '../../src/train/data.js';
-import { gaussian, rng } from '../../src/train/random.js';
+import { gaussian, rng } from '../../src/util/random.js';
 
 export function tempDir(prefix = 'recserve-train-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));

@@ -1,6 +1,6 @@
 // The ScorerFactory the server uses: per model version, a worker pool (or, with 0 workers, the
 // in-process ORT scorer) behind the micro-batcher. The registry calls it for every version it loads.
-import type { Artifact } from '../artifact.js';
+import type { Artifact } from '../../model-format/artifact.js';
 import { MicroBatcher, type BatchObserver } from '../batcher.js';
 import { OrtScorer } from '../ort-scorer.js';
 import type { ScorerFactory } from '../registry.js';

@@ -1,0 +1,277 @@
+// Feedback payloads → what was shown and what was chosen → interaction rows. Pure functions: the
+// handler decides where the shown lists come from (the prediction memory, else these payloads) and
+// which items count (the catalog's). What a client claims about how a list was made (`strategy`,
+// `cold_start_users`, `exploration`) is never read: the strategy follows from whether the model knows
+// the user, so a client cannot make its claims look like bandit impressions.
+import type { ModelParams } from '../../config/index.js';
+import { badData, RecserveError } from '../../errors.js';
+import { limitHint, type Limits } from '../../config/limits.js';
+import type { Recommender } from '../../model/recommender.js';
+import { decodePredict } from './codec.js';
+import { parseJsonText } from '../json.js';
+import type { JsonValue, SeldonMessage } from './messages.js';
+import type { ShownList } from '../../feedback/predictions.js';
+import type { NewInteraction, ServedBy } from '../../feedback/store/index.js';
+
+const ITEM_COLUMNS = ['item_id', 'item', 'items', 'iid', 'item_ids'];
+const USER_COLUMNS = ['user_id', 'user', 'users', 'uid'];
+
+/**
+ * The lists a prediction showed, read from the feedback's request and response payloads (for
+ * feedback about a prediction this server no longer remembers). Null when neither names a user.
+ */
+export function listsFromPayloads(
+  request: SeldonMessage | undefined,
+  response: SeldonMessage | undefined,
+  model: Recommender,
+  params: ModelParams,
+  limits: Limits,
+  maxRows: number,
+): ShownList[] | null {
+  // What the server would have done for this user: a folded-in user is ranked personally too.
+  const strategyOf = (u: string): ShownList['strategy'] => (model.userIdx(u) !== undefined || model.users?.get(u)?.scores ? 'personalized' : 'cold_start');
+  let requested: ReturnType<typeof decodePredict>['input'] | null = null;
+  if (request && hasPayload(request)) {
+    try {
+      requested = decodePredict(request, params, limits).input;
+    } catch (e) {
+      if (e instanceof RecserveError) throw badData(`feedback request: ${e.message}`);
+      throw e;
+    }
+  }
+  if (requested?.op === 'pairs') {
+    const byUser = new Map<string, string[]>();
+    for (const [u, i] of requested.pairs) byUser.set(u, [...(byUser.get(u) ?? []), i]);
+    return [...byUser].map(([userId, items]) => ({ userId, strategy: 'pairs' as const, items, explored: null }));
+  }
+  const shown = response && hasPayload(response) ? shownInResponse(response, requested?.op === 'recommend' ? requested.request.users : null, strategyOf, limits, maxRows) : null;
+  if (shown) return shown;
+  if (requested?.op === 'recommend') {
+    // No response payload: only `truth` can say which items the feedback is about.
+    return requested.request.users.map((userId) => ({ userId, strategy: strategyOf(userId), items: [], explored: null }));
+  }
+  return null;
+}
+
+function hasPayload(m: SeldonMessage): boolean {
+  return m.data !== undefined || m.jsonData !== undefined || m.strData !== undefined || m.binData !== undefined;
+}
+
+function shownInResponse(res: SeldonMessage, users: string[] | null, strategyOf: (u: string) => ShownList['strategy'], limits: Limits, maxRows: number): ShownList[] | null {
+  if (res.jsonData !== undefined) return fromResultJson(res.jsonData, strategyOf, limits, maxRows);
+  if (res.strData !== undefined) return fromResultJson(parseText(res.strData, 'feedback response strData', limits), strategyOf, limits, maxRows);
+  if (res.binData !== undefined) return fromResultJson(parseText(Buffer.from(res.binData, 'base64').toString('utf8'), 'feedback response binData', limits), strategyOf, limits, maxRows);
+  const data = res.data;
+  if (!data) return null;
+  const rows = tableRows(data, 'feedback response', maxRows, 'shown items', MAX_ROWS_HINT);
+  const names = (data.names ?? []).map((n) => n.toLowerCase());
+  const ic = names.findIndex((n) => ITEM_COLUMNS.includes(n));
+  if (ic < 0) {
+    if (names.length === 1 && names[0] === 'score') return null; // a pair-score answer: the request names the pairs
+    throw badData('feedback response: data needs an item_id column (the long form a recommendation answer has)');
+  }
+  const uc = names.findIndex((n) => USER_COLUMNS.includes(n));
+  const lists = new Map<string, ShownList>();
+  rows.forEach((row, r) => {
+    const userId = uc >= 0 ? idOf(row[uc], `feedback response row ${r}`, limits) : users?.length === 1 ? users[0] : null;
+    if (userId === null) throw badData('feedback response: the table has no user_id column and the request does not name exactly one user');
+    const l = lists.get(userId) ?? { userId, strategy: strategyOf(userId), items: [], explored: null };
+    l.items.push(idOf(row[ic], `feedback response row ${r}`, limits));
+    lists.set(userId, l);
+  });
+  return [...lists.values()];
+}
+
+function fromResultJson(json: JsonValue, strategyOf: (u: string) => ShownList['strategy'], limits: Limits, maxRows: number): ShownList[] | null {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw badData('feedback response: jsonData must be a recommendation answer {recommendations: [...]}');
+  const recs = (json as { recommendations?: JsonValue }).recommendations;
+  if (recs === undefined) {
+    if ((json as { scores?: JsonValue }).scores !== undefined) return null; // pair scores: the request names the pairs
+    throw badData('feedback response: jsonData has no recommendations');
+  }
+  if (!Array.isArray(recs)) throw badData('feedback response: jsonData.recommendations must be a list');
+  let total = 0;
+  return recs.map((rec, r) => {
+    const o = rec as { user_id?: JsonValue; items?: JsonValue };
+    if (typeof o !== 'object' || o === null || !Array.isArray(o.items)) throw badData(`feedback response: recommendations/${r} needs user_id and items`);
+    total += o.items.length;
+    if (total > maxRows) throw badData(`feedback response: more than ${maxRows} items shown in all${MAX_ROWS_HINT(maxRows)}`);
+    const userId = idOf(o.user_id ?? null, `feedback response: recommendations/${r}/user_id`, limits);
+    const items = o.items.map((it, j) =>
+      idOf(typeof it === 'object' && it !== null && !Array.isArray(it) ? ((it as { item_id?: JsonValue }).item_id ?? null) : it, `feedback response: recommendations/${r}/items/${j}`, limits),
+    );
+    return { userId, strategy: strategyOf(userId), items, explored: null };
+  });
+}
+
+/**
+ * Item ids named by `truth`: a table (an item_id column, or one column of ids), a tensor of ids,
+ * jsonData as a list of ids, {item_id}, {item_ids: [...]}, {items: [...]} or a recommendation answer,
+ * or strData as JSON or comma-separated ids. At most limits.maxTruthItems ids, counted before they are read.
+ */
+export function parseTruth(truth: SeldonMessage, limits: Limits): string[] {
+  const max = limits.maxTruthItems;
+  const tooMany = (n: number) => badData(`truth names ${n > max ? `more than ${max}` : n} items; at most ${max}${limitHint(limits, 'maxTruthItems')}`);
+  if (truth.jsonData !== undefined) return idsFromJson(truth.jsonData, 'truth.jsonData', limits, { left: max, tooMany });
+  if (truth.strData !== undefined) {
+    const t = truth.strData.trim();
+    if (t.startsWith('[') || t.startsWith('{') || t.startsWith('"')) return idsFromJson(parseText(t, 'truth.strData', limits), 'truth.strData', limits, { left: max, tooMany });
+    if (t.length === 0) return [];
+    let commas = 0;
+    for (let i = t.indexOf(','); i >= 0 && commas < max; i = t.indexOf(',', i + 1)) commas++;
+    if (commas >= max) throw tooMany(max + 1);
+    return t.split(',').map((s, j) => idOf(s.trim(), `truth.strData/${j}`, limits));
+  }
+  if (truth.binData !== undefined) {
+    if (truth.binData.length > 4 * Math.ceil(((limits.maxIdLength + 1) * max) / 3) + 4) throw tooMany(max + 1);
+    return parseTruth({ strData: Buffer.from(truth.binData, 'base64').toString('utf8') }, limits);
+  }
+  if (truth.data !== undefined) {
+    const rows = tableRows(truth.data, 'truth', max, 'truth rows', () => limitHint(limits, 'maxTruthItems'));
+    const names = (truth.data.names ?? []).map((n) => n.toLowerCase());
+    let col = names.findIndex((n) => ITEM_COLUMNS.includes(n));
+    if (col < 0) {
+      if (rows.some((r) => r.length !== 1)) throw badData('truth: a table with several columns needs an item_id column name');
+      col = 0;
+    }
+    return rows.map((row, r) => idOf(row[col], `truth row ${r}`, limits));
+  }
+  throw badData('truth carries no payload; name the chosen items in data, jsonData or strData');
+}
+
+interface TruthBudget {
+  left: number;
+  tooMany: (n: number) => Error;
+}
+
+function idsFromJson(v: JsonValue, where: string, limits: Limits, budget: TruthBudget): string[] {
+  const take = (n: number) => {
+    if (n > budget.left) throw budget.tooMany(limits.maxTruthItems + 1);
+    budget.left -= n;
+  };
+  if (Array.isArray(v)) {
+    take(v.length);
+    return v.map((x, j) => (typeof x === 'object' && x !== null && !Array.isArray(x) ? idOf((x as { item_id?: JsonValue }).item_id ?? null, `${where}/${j}/item_id`, limits) : idOf(x, `${where}/${j}`, limits)));
+  }
+  if (typeof v === 'object' && v !== null) {
+    const o = v as Record<string, JsonValue>;
+    if (o.item_id !== undefined) {
+      take(1);
+      return [idOf(o.item_id, `${where}/item_id`, limits)];
+    }
+    if (o.item_ids !== undefined) return idsFromJson(o.item_ids, `${where}/item_ids`, limits, budget);
+    if (o.items !== undefined) return idsFromJson(o.items, `${where}/items`, limits, budget);
+    if (Array.isArray(o.recommendations)) {
+      return o.recommendations.flatMap((r, j) => {
+        const items = (r as { items?: JsonValue })?.items ?? [];
+        // One level only: a recommendation's items are ids or {item_id}, never further recommendations.
+        if (!Array.isArray(items)) throw badData(`${where}/recommendations/${j}/items must be a list`);
+        return idsFromJson(items, `${where}/recommendations/${j}/items`, limits, budget);
+      });
+    }
+    throw badData(`${where}: name the chosen items as a list, {item_id}, {item_ids: [...]} or {items: [...]}`);
+  }
+  take(1);
+  return [idOf(v, where, limits)];
+}
+
+/** RECSERVE_FEEDBACK_MAX_ROWS bounds what a feedback may say was shown. */
+const MAX_ROWS_HINT = (max: number) => ` (limit RECSERVE_FEEDBACK_MAX_ROWS=${max})`;
+
+/** Rows of a table payload, refused above maxRows before any row is built. */
+function tableRows(data: NonNullable<SeldonMessage['data']>, where: string, maxRows: number, what: string, hint: (max: number) => string): JsonValue[][] {
+  if (data.tensor) {
+    const { shape, values } = data.tensor;
+    if (!Array.isArray(shape) || !Array.isArray(values) || shape.length === 0 || shape.length > 2 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+      throw badData(`${where}: a tensor of ids needs shape [n] or [n, columns], got ${short(shape)}`);
+    }
+    const cols = shape.length === 2 ? shape[1] : 1;
+    if (values.length !== shape[0] * cols) throw badData(`${where}: tensor holds ${values.length} values but shape ${short(shape)}`);
+    const n = values.length / Math.max(1, cols);
+    if (n > maxRows) throw badData(`${where}: ${n} ${what}; at most ${maxRows}${hint(maxRows)}`);
+    return Array.from({ length: n }, (_, r) => values.slice(r * cols, (r + 1) * cols));
+  }
+  if (data.ndarray) {
+    if (data.ndarray.length > maxRows) throw badData(`${where}: ${data.ndarray.length} ${what}; at most ${maxRows}${hint(maxRows)}`);
+    return data.ndarray.map((row) => (Array.isArray(row) ? row : [row]));
+  }
+  throw badData(`${where}: data needs ndarray or tensor`);
+}
+
+/** JSON text inside a payload, with the same depth and size checks as a body (protocol/json.ts). */
+function parseText(text: string, where: string, limits: Limits): JsonValue {
+  return parseJsonText(text, where, limits.maxJsonDepth, '', limits.maxJsonValues) as JsonValue;
+}
+
+/** Client input quoted in an error: its JSON text, at most ~200 characters. */
+function short(v: unknown): string {
+  let text: string;
+  try {
+    text = typeof v === 'string' ? JSON.stringify(v.slice(0, 201)) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    text = typeof v; // too deep or cyclic to print
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
+
+function idOf(v: JsonValue, at: string, limits: Limits): string {
+  if (typeof v === 'string' && v.length > 0 && v.length <= limits.maxIdLength) return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  if (typeof v === 'string' && v.length > limits.maxIdLength) {
+    throw badData(`${at}: an id is at most ${limits.maxIdLength} characters, got ${v.length}: ${short(v)}${limitHint(limits, 'maxIdLength')}`);
+  }
+  throw badData(`${at}: an id must be a non-empty string (at most ${limits.maxIdLength} characters) or a whole number, got ${short(v)}`);
+}
+
+/**
+ * Keeps only catalog items (model.itemIdx known): the shown lists lose the others, and truth items that
+ * are not in the catalog are dropped whether shown or not. Returns what was dropped, counted, so the
+ * answer can say so. Nothing outside the catalog may become a bandit arm, an interaction or a retrained item.
+ */
+export function keepCatalogItems(lists: ShownList[], truth: string[] | null, inCatalog: (itemId: string) => boolean): { lists: ShownList[]; truth: string[] | null; ignored: number } {
+  let ignored = 0;
+  const keep = (items: string[]) => {
+    const kept = items.filter(inCatalog);
+    ignored += items.length - kept.length;
+    return kept;
+  };
+  const kept = lists.map((l) => {
+    const items = keep(l.items);
+    return items.length === l.items.length ? l : { ...l, items };
+  });
+  return { lists: kept, truth: truth === null ? null : keep(truth), ignored };
+}
+
+/**
+ * Interaction rows of one feedback. Without truth, the reward belongs to every shown item (`list`).
+ * With truth, the named items get the reward (`chosen`) and the other shown items 0 (`skipped`); a
+ * chosen item that was not shown is kept (`not_shown`) when the prediction had one user, and refused
+ * when it had several (whose choice was it?). No rows (nothing shown, no truth) is a reward-only feedback.
+ */
+export function buildRows(lists: ShownList[], truth: string[] | null, reward: number): NewInteraction[] {
+  const rows: NewInteraction[] = [];
+  const servedBy = (l: ShownList, item: string): ServedBy =>
+    l.explored?.has(item) ? 'exploration' : l.strategy === 'cold_start' ? 'cold_start' : l.strategy === 'pairs' ? 'pairs' : 'personalized';
+  if (truth === null) {
+    for (const l of lists) for (const item of new Set(l.items)) rows.push({ userId: l.userId, itemId: item, reward, kind: 'list', servedBy: servedBy(l, item) });
+    return rows;
+  }
+  const chosen = new Set(truth);
+  const placed = new Set<string>();
+  for (const l of lists) {
+    for (const item of new Set(l.items)) {
+      const hit = chosen.has(item);
+      if (hit) placed.add(item);
+      rows.push({ userId: l.userId, itemId: item, reward: hit ? reward : 0, kind: hit ? 'chosen' : 'skipped', servedBy: servedBy(l, item) });
+    }
+  }
+  const unplaced = [...chosen].filter((i) => !placed.has(i));
+  if (unplaced.length > 0) {
+    if (lists.length !== 1) {
+      const named = unplaced.slice(0, 5).map((i) => short(i)).join(', ');
+      throw badData(`truth names ${named}${unplaced.length > 5 ? ` and ${unplaced.length - 5} more` : ''}, not shown to any of the ${lists.length} users of that prediction; send feedback per user`);
+    }
+    for (const item of unplaced) rows.push({ userId: lists[0].userId, itemId: item, reward, kind: 'chosen', servedBy: 'not_shown' });
+  }
+  return rows;
+}

@@ -1,0 +1,151 @@
+// Seldon v1 REST handlers, keyed by the operationIds of openapi.yaml. Each reads the message the way
+// the Python wrapper does (multipart fields, form field `json`, query `json`, then a JSON body) and
+// hands it to the data plane.
+import type { Request, Response } from 'express';
+import { badData, clip } from '../../errors.js';
+import { boundsOf, openapi, servedDocument, validate } from '../contract.js';
+import type { CallContext } from './dataplane.js';
+import type { Feedback, SeldonMessage } from './messages.js';
+import { LIMIT_DEFAULTS, type Limits } from '../../config/limits.js';
+import { parseJsonText } from '../json.js';
+import type { RestDeps } from '../../transport/rest/app.js';
+
+export type Handler = (req: Request, res: Response) => void | Promise<void>;
+
+const NO_JSON = "Can't find JSON in data";
+
+export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string, Handler> {
+  const bounds = boundsOf(config);
+  const context = (req: Request, res: Response): CallContext => {
+    const puid = req.get('seldon-puid');
+    const abort = new AbortController();
+    // The response closing before it was written means the client went away.
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    return { transport: 'rest', puid: puid || undefined, signal: abort.signal };
+  };
+
+  const predict: Handler = async (req, res) => {
+    const msg = readMessage(req, config.limits);
+    res.locals.payload = msg;
+    validate('SeldonMessage', msg, '', bounds);
+    const out = await dataplane.predict(msg as SeldonMessage, context(req, res));
+    res.locals.puid = out.meta?.puid;
+    res.json(out);
+  };
+
+  const feedback: Handler = async (req, res) => {
+    const fb = readMessage(req, config.limits) as Feedback;
+    res.locals.payload = fb;
+    res.locals.puid = fb?.response?.meta?.puid ?? fb?.request?.meta?.puid;
+    res.json(await dataplane.feedback(fb, context(req, res)));
+  };
+
+  const metadata: Handler = (_req, res) => {
+    res.json(dataplane.metadata());
+  };
+
+  const status: Handler = (_req, res) => {
+    res.json(dataplane.healthStatus());
+  };
+
+  const probe = (ready: boolean) => ({ status: ready ? 'ready' : 'not ready', ready, model_version: dataplane.registry.current?.version ?? null });
+
+  const passThrough: Handler = (req, res) => {
+    const msg = readMessage(req, config.limits);
+    validate('SeldonMessage', msg, '', bounds);
+    const out = dataplane.passThrough(msg as SeldonMessage, context(req, res));
+    res.locals.puid = out.meta?.puid;
+    res.json(out);
+  };
+
+  return {
+    predictV1: predict,
+    predictV01: predict,
+    predictGet: predict,
+    predictPost: predict,
+    feedbackV1: feedback,
+    feedbackV01: feedback,
+    feedbackGet: feedback,
+    feedbackPost: feedback,
+    metadataV1: metadata,
+    metadata,
+    healthStatus: status,
+    healthStatusV1: status,
+    ping: (_req, res) => {
+      res.type('text/html; charset=utf-8').send('pong');
+    },
+    live: (_req, res) => {
+      res.json({ status: 'alive', ready: dataplane.isReady(), model_version: dataplane.registry.current?.version ?? null });
+    },
+    ready: (_req, res) => {
+      const ready = dataplane.isReady();
+      res.status(ready ? 200 : 503).json(probe(ready));
+    },
+    transformInput: passThrough,
+    transformInputGet: passThrough,
+    transformOutput: passThrough,
+    transformOutputGet: passThrough,
+    route: () => {
+      throw badData('Route not defined');
+    },
+    routeGet: () => {
+      throw badData('Route not defined');
+    },
+    aggregate: () => {
+      throw badData('Aggregate not defined');
+    },
+    aggregateGet: () => {
+      throw badData('Aggregate not defined');
+    },
+    seldonJson: (_req, res) => {
+      res.json(servedDocument(bounds));
+    },
+    openapiYaml: (_req, res) => {
+      res.type('application/yaml; charset=utf-8').send(openapi().text);
+    },
+  };
+}
+
+/** The message of a request, in the Python wrapper's order of places to look. */
+export function readMessage(req: Request, limits: JsonLimits): unknown {
+  if (req.is('multipart/form-data')) return fromMultipart(req, limits);
+  const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  if (req.is('application/x-www-form-urlencoded')) {
+    const form = new URLSearchParams(body.toString('utf8'));
+    const json = form.get('json');
+    if (json !== null) return parseJson(json, 'form field json', limits);
+  }
+  const q = req.query.json;
+  if (typeof q === 'string') return parseJson(q, 'query parameter json', limits);
+  if (Array.isArray(q)) throw badData('query parameter json is given more than once');
+  if (body.length === 0) throw badData(`${NO_JSON}: the request has no body and no json parameter`);
+  if (!req.is('application/json') && !req.is('+json')) {
+    throw badData(`${NO_JSON}: Content-Type is ${JSON.stringify(req.get('content-type') ?? 'missing')}; send application/json`);
+  }
+  return parseJson(body.toString('utf8'), 'body', limits);
+}
+
+/** The limits a message's JSON text is checked against before it is parsed. */
+export type JsonLimits = Pick<Limits, 'maxJsonDepth' | 'maxJsonValues'>;
+
+/** A message's JSON text, depth- and size-checked before it is parsed (see protocol/json.ts). */
+export function parseJson(text: string, where: string, limits: JsonLimits = LIMIT_DEFAULTS): unknown {
+  return parseJsonText(text, where, limits.maxJsonDepth, NO_JSON, limits.maxJsonValues);
+}
+
+function fromMultipart(req: Request, limits: JsonLimits): Record<string, unknown> {
+  const msg: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries((req.body ?? {}) as Record<string, string | string[]>)) {
+    // A repeated field arrives as a list: which copy would be the message? (The same rule as ?json=.)
+    if (typeof value !== 'string') throw badData(`multipart field ${clip(key, 64)} is given more than once`);
+    msg[key] = key === 'strData' ? value : parseJson(value, `multipart field ${clip(key, 64)}`, limits);
+  }
+  for (const file of (req.files as Express.Multer.File[] | undefined) ?? []) {
+    if (file.fieldname in msg) throw badData(`multipart field ${clip(file.fieldname, 64)} is given more than once`);
+    msg[file.fieldname] = file.fieldname === 'binData' ? file.buffer.toString('base64') : file.buffer.toString('utf8');
+  }
+  if (Object.keys(msg).length === 0) throw badData(`${NO_JSON}: the multipart body has no fields`);
+  return msg;
+}
