@@ -7,6 +7,9 @@ export type ErrorKind =
   | 'payload_too_large'
   | 'unauthorized'
   | 'unavailable' // not ready yet, draining, or the store cannot take writes
+  | 'conflict' // the resource is busy or in a state that refuses the call (a retrain runs, nothing to roll back to)
+  | 'forbidden' // authenticated but not allowed (an admin route that is turned off)
+  | 'not_implemented' // a call this server does not take (Seldon Route/Aggregate: recserve is a MODEL node)
   | 'bad_metadata'
   | 'internal';
 
@@ -21,6 +24,21 @@ export class RecserveError extends Error {
 }
 
 export const badData = (message: string) => new RecserveError('bad_data', message);
+
+/**
+ * Base of the named domain errors (ModelNotFoundError, StoreUnavailableError, …): each carries its kind
+ * from the table below, so the funnels translate it without knowing the class.
+ */
+export class DomainError extends RecserveError {
+  /** What an answer may say instead of `message` when the message is for operators only (paths, hosts). */
+  readonly publicMessage: string | undefined;
+  constructor(kind: ErrorKind, message: string, options?: { cause?: unknown; publicMessage?: string }) {
+    super(kind, message);
+    this.name = new.target.name;
+    this.publicMessage = options?.publicMessage;
+    if (options?.cause !== undefined) (this as { cause?: unknown }).cause = options.cause;
+  }
+}
 
 /** Most characters of client input an error message may quote. */
 export const QUOTE_LIMIT = 200;
@@ -62,11 +80,17 @@ const table: Record<ErrorKind, Translation> = {
   payload_too_large: { http: 413, reason: 'MICROSERVICE_BAD_DATA', grpc: 8 /* RESOURCE_EXHAUSTED */ },
   unauthorized: { http: 401, reason: 'MICROSERVICE_UNAUTHORIZED', grpc: 16 /* UNAUTHENTICATED */ },
   unavailable: { http: 503, reason: 'MICROSERVICE_UNAVAILABLE', grpc: 14 /* UNAVAILABLE */ },
+  conflict: { http: 409, reason: 'MICROSERVICE_CONFLICT', grpc: 9 /* FAILED_PRECONDITION */ },
+  forbidden: { http: 403, reason: 'MICROSERVICE_FORBIDDEN', grpc: 7 /* PERMISSION_DENIED */ },
+  // Deliberately different per transport: the reference wrapper answers an undefined Route/Aggregate with
+  // a 400, while gRPC has a code for exactly this.
+  not_implemented: { http: 400, reason: 'MICROSERVICE_BAD_DATA', grpc: 12 /* UNIMPLEMENTED */ },
   bad_metadata: { http: 500, reason: 'MICROSERVICE_BAD_METADATA', grpc: 13 /* INTERNAL */ },
   internal: { http: 500, reason: 'MICROSERVICE_INTERNAL_ERROR', grpc: 13 /* INTERNAL */ },
 };
 
 export function translate(err: unknown): Translation & { message: string; kind: ErrorKind } {
+  if (err instanceof DomainError && err.publicMessage !== undefined) return { ...table[err.kind], message: safeMessage(err.publicMessage), kind: err.kind };
   if (err instanceof RecserveError) return { ...table[err.kind], message: safeMessage(err.message), kind: err.kind };
   return { ...table.internal, message: 'internal error', kind: 'internal' };
 }

@@ -1,6 +1,12 @@
 // Typed readers for environment values: each names the variable and the expected form when it fails.
+import { DomainError } from '../errors.js';
 
-export class ConfigError extends Error {}
+/** A setting (environment variable, flag, settings file) that cannot be read. */
+export class ConfigError extends DomainError {
+  constructor(message: string) {
+    super('bad_data', message);
+  }
+}
 
 export function parseBool(s: string): boolean | undefined {
   const v = s.trim().toLowerCase();

@@ -21,6 +21,7 @@
 // The published versions themselves live on the versions root (<data dir>/models), which replicas must
 // share (a ReadWriteMany volume mounted there; docs/feedback.md). The tables are created here,
 // idempotently, under the migrations' advisory lock (as propagation.ts creates its trigger).
+import { DomainError } from '../errors.js';
 import { createHash, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -393,7 +394,11 @@ export class RetrainCoordination {
 }
 
 /** The swap happened on this replica but the shared record of it did not (yet). */
-export class RecordError extends Error {}
+export class RecordError extends DomainError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}
 
 function toRun(r: Record<string, any>): RetrainRun {
   return {

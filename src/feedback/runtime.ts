@@ -2,6 +2,7 @@
 // available), the bandit (counts loaded from the store), the FeedbackHandler on the data plane, the
 // registry hooks that give every model version its bandit and fold-in before it serves, and retraining
 // (admin endpoint and optional schedule) in a child process followed by a hot swap.
+import { DomainError } from '../errors.js';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -36,7 +37,11 @@ export interface RetrainOutcome {
   error: string | null;
 }
 
-export class RetrainBusyError extends Error {}
+export class RetrainBusyError extends DomainError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
 
 /** What GET /admin/retrain reports: on PostgreSQL the shared record (any replica answers the same). */
 export interface RetrainStatus {

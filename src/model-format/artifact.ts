@@ -1,5 +1,6 @@
 // Reads a model directory (DESIGN §3) into one immutable description the recommender works from:
 // the ONNX bytes and signature, id maps, catalog, popularity, seen items and readable factors.
+import { DomainError } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -49,7 +50,12 @@ export interface Artifact {
   metadata: Record<string, string>;
 }
 
-export class ArtifactError extends Error {}
+/** A model directory that cannot be read as a recserve model. */
+export class ArtifactError extends DomainError {
+  constructor(message: string) {
+    super('bad_data', message);
+  }
+}
 
 export async function loadArtifact(dir: string): Promise<Artifact> {
   const file = path.join(dir, 'model.onnx');

@@ -5,6 +5,7 @@
 // stays loaded as the rollback target, so rollback is one reference swap that cannot fail. A version
 // that does not load, warm or prepare is refused with a log line naming why, and the old one keeps
 // serving. Loads, reloads and rollbacks are serialised.
+import { DomainError } from '../errors.js';
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadArtifact, type Artifact } from '../model-format/artifact.js';
@@ -34,26 +35,23 @@ export interface RegistryOptions {
 }
 
 /** A version that could not be loaded, warmed or prepared; the previous one still serves. */
-export class ModelRefusedError extends Error {
+export class ModelRefusedError extends DomainError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ModelRefusedError';
+    super('bad_data', message);
   }
 }
 
 /** No such version directory. */
-export class ModelNotFoundError extends Error {
+export class ModelNotFoundError extends DomainError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ModelNotFoundError';
+    super('not_found', message);
   }
 }
 
 /** Rollback asked for with no previous version loaded. */
-export class NoPreviousVersionError extends Error {
+export class NoPreviousVersionError extends DomainError {
   constructor(message: string) {
-    super(message);
-    this.name = 'NoPreviousVersionError';
+    super('conflict', message);
   }
 }
 

@@ -3,6 +3,7 @@
 //   catalog: user int64[N]                  → float[N, n_items]
 //   pair:    user int64[N], item int64[N]   → float[N] or [N, 1]
 //   packed:  x int64[N, 2] (fastai: column 0 user, column 1 item) → float[N] or [N, 1]
+import { DomainError } from '../errors.js';
 import { DataType, shapeOf, toNumber, type OnnxGraph, type OnnxModel, type OnnxValueInfo } from '../model-format/onnx-format.js';
 
 export type SignatureKind = 'catalog' | 'pair' | 'packed';
@@ -26,7 +27,12 @@ export interface SignatureOverride {
   output?: string;
 }
 
-export class SignatureError extends Error {}
+/** The ONNX graph's inputs and outputs do not say how to score with it (a model that cannot be served). */
+export class SignatureError extends DomainError {
+  constructor(message: string) {
+    super('bad_data', message);
+  }
+}
 
 const USER_NAME = /user|uid|^u$|^users?_?(id|idx|index)?$/i;
 const ITEM_NAME = /item|iid|movie|product|^i$/i;

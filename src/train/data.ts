@@ -1,14 +1,14 @@
 // Interaction logs and item catalogs: streaming readers for MovieLens (u.data, *.base/*.test,
 // ratings.dat, ratings.csv), generic delimited files with a column mapping, and item catalogs
 // (u.item, movies.csv, generic CSV). A bad row fails with the file and line number in the message.
+import { DomainError } from '../errors.js';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-export class DataError extends Error {
+export class DataError extends DomainError {
   constructor(message: string) {
-    super(message);
-    this.name = 'DataError';
+    super('bad_data', message);
   }
 }
 

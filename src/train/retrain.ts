@@ -25,6 +25,7 @@
 //            <root>/r<N>; publish.json beside it holds this report. Its training record carries
 //            `interactions_through` (the newest feedback row it learnt from): a server loading it re-folds
 //            users with newer feedback, so the held-out feedback still reaches them through fold-in.
+import { DomainError } from '../errors.js';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadArtifact, type Artifact } from '../model-format/artifact.js';
@@ -109,7 +110,11 @@ interface Row {
   id: number;
 }
 
-export class RetrainError extends Error {}
+export class RetrainError extends DomainError {
+  constructor(message: string) {
+    super('internal', message);
+  }
+}
 
 /**
  * How much worse (relative RMSE) feedback may make the base holdout than training without it. Real

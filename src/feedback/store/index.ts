@@ -4,6 +4,7 @@
 // Two backends implement the interface — SQLite (embedded default, WAL) and PostgreSQL (shared by
 // replicas) — and test/feedback/store-contract.ts runs the same suite against both.
 import path from 'node:path';
+import { DomainError } from '../../errors.js';
 
 /**
  * How an interaction row relates to what was shown:
@@ -122,21 +123,16 @@ export const STORE_UNAVAILABLE = 'interaction store unavailable';
  * 503. `message` is for operators (logs, CLI) with credentials redacted; what a client may see is
  * made by StoreHolder (STORE_UNAVAILABLE plus a request id that finds this message in the log).
  */
-export class StoreUnavailableError extends Error {
-  constructor(
-    message: string,
-    cause?: unknown,
-  ) {
-    super(message, { cause });
-    this.name = 'StoreUnavailableError';
+export class StoreUnavailableError extends DomainError {
+  constructor(message: string, cause?: unknown) {
+    super('unavailable', message, { cause, publicMessage: STORE_UNAVAILABLE });
   }
 }
 
 /** The database holds a schema newer than this build, or the migrations failed. */
-export class StoreSchemaError extends Error {
+export class StoreSchemaError extends DomainError {
   constructor(message: string) {
-    super(message);
-    this.name = 'StoreSchemaError';
+    super('unavailable', message, { publicMessage: STORE_UNAVAILABLE });
   }
 }
 
