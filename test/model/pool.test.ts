@@ -9,7 +9,7 @@ import { loadArtifact, type Artifact } from '../../src/model-format/artifact.js'
 import { OrtScorer } from '../../src/model/ort-scorer.js';
 import { WorkerPool, type PoolLogger } from '../../src/model/pool/pool.js';
 import type { TopKQuery } from '../../src/model/scorer.js';
-import { ensureSyntheticModel, type SyntheticSpec } from '../../bench/lib/synthetic.js';
+import { ensureSyntheticModel, type SyntheticSpec } from '../fixtures/synthetic.js';
 
 const SPEC: SyntheticSpec = { users: 200, items: 3000, factors: 16, seed: 7, seenPerUser: 30, genres: 5 };
 

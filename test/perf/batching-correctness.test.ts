@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSyntheticModel, itemId, userId, type SyntheticSpec } from '../../bench/lib/synthetic.js';
+import { ensureSyntheticModel, itemId, userId, type SyntheticSpec } from '../fixtures/synthetic.js';
 import { postJson, startTestServer, type TestServer } from '../helpers/server.js';
 
 const SPEC: SyntheticSpec = { users: 300, items: 4000, factors: 16, seed: 11, seenPerUser: 40, genres: 5 };

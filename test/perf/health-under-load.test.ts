@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureSyntheticModel, userId, type SyntheticSpec } from '../../bench/lib/synthetic.js';
+import { ensureSyntheticModel, userId, type SyntheticSpec } from '../fixtures/synthetic.js';
 import { MicroBatcher } from '../../src/model/batcher.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
