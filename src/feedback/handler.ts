@@ -1,17 +1,15 @@
-// The FeedbackHandler the data plane calls (REST and gRPC alike): remember each prediction by puid;
-// for each feedback find what was shown (memory, else the payloads), turn it into interaction rows,
-// store them durably (503 if the store cannot take them), then update the bandit and fold the users in.
-import type { ModelParams } from '../config/index.js';
+// The learner the core calls for every protocol: remember each prediction by its id; for each feedback
+// find what was shown (memory, else what the caller says), turn it into interaction rows, store them
+// durably (503 if the store cannot take them), then update the bandit and fold the users in.
 import { badData, RecserveError } from '../errors.js';
 import { limitHint, type Limits } from '../config/limits.js';
 import type { Recommender } from '../model/recommender.js';
-import type { CallContext, FeedbackHandler, PredictionRecord } from '../protocols/seldon-v1/dataplane.js';
-import type { Feedback, JsonValue, SeldonMessage } from '../protocols/seldon-v1/messages.js';
+import type { CallContext, FeedbackEvent, FeedbackTags, Learner, PredictionRecord, ShownList } from '../core/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ThompsonBandit } from './bandit.js';
 import { FoldInModel } from './fold-in.js';
-import { buildRows, keepCatalogItems, listsFromPayloads, parseTruth } from '../protocols/seldon-v1/feedback-codec.js';
-import { PredictionMemory, unpackLists, type PackedPrediction, type ShownList } from './predictions.js';
+import { buildRows, keepCatalogItems } from './rows.js';
+import { PredictionMemory, unpackLists, type PackedPrediction } from './predictions.js';
 import { SharedPredictionMemory, sharedPredictionMetrics, type SharedPredictionObserver } from './shared-predictions.js';
 import type { FeedbackSettings } from '../config/feedback.js';
 import { StoreUnavailableError, type ArmDelta, type InteractionStore } from './store/index.js';
@@ -39,7 +37,6 @@ export interface FeedbackServiceDeps {
   stores: StoreHolder;
   bandit: ThompsonBandit;
   settings: FeedbackSettings;
-  params: ModelParams;
   /** Client-controlled sizes (ids, truth, the prediction memory's byte budget). */
   limits: Limits;
   log: Logger;
@@ -65,7 +62,7 @@ interface Target {
   source: ShownSource;
 }
 
-export class FeedbackService implements FeedbackHandler {
+export class FeedbackService implements Learner {
   readonly memory: PredictionMemory;
   /** Predictions every replica can see (PostgreSQL store only; null on SQLite or when turned off). */
   shared: SharedPredictionMemory | null = null;
@@ -109,7 +106,7 @@ export class FeedbackService implements FeedbackHandler {
     await this.shared?.close();
   }
 
-  onPrediction(record: PredictionRecord): void {
+  remember(record: PredictionRecord): void {
     const kept = this.memory.remember(record);
     // The only work the shared memory adds to a prediction: an append to its write buffer.
     if (kept && this.shared) this.shared.add(kept);
@@ -119,13 +116,12 @@ export class FeedbackService implements FeedbackHandler {
    * Everything that can refuse a feedback (parsing, limits, attribution) runs before the store write;
    * after the commit nothing may fail the call, so a stored feedback is always acknowledged.
    */
-  async onFeedback(fb: Feedback, model: Recommender, ctx: CallContext): Promise<Record<string, JsonValue>> {
-    const { limits, settings } = this.deps;
-    const reward = fb.reward ?? 0;
-    const target = await this.resolve(fb, model, ctx);
-    const parsedTruth = fb.truth && hasPayload(fb.truth) ? parseTruth(fb.truth, limits) : null;
-    const kept = keepCatalogItems(target.lists, parsedTruth, (id) => model.itemIdx(id) !== undefined);
-    const tags: Record<string, JsonValue> = {};
+  async learn(event: FeedbackEvent, model: Recommender, ctx: CallContext): Promise<FeedbackTags> {
+    const { settings } = this.deps;
+    const reward = event.reward;
+    const target = await this.resolve(event, model);
+    const kept = keepCatalogItems(target.lists, event.chosen(), (id) => model.itemIdx(id) !== undefined);
+    const tags: FeedbackTags = {};
     let truth = kept.truth;
     let note: string | null = null;
     if (target.lists.length === 0 && truth !== null && truth.length > 0) {
@@ -267,18 +263,14 @@ export class FeedbackService implements FeedbackHandler {
    * What was shown: the server's own memory when it has the puid (the client's payloads are then
    * ignored) — this replica's, else the shared one every replica writes — else the payloads.
    */
-  private async resolve(fb: Feedback, model: Recommender, ctx: CallContext): Promise<Target> {
+  private async resolve(event: FeedbackEvent, model: Recommender): Promise<Target> {
     const { limits } = this.deps;
-    const claimed = fb.response?.meta?.puid || fb.request?.meta?.puid || null;
     const candidates: string[] = [];
-    for (const [p, where] of [
-      [claimed, 'the feedback puid'],
-      [ctx.puid, 'the Seldon-Puid header'],
-    ] as const) {
-      if (p && p.length > limits.maxIdLength) throw badData(`${where} is ${p.length} characters; at most ${limits.maxIdLength}${limitHint(limits, 'maxIdLength')}`);
-      const m = p ? this.memory.get(p) : undefined;
+    for (const { id: p, where } of event.predictionIds) {
+      if (p.length > limits.maxIdLength) throw badData(`${where} is ${p.length} characters; at most ${limits.maxIdLength}${limitHint(limits, 'maxIdLength')}`);
+      const m = this.memory.get(p);
       if (m) return { puid: m.puid, modelVersion: m.modelVersion, lists: m.lists, source: 'memory' };
-      if (p && !candidates.includes(p)) candidates.push(p);
+      if (!candidates.includes(p)) candidates.push(p);
     }
     // Another replica may have served it. Its row was written by a replica, never by a client, so it
     // is trusted as this replica's memory is: the bandit learns from it. Adopted into the local memory,
@@ -294,11 +286,11 @@ export class FeedbackService implements FeedbackHandler {
         return { puid: row.puid, modelVersion: row.modelVersion, lists, source: 'memory' };
       }
     }
-    const puid = claimed ?? ctx.puid ?? null;
-    const lists = listsFromPayloads(fb.request, fb.response, model, this.deps.params, limits, this.deps.settings.maxRowsPerFeedback);
+    const puid = event.predictionIds[0]?.id ?? null;
+    const lists = event.shown(model, this.deps.settings.maxRowsPerFeedback);
     if (lists) {
-      const v = fb.response?.meta?.tags?.model_version;
-      return { puid, modelVersion: typeof v === 'string' && v.length > 0 && v.length <= limits.maxIdLength ? v : model.version, lists, source: 'payloads' };
+      const v = event.claimedVersion;
+      return { puid, modelVersion: v !== undefined && v.length > 0 && v.length <= limits.maxIdLength ? v : model.version, lists, source: 'payloads' };
     }
     // Nothing says what was shown: a reward event (a router's or a client's outcome report), stored, learnt from by nothing.
     return { puid, modelVersion: model.version, lists: [], source: 'none' };
@@ -313,10 +305,6 @@ function unpackShared(row: PackedPrediction): ShownList[] | null {
   } catch {
     return null;
   }
-}
-
-function hasPayload(m: SeldonMessage): boolean {
-  return m.data !== undefined || m.jsonData !== undefined || m.strData !== undefined || m.binData !== undefined;
 }
 
 /** Identifies what a feedback about a remembered prediction says: its reward and its (catalog) truth. */

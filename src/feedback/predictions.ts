@@ -4,15 +4,9 @@
 // items shown, the strategy that chose them and which of them filled exploration slots; each entry is
 // packed into one string, since a 1,000-pair prediction kept as arrays of small strings costs ~80 KB.
 import { LIMIT_DEFAULTS } from '../config/limits.js';
-import type { PredictionRecord } from '../protocols/seldon-v1/dataplane.js';
+import type { PredictionRecord, ShownList } from '../core/types.js';
 
-export interface ShownList {
-  userId: string;
-  strategy: 'cold_start' | 'personalized' | 'pairs';
-  items: string[];
-  /** Items of the list that came from exploration slots. */
-  explored: Set<string> | null;
-}
+export type { ShownList } from '../core/types.js';
 
 export interface RememberedPrediction {
   puid: string;

@@ -3,7 +3,7 @@
 // the newest are still there for feedback by puid, and the de-duplication fingerprints count too.
 import { describe, expect, it } from 'vitest';
 import { PredictionMemory } from '../../src/feedback/predictions.js';
-import type { PredictionRecord } from '../../src/protocols/seldon-v1/dataplane.js';
+import type { PredictionRecord } from '../../src/core/types.js';
 
 function pairRecord(n: number, pairs = 1000): PredictionRecord {
   const list: [string, string][] = Array.from({ length: pairs }, (_, j) => [`user-${n}-${j % 50}`, String(1 + ((n + j) % 120))]);

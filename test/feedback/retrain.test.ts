@@ -134,7 +134,7 @@ describe('scheduled retraining', () => {
       const t0 = Date.now();
       while (s.server.registry.current?.version !== 'r1' && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 50));
       expect(s.server.registry.current?.version).toBe('r1');
-      expect(s.server.feedback.retrainer.last).toMatchObject({ trigger: 'schedule', activated: 'r1' });
+      expect(s.server.control.retrainer.last).toMatchObject({ trigger: 'schedule', activated: 'r1' });
     } finally {
       await s.stop();
     }

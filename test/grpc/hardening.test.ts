@@ -331,7 +331,7 @@ describe('drain', () => {
     try {
       await waitFor(() => messages.length === 1);
       expect(messages).toEqual([SERVING]);
-      ts.server.dataplane.startDraining(); // the health poll notices it
+      ts.server.service.startDraining(); // the health poll notices it
       await waitFor(() => messages.length === 2);
       expect(messages).toEqual([SERVING, NOT_SERVING]);
     } finally {

@@ -9,7 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { startGrpcServer, type RunningGrpcServer } from '../../src/transport/grpc/server.js';
 import { ModelRegistry } from '../../src/model/registry.js';
-import { DataPlane, type FeedbackHandler } from '../../src/protocols/seldon-v1/dataplane.js';
+import { DataPlane } from '../../src/protocols/seldon-v1/dataplane.js';
+import { RecommenderService } from '../../src/core/service.js';
+import { StartupGate } from '../../src/core/startup-gate.js';
+import type { Learner } from '../../src/core/types.js';
 import { createLogger } from '../../src/telemetry/logger.js';
 import { createMetrics } from '../../src/telemetry/metrics.js';
 import {
@@ -30,11 +33,13 @@ import {
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 let ts: TestServer;
+const learner: { override: Learner | null } = { override: null };
 let address: string;
 let c: SeldonClients;
 
 beforeAll(async () => {
-  ts = await startTestServer();
+  // Feedback learning can be replaced per test (a failing or blocking learner) through `learner.override`.
+  ts = await startTestServer({}, { wrapLearner: (real) => ({ remember: (r, m) => real.remember?.(r, m), learn: (e, m, c) => (learner.override ?? real).learn(e, m, c) }) });
   address = `127.0.0.1:${ts.server.ports.grpc}`;
   c = seldonClients(address, { 'grpc.max_send_message_length': -1, 'grpc.max_receive_message_length': -1 });
 });
@@ -173,9 +178,9 @@ describe('errors map to gRPC codes', () => {
   }
 
   it('INTERNAL for a real fault, without leaking its text', async () => {
-    const saved = ts.server.dataplane.feedbackHandler;
-    ts.server.dataplane.feedbackHandler = {
-      onFeedback: async () => {
+    const saved = learner.override;
+    learner.override = {
+      learn: async () => {
         throw new Error('secret: disk on fire at /var/lib/x');
       },
     };
@@ -183,7 +188,7 @@ describe('errors map to gRPC codes', () => {
       const r = await tryCall(c.Model, 'SendFeedback', feedbackToProto({ request: { jsonData: { user_id: '1' } }, reward: 1 }));
       expect(r).toMatchObject({ ok: false, codeName: 'INTERNAL', details: 'internal error', reason: 'MICROSERVICE_INTERNAL_ERROR' });
     } finally {
-      ts.server.dataplane.feedbackHandler = saved;
+      learner.override = saved;
     }
   });
 
@@ -288,8 +293,8 @@ describe('deadlines and cancellation', () => {
   /** A feedback handler that waits until its call is aborted and records that it was. */
   function blockingHandler() {
     const seen: { aborted: boolean; reason?: string }[] = [];
-    const handler: FeedbackHandler = {
-      onFeedback: (_fb, _model, ctx) =>
+    const handler: Learner = {
+      learn: (_event, _model, ctx) =>
         new Promise((_resolve, reject) => {
           const timer = setTimeout(() => reject(new Error('never aborted')), 5000);
           ctx.signal?.addEventListener('abort', () => {
@@ -308,9 +313,9 @@ describe('deadlines and cancellation', () => {
   }
 
   it('a call past its deadline gets DEADLINE_EXCEEDED and its work is aborted', async () => {
-    const saved = ts.server.dataplane.feedbackHandler;
+    const saved = learner.override;
     const { handler, seen } = blockingHandler();
-    ts.server.dataplane.feedbackHandler = handler;
+    learner.override = handler;
     const before = await grpcCount('DEADLINE_EXCEEDED');
     try {
       const t0 = Date.now();
@@ -321,14 +326,14 @@ describe('deadlines and cancellation', () => {
       expect(seen[0]).toEqual({ aborted: true, reason: 'the deadline passed' });
       await waitFor(async () => (await grpcCount('DEADLINE_EXCEEDED')) === before + 1);
     } finally {
-      ts.server.dataplane.feedbackHandler = saved;
+      learner.override = saved;
     }
   });
 
   it('a call the client cancels is aborted on the server and counted as CANCELLED', async () => {
-    const saved = ts.server.dataplane.feedbackHandler;
+    const saved = learner.override;
     const { handler, seen } = blockingHandler();
-    ts.server.dataplane.feedbackHandler = handler;
+    learner.override = handler;
     const before = await grpcCount('CANCELLED');
     try {
       const pending = new Promise<grpc.ServiceError | null>((resolve) => {
@@ -340,7 +345,7 @@ describe('deadlines and cancellation', () => {
       expect(seen[0]).toEqual({ aborted: true, reason: 'the caller cancelled the call' });
       await waitFor(async () => (await grpcCount('CANCELLED')) === before + 1);
     } finally {
-      ts.server.dataplane.feedbackHandler = saved;
+      learner.override = saved;
     }
   });
 });
@@ -410,7 +415,9 @@ describe('readiness', () => {
     const config = { ...ts.server.config, grpcPort: 0 };
     const log = createLogger('silent');
     const metrics = createMetrics(config);
-    const dataplane = new DataPlane(new ModelRegistry(), config, metrics, log);
+    const registry = new ModelRegistry();
+    const service = new RecommenderService({ registry, limits: config.limits, metrics, learner: null, startup: new StartupGate(registry, 0) });
+    const dataplane = new DataPlane(service, config, log);
     let srv: RunningGrpcServer | null = null;
     const clients = () => seldonClients(`127.0.0.1:${srv!.port}`);
     srv = await startGrpcServer({ config, dataplane, metrics, log });
@@ -440,7 +447,7 @@ describe('readiness', () => {
     const h = healthClient(address);
     try {
       expect(await call(h, 'Check', { service: '' })).toEqual({ status: 'SERVING' });
-      ts.server.dataplane.startDraining();
+      ts.server.service.startDraining();
       await waitFor(async () => (await call(h, 'Check', { service: '' })).status === 'NOT_SERVING', 3000);
     } finally {
       h.close();

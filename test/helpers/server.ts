@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/index.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import { startServer, type RunningServer, type ServerOptions } from '../../src/server.js';
 
 export interface TestServer {
   server: RunningServer;
@@ -28,10 +28,10 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}) {
   });
 }
 
-export async function startTestServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(env: Record<string, string> = {}, options: ServerOptions = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'recserve-test-'));
   const config = testConfig(dataDir, env);
-  const server = await startServer(config);
+  const server = await startServer(config, undefined, options);
   return {
     server,
     url: `http://127.0.0.1:${server.ports.http}`,

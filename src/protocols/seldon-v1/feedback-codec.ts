@@ -1,17 +1,16 @@
-// Feedback payloads → what was shown and what was chosen → interaction rows. Pure functions: the
-// handler decides where the shown lists come from (the prediction memory, else these payloads) and
+// Seldon feedback payloads → what was shown and what was chosen (core ShownLists and item ids). Pure
+// functions: the learner decides where the shown lists come from (its memory, else these payloads) and
 // which items count (the catalog's). What a client claims about how a list was made (`strategy`,
 // `cold_start_users`, `exploration`) is never read: the strategy follows from whether the model knows
 // the user, so a client cannot make its claims look like bandit impressions.
 import type { ModelParams } from '../../config/index.js';
-import { badData, RecserveError } from '../../errors.js';
+import { badData, quote, RecserveError } from '../../errors.js';
 import { limitHint, type Limits } from '../../config/limits.js';
 import type { Recommender } from '../../model/recommender.js';
 import { decodePredict } from './codec.js';
 import { parseJsonText } from '../json.js';
 import type { JsonValue, SeldonMessage } from './messages.js';
-import type { ShownList } from '../../feedback/predictions.js';
-import type { NewInteraction, ServedBy } from '../../feedback/store/index.js';
+import type { ShownList } from '../../core/types.js';
 
 const ITEM_COLUMNS = ['item_id', 'item', 'items', 'iid', 'item_ids'];
 const USER_COLUMNS = ['user_id', 'user', 'users', 'uid'];
@@ -53,7 +52,8 @@ export function listsFromPayloads(
   return null;
 }
 
-function hasPayload(m: SeldonMessage): boolean {
+/** Whether a message carries a payload feedback can read (customData is not one). */
+export function hasPayload(m: SeldonMessage): boolean {
   return m.data !== undefined || m.jsonData !== undefined || m.strData !== undefined || m.binData !== undefined;
 }
 
@@ -183,10 +183,10 @@ function tableRows(data: NonNullable<SeldonMessage['data']>, where: string, maxR
   if (data.tensor) {
     const { shape, values } = data.tensor;
     if (!Array.isArray(shape) || !Array.isArray(values) || shape.length === 0 || shape.length > 2 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      throw badData(`${where}: a tensor of ids needs shape [n] or [n, columns], got ${short(shape)}`);
+      throw badData(`${where}: a tensor of ids needs shape [n] or [n, columns], got ${quote(shape)}`);
     }
     const cols = shape.length === 2 ? shape[1] : 1;
-    if (values.length !== shape[0] * cols) throw badData(`${where}: tensor holds ${values.length} values but shape ${short(shape)}`);
+    if (values.length !== shape[0] * cols) throw badData(`${where}: tensor holds ${values.length} values but shape ${quote(shape)}`);
     const n = values.length / Math.max(1, cols);
     if (n > maxRows) throw badData(`${where}: ${n} ${what}; at most ${maxRows}${hint(maxRows)}`);
     return Array.from({ length: n }, (_, r) => values.slice(r * cols, (r + 1) * cols));
@@ -203,75 +203,12 @@ function parseText(text: string, where: string, limits: Limits): JsonValue {
   return parseJsonText(text, where, limits.maxJsonDepth, '', limits.maxJsonValues) as JsonValue;
 }
 
-/** Client input quoted in an error: its JSON text, at most ~200 characters. */
-function short(v: unknown): string {
-  let text: string;
-  try {
-    text = typeof v === 'string' ? JSON.stringify(v.slice(0, 201)) : (JSON.stringify(v) ?? String(v));
-  } catch {
-    text = typeof v; // too deep or cyclic to print
-  }
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
-}
 
 function idOf(v: JsonValue, at: string, limits: Limits): string {
   if (typeof v === 'string' && v.length > 0 && v.length <= limits.maxIdLength) return v;
   if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
   if (typeof v === 'string' && v.length > limits.maxIdLength) {
-    throw badData(`${at}: an id is at most ${limits.maxIdLength} characters, got ${v.length}: ${short(v)}${limitHint(limits, 'maxIdLength')}`);
+    throw badData(`${at}: an id is at most ${limits.maxIdLength} characters, got ${v.length}: ${quote(v)}${limitHint(limits, 'maxIdLength')}`);
   }
-  throw badData(`${at}: an id must be a non-empty string (at most ${limits.maxIdLength} characters) or a whole number, got ${short(v)}`);
-}
-
-/**
- * Keeps only catalog items (model.itemIdx known): the shown lists lose the others, and truth items that
- * are not in the catalog are dropped whether shown or not. Returns what was dropped, counted, so the
- * answer can say so. Nothing outside the catalog may become a bandit arm, an interaction or a retrained item.
- */
-export function keepCatalogItems(lists: ShownList[], truth: string[] | null, inCatalog: (itemId: string) => boolean): { lists: ShownList[]; truth: string[] | null; ignored: number } {
-  let ignored = 0;
-  const keep = (items: string[]) => {
-    const kept = items.filter(inCatalog);
-    ignored += items.length - kept.length;
-    return kept;
-  };
-  const kept = lists.map((l) => {
-    const items = keep(l.items);
-    return items.length === l.items.length ? l : { ...l, items };
-  });
-  return { lists: kept, truth: truth === null ? null : keep(truth), ignored };
-}
-
-/**
- * Interaction rows of one feedback. Without truth, the reward belongs to every shown item (`list`).
- * With truth, the named items get the reward (`chosen`) and the other shown items 0 (`skipped`); a
- * chosen item that was not shown is kept (`not_shown`) when the prediction had one user, and refused
- * when it had several (whose choice was it?). No rows (nothing shown, no truth) is a reward-only feedback.
- */
-export function buildRows(lists: ShownList[], truth: string[] | null, reward: number): NewInteraction[] {
-  const rows: NewInteraction[] = [];
-  const servedBy = (l: ShownList, item: string): ServedBy =>
-    l.explored?.has(item) ? 'exploration' : l.strategy === 'cold_start' ? 'cold_start' : l.strategy === 'pairs' ? 'pairs' : 'personalized';
-  if (truth === null) {
-    for (const l of lists) for (const item of new Set(l.items)) rows.push({ userId: l.userId, itemId: item, reward, kind: 'list', servedBy: servedBy(l, item) });
-    return rows;
-  }
-  const chosen = new Set(truth);
-  const placed = new Set<string>();
-  for (const l of lists) {
-    for (const item of new Set(l.items)) {
-      const hit = chosen.has(item);
-      if (hit) placed.add(item);
-      rows.push({ userId: l.userId, itemId: item, reward: hit ? reward : 0, kind: hit ? 'chosen' : 'skipped', servedBy: servedBy(l, item) });
-    }
-  }
-  const unplaced = [...chosen].filter((i) => !placed.has(i));
-  if (unplaced.length > 0) {
-    if (lists.length !== 1) {
-      const named = unplaced.slice(0, 5).map((i) => short(i)).join(', ');
-      throw badData(`truth names ${named}${unplaced.length > 5 ? ` and ${unplaced.length - 5} more` : ''}, not shown to any of the ${lists.length} users of that prediction; send feedback per user`);
-    }
-    for (const item of unplaced) rows.push({ userId: lists[0].userId, itemId: item, reward, kind: 'chosen', servedBy: 'not_shown' });
-  }
-  return rows;
+  throw badData(`${at}: an id must be a non-empty string (at most ${limits.maxIdLength} characters) or a whole number, got ${quote(v)}`);
 }

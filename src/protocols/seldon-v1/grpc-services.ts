@@ -50,13 +50,13 @@ export function seldonServices(deps: HandleDeps): ServiceBinding[] {
     return md;
   };
   const notARouter: Behaviour = () => {
-    throw new RecserveError('method_not_allowed', 'Route not defined: recserve is a MODEL node and does not route; call Model/Predict');
+    throw new RecserveError('not_implemented', 'Route not defined: recserve is a MODEL node and does not route; call Model/Predict');
   };
   const notACombiner: Behaviour = () => {
-    throw new RecserveError('method_not_allowed', 'Aggregate not defined: recserve is a MODEL node and does not combine; call Model/Predict');
+    throw new RecserveError('not_implemented', 'Aggregate not defined: recserve is a MODEL node and does not combine; call Model/Predict');
   };
   const noGraph: Behaviour = () => {
-    throw new RecserveError('method_not_allowed', 'GraphMetadata not available on the Model level; ask the Seldon executor, or call ModelMetadata');
+    throw new RecserveError('not_implemented', 'GraphMetadata not available on the Model level; ask the Seldon executor, or call ModelMetadata');
   };
 
   const behaviours: Record<string, Behaviour> = {

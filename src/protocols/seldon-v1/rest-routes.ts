@@ -2,19 +2,27 @@
 // the Python wrapper does (multipart fields, form field `json`, query `json`, then a JSON body) and
 // hands it to the data plane.
 import type { Request, Response } from 'express';
-import { badData, clip } from '../../errors.js';
+import { badData, clip, RecserveError } from '../../errors.js';
 import { boundsOf, openapi, servedDocument, validate } from '../contract.js';
-import type { CallContext } from './dataplane.js';
+import type { Config } from '../../config/index.js';
+import type { CallContext, DataPlane } from './dataplane.js';
 import type { Feedback, SeldonMessage } from './messages.js';
 import { LIMIT_DEFAULTS, type Limits } from '../../config/limits.js';
 import { parseJsonText } from '../json.js';
-import type { RestDeps } from '../../transport/rest/app.js';
 
 export type Handler = (req: Request, res: Response) => void | Promise<void>;
 
+/** operationIds that need the model: before it is warm they wait for it (bounded by RECSERVE_STARTUP_WAIT_MS). */
+export const SELDON_NEEDS_MODEL: ReadonlySet<string> = new Set(['predictV1', 'predictV01', 'predictGet', 'predictPost', 'feedbackV1', 'feedbackV01', 'feedbackGet', 'feedbackPost']);
+
 const NO_JSON = "Can't find JSON in data";
 
-export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string, Handler> {
+// recserve is a MODEL node: the table answers these 400 on REST (as the reference wrapper) and UNIMPLEMENTED on gRPC.
+const ROUTE_UNDEFINED = new RecserveError('not_implemented', 'Route not defined');
+const AGGREGATE_UNDEFINED = new RecserveError('not_implemented', 'Aggregate not defined');
+
+export function seldonV1Handlers({ dataplane, config }: { dataplane: DataPlane; config: Config }): Record<string, Handler> {
+  const { service } = dataplane;
   const bounds = boundsOf(config);
   const context = (req: Request, res: Response): CallContext => {
     const puid = req.get('seldon-puid');
@@ -50,7 +58,6 @@ export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string
     res.json(dataplane.healthStatus());
   };
 
-  const probe = (ready: boolean) => ({ status: ready ? 'ready' : 'not ready', ready, model_version: dataplane.registry.current?.version ?? null });
 
   const passThrough: Handler = (req, res) => {
     const msg = readMessage(req, config.limits);
@@ -77,27 +84,30 @@ export function seldonV1Handlers({ dataplane, config }: RestDeps): Record<string
       res.type('text/html; charset=utf-8').send('pong');
     },
     live: (_req, res) => {
-      res.json({ status: 'alive', ready: dataplane.isReady(), model_version: dataplane.registry.current?.version ?? null });
+      res.json({ status: 'alive', ready: service.isReady(), model_version: service.current?.version ?? null });
     },
+    // With the reason when not ready (loading, no model and why, or shutting down).
     ready: (_req, res) => {
-      const ready = dataplane.isReady();
-      res.status(ready ? 200 : 503).json(probe(ready));
+      const r = service.readiness();
+      const body: Record<string, unknown> = { status: r.ready ? 'ready' : 'not ready', ready: r.ready, model_version: r.model?.version ?? null };
+      if (!r.ready) body.reason = r.reason;
+      res.status(r.ready ? 200 : 503).json(body);
     },
     transformInput: passThrough,
     transformInputGet: passThrough,
     transformOutput: passThrough,
     transformOutputGet: passThrough,
     route: () => {
-      throw badData('Route not defined');
+      throw ROUTE_UNDEFINED;
     },
     routeGet: () => {
-      throw badData('Route not defined');
+      throw ROUTE_UNDEFINED;
     },
     aggregate: () => {
-      throw badData('Aggregate not defined');
+      throw AGGREGATE_UNDEFINED;
     },
     aggregateGet: () => {
-      throw badData('Aggregate not defined');
+      throw AGGREGATE_UNDEFINED;
     },
     seldonJson: (_req, res) => {
       res.json(servedDocument(bounds));

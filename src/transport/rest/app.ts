@@ -8,26 +8,21 @@ import type { Config } from '../../config/index.js';
 import { badData, RecserveError, seldonErrorBody, translate } from '../../errors.js';
 import { limitHint, type Limits } from '../../config/limits.js';
 import { openapi } from '../../protocols/contract.js';
-import type { DataPlane } from '../../protocols/seldon-v1/dataplane.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
-import type { StartupGate } from '../../core/startup-gate.js';
-import { seldonV1Handlers, type Handler } from '../../protocols/seldon-v1/rest-routes.js';
+import type { Handler } from '../../protocols/seldon-v1/rest-routes.js';
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
-/** operationIds that need the model: before it is warm they wait for it (StartupGate). */
-const NEEDS_MODEL = new Set(['predictV1', 'predictV01', 'predictGet', 'predictPost', 'feedbackV1', 'feedbackV01', 'feedbackGet', 'feedbackPost']);
-
 export interface RestDeps {
   config: Config;
-  dataplane: DataPlane;
   metrics: Metrics;
   log: Logger;
-  /** Extra operationId → handler entries (admin routes). */
-  extraHandlers?: Record<string, Handler>;
-  /** Start-up state: predictions wait for the model, /ready says why it is not ready. */
-  startup?: StartupGate;
+  /** operationId → handler, from the protocols (Seldon v1, admin); every operation in openapi.yaml has one. */
+  handlers: Record<string, Handler>;
+  /** operationIds that need the model: before it is warm they wait for `whenServing` (bounded). */
+  needsModel?: ReadonlySet<string>;
+  whenServing?: () => Promise<void>;
 }
 
 export function createRestApp(deps: RestDeps): express.Express {
@@ -62,11 +57,11 @@ export function createRestApp(deps: RestDeps): express.Express {
   const { doc } = openapi();
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(doc, { customSiteTitle: 'recserve — Swagger UI', swaggerOptions: { tryItOutEnabled: false, displayRequestDuration: true } }));
 
-  const { startup } = deps;
-  const handlers: Record<string, Handler> = { ...seldonV1Handlers(deps), ...(startup ? { ready: readyProbe(deps.dataplane, startup) } : {}), ...(deps.extraHandlers ?? {}) };
+  const { handlers, whenServing } = deps;
+  const needsModel = deps.needsModel ?? new Set<string>();
   const bodyReader = readBody(config.bodyLimitBytes, config.limits);
   const waitForModel = (_req: Request, _res: Response, next: NextFunction) => {
-    startup!.waitForModel().then(() => next(), next);
+    whenServing!().then(() => next(), next);
   };
   const noWait = (_req: Request, _res: Response, next: NextFunction) => next();
   for (const [route, item] of Object.entries(doc.paths)) {
@@ -80,7 +75,7 @@ export function createRestApp(deps: RestDeps): express.Express {
       app[method](route, (req, res, next) => {
         res.locals.route = route;
         next();
-      }, bodyReader, startup && NEEDS_MODEL.has(op.operationId!) ? waitForModel : noWait, async (req: Request, res: Response) => {
+      }, bodyReader, whenServing && needsModel.has(op.operationId!) ? waitForModel : noWait, async (req: Request, res: Response) => {
         await handler(req, res);
       });
     }
@@ -131,16 +126,6 @@ export function sendError(res: Response, err: unknown): void {
   // The rest of an oversized body is not worth reading: answer, then close the connection.
   if (t.kind === 'payload_too_large') res.setHeader('Connection', 'close');
   res.status(t.http).json(seldonErrorBody(t.reason, t.message));
-}
-
-/** /ready with the reason when not ready (loading, no model and why, or shutting down). */
-function readyProbe(dataplane: DataPlane, startup: StartupGate): Handler {
-  return (_req, res) => {
-    const ready = dataplane.isReady();
-    const body: Record<string, unknown> = { status: ready ? 'ready' : 'not ready', ready, model_version: dataplane.registry.current?.version ?? null };
-    if (!ready) body.reason = startup.reason ?? (dataplane.registry.current ? 'shutting down' : 'the model is loading');
-    res.status(ready ? 200 : 503).json(body);
-  };
 }
 
 /** An Expect header other than 100-continue (http.Server 'checkExpectation'): 417 in Seldon's format. */

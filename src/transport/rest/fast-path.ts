@@ -13,7 +13,7 @@
 import type http from 'node:http';
 import { seldonErrorBody, translate } from '../../errors.js';
 import { boundsOf, openapi, validate } from '../../protocols/contract.js';
-import type { CallContext } from '../../protocols/seldon-v1/dataplane.js';
+import type { CallContext, DataPlane } from '../../protocols/seldon-v1/dataplane.js';
 import type { Feedback, SeldonMessage } from '../../protocols/seldon-v1/messages.js';
 import { bodyError, requestRecorder, type RestDeps } from './app.js';
 import { parseJson } from '../../protocols/seldon-v1/rest-routes.js';
@@ -31,7 +31,11 @@ const FAST_OPERATIONS: Record<string, Op> = {
 };
 
 /** Wraps the express app: fast requests are answered here, all others are passed to `app` as they came. */
-export function withFastPath(deps: RestDeps, app: http.RequestListener): http.RequestListener {
+export interface FastPathDeps extends Pick<RestDeps, 'config' | 'metrics' | 'log' | 'whenServing'> {
+  dataplane: DataPlane;
+}
+
+export function withFastPath(deps: FastPathDeps, app: http.RequestListener): http.RequestListener {
   const routes = new Map<string, Op>();
   for (const [route, item] of Object.entries(openapi().doc.paths)) {
     const id = (item.post as { operationId?: string } | undefined)?.operationId;
@@ -40,7 +44,7 @@ export function withFastPath(deps: RestDeps, app: http.RequestListener): http.Re
   const limit = deps.config.bodyLimitBytes;
   const bounds = boundsOf(deps.config);
   const record = requestRecorder(deps);
-  const { dataplane, log, startup } = deps;
+  const { dataplane, log, whenServing } = deps;
 
   return (req, res) => {
     const op = req.method === 'POST' ? routes.get(req.url ?? '') : undefined;
@@ -78,7 +82,7 @@ export function withFastPath(deps: RestDeps, app: http.RequestListener): http.Re
       const ctx: CallContext = { transport: 'rest', puid: (typeof header === 'string' && header) || undefined, signal: abort.signal };
       const msg = parseJson(body.toString('utf8'), 'body', deps.config.limits);
       payload = msg;
-      if (startup) await startup.waitForModel(); // before the model is warm, wait for it (bounded)
+      if (whenServing) await whenServing(); // before the model is warm, wait for it (bounded)
       if (op === 'predict') {
         validate('SeldonMessage', msg, '', bounds);
         const out = await dataplane.predict(msg as SeldonMessage, ctx);

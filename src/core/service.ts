@@ -1,0 +1,126 @@
+// The protocol-neutral recommender service: recommend, score pairs, learn from a feedback, readiness.
+// Every protocol module (Seldon v1, Open Inference Protocol V2) decodes its messages into core types
+// and calls this, so a size limit, a metric or a refusal is decided once whatever the protocol.
+import { badData, RecserveError } from '../errors.js';
+import { limitHint, type Limits } from '../config/limits.js';
+import type { ModelRegistry } from '../model/registry.js';
+import type { Recommender } from '../model/recommender.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import type { StartupGate } from './startup-gate.js';
+import type { CallContext, FeedbackEvent, FeedbackTags, Learner, PredictInput, PredictOutput } from './types.js';
+
+export interface ServiceDeps {
+  registry: ModelRegistry;
+  limits: Limits;
+  metrics: Metrics;
+  /** Null when nothing learns (feedback is then acknowledged and counted only). */
+  learner: Learner | null;
+  startup: StartupGate;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not, when not ready. */
+  reason: string | null;
+  model: { name: string; version: string } | null;
+}
+
+export class RecommenderService {
+  private draining = false;
+
+  constructor(private readonly deps: ServiceDeps) {}
+
+  get limits(): Limits {
+    return this.deps.limits;
+  }
+
+  /** The serving model, or null before the first one is warm. */
+  get current(): Recommender | null {
+    return this.deps.registry.current;
+  }
+
+  /** The serving model; 503 when none serves yet. */
+  model(): Recommender {
+    const m = this.deps.registry.current;
+    if (!m) throw new RecserveError('unavailable', 'no model is loaded yet');
+    return m;
+  }
+
+  /** Resolves once a model serves; 503 after the start-up wait, or at once when start-up gave up. */
+  whenServing(): Promise<void> {
+    return this.deps.startup.waitForModel();
+  }
+
+  /** Ready once a model is loaded and warmed, and until shutdown starts. */
+  isReady(): boolean {
+    return !this.draining && this.deps.registry.current !== null;
+  }
+
+  readiness(): Readiness {
+    const m = this.deps.registry.current;
+    const ready = this.isReady();
+    const reason = ready ? null : this.draining ? 'shutting down' : (this.deps.startup.reason ?? 'the model is loading');
+    return { ready, reason, model: m ? { name: m.name, version: m.version } : null };
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  /**
+   * One prediction: bounded before any work, answered by the serving model, remembered under
+   * `predictionId` for feedback by id alone.
+   */
+  async predict(input: PredictInput, ctx: CallContext, predictionId: string | null): Promise<{ model: Recommender; output: PredictOutput }> {
+    const model = this.model();
+    if (input.op === 'recommend') this.checkResultSize(input.request.users.length, input.request.k, model.nItems);
+    const output: PredictOutput =
+      input.op === 'recommend'
+        ? { op: 'recommend', recommendations: await model.recommend(input.request) }
+        : { op: 'pairs', scores: await model.scorePairs(input.pairs) };
+    if (ctx.signal?.aborted) throw new RecserveError('unavailable', 'the caller cancelled the request');
+    if (output.op === 'recommend') {
+      let cold = 0;
+      for (const r of output.recommendations) if (r.strategy === 'cold_start') cold++;
+      const { recommendations } = this.deps.metrics;
+      if (cold > 0) recommendations.inc({ strategy: 'cold_start' }, cold);
+      if (output.recommendations.length > cold) recommendations.inc({ strategy: 'personalized' }, output.recommendations.length - cold);
+    }
+    if (predictionId !== null) this.deps.learner?.remember?.({ puid: predictionId, modelVersion: model.version, input, output }, model);
+    return { model, output };
+  }
+
+  /** Checks a feedback's reward: a number in [0, 1] (absent is 0). */
+  checkReward(reward: unknown): number {
+    const r = reward ?? 0;
+    if (typeof r !== 'number' || !Number.isFinite(r) || r < 0 || r > 1) throw badData(`reward must be a number in [0, 1], got ${String(r).slice(0, 40)}`);
+    return r;
+  }
+
+  /**
+   * Stores and learns from one feedback (through the learner). Callers build their answer before this
+   * call: once the feedback is committed nothing may fail, or a retrying client would store it twice.
+   */
+  async feedback(event: FeedbackEvent, ctx: CallContext, model: Recommender = this.model()): Promise<FeedbackTags> {
+    const tags = (await this.deps.learner?.learn(event, model, ctx)) ?? {};
+    if (tags.feedback_duplicate !== true) {
+      const labels = { method: 'feedback', model_name: model.name, model_version: model.version };
+      this.deps.metrics.feedback.inc(labels);
+      this.deps.metrics.feedbackReward.inc(labels, event.reward);
+    }
+    return tags;
+  }
+
+  /** An answer's size is bounded before any work: users × k (k capped by the catalog). */
+  private checkResultSize(users: number, k: number, nItems: number): void {
+    const { limits } = this.deps;
+    const items = users * Math.min(k, nItems);
+    if (items > limits.maxResultItems) {
+      throw badData(`${users} users × k=${Math.min(k, nItems)} would answer ${items} items; at most ${limits.maxResultItems} per request: ask for fewer users or a smaller k${limitHint(limits, 'maxResultItems')}`);
+    }
+  }
+}
