@@ -9,6 +9,7 @@ import path from 'node:path';
 import client from 'prom-client';
 import type { Config } from './config/index.js';
 import { Retrainer, scheduleRetrains, VersionControl } from './core/control.js';
+import { ModelHub } from './core/models.js';
 import { RecommenderService } from './core/service.js';
 import { StartupGate } from './core/startup-gate.js';
 import type { Learner } from './core/types.js';
@@ -31,6 +32,8 @@ import { withFastPath } from './transport/rest/fast-path.js';
 export interface RunningServer {
   config: Config;
   service: RecommenderService;
+  /** Every model served, by name (the default one is `service`). */
+  models: ModelHub;
   control: VersionControl;
   /** The Seldon v1 protocol over the service. */
   dataplane: DataPlane;
@@ -99,6 +102,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const retrainer = new Retrainer({ config, registry, stores: loop.stores, settings: loop.settings, log, count: (outcome) => retrains.inc({ outcome }), coordination });
   const stopSchedule = scheduleRetrains(retrainer, loop.settings.retrainIntervalS, log);
   const control = new VersionControl({ registry, retrainer, coordination, log });
+  const models = new ModelHub(service);
   const feedback = { ...loop, coordination };
   const closeFeedback = async () => {
     stopSchedule();
@@ -178,6 +182,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   return {
     config,
     service,
+    models,
     control,
     dataplane,
     registry,

@@ -23,7 +23,21 @@ export interface RestDeps {
   /** operationIds that need the model: before it is warm they wait for `whenServing` (bounded). */
   needsModel?: ReadonlySet<string>;
   whenServing?: () => Promise<void>;
+  /**
+   * Error bodies by path prefix, for protocols whose errors are not Seldon's (V2's {"error"} under /v2);
+   * every other path answers in Seldon's format.
+   */
+  errorWriters?: { prefix: string; write: ErrorWriter }[];
 }
+
+/** How a protocol answers a failure: the status and the body. */
+export type ErrorWriter = (err: unknown) => { status: number; body: unknown };
+
+/** Seldon's error body, with the status of the one error table. */
+export const seldonErrorWriter: ErrorWriter = (err) => {
+  const t = translate(err);
+  return { status: t.http, body: seldonErrorBody(t.reason, t.message) };
+};
 
 export function createRestApp(deps: RestDeps): express.Express {
   const { config, metrics, log } = deps;
@@ -58,6 +72,11 @@ export function createRestApp(deps: RestDeps): express.Express {
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(doc, { customSiteTitle: 'recserve — Swagger UI', swaggerOptions: { tryItOutEnabled: false, displayRequestDuration: true } }));
 
   const { handlers, whenServing } = deps;
+  const writers = deps.errorWriters ?? [];
+  const sendError = (req: Request, res: Response, err: unknown) => {
+    const writer = writers.find((w) => req.path === w.prefix || req.path.startsWith(`${w.prefix}/`))?.write ?? seldonErrorWriter;
+    writeError(res, err, writer);
+  };
   const needsModel = deps.needsModel ?? new Set<string>();
   const bodyReader = readBody(config.bodyLimitBytes, config.limits);
   const waitForModel = (_req: Request, _res: Response, next: NextFunction) => {
@@ -83,12 +102,12 @@ export function createRestApp(deps: RestDeps): express.Express {
     app.all(route, (req, res) => {
       res.locals.route = route;
       res.setHeader('Allow', allowed.join(', '));
-      sendError(res, new RecserveError('method_not_allowed', `${req.method} is not allowed on ${route}; use ${allowed.join(' or ')}`));
+      sendError(req, res, new RecserveError('method_not_allowed', `${req.method} is not allowed on ${route}; use ${allowed.join(' or ')}`));
     });
   }
 
   app.use((req, res) => {
-    sendError(res, new RecserveError('not_found', `no route ${req.method} ${req.path}; see /docs for the API`));
+    sendError(req, res, new RecserveError('not_found', `no route ${req.method} ${req.path}; see /docs for the API`));
   });
 
   // The one error funnel: express 5 routes rejected promises here too.
@@ -100,7 +119,7 @@ export function createRestApp(deps: RestDeps): express.Express {
       res.end();
       return;
     }
-    sendError(res, e);
+    sendError(req, res, e);
   });
   return app;
 }
@@ -121,11 +140,11 @@ export function requestRecorder({ config, metrics, log }: Pick<RestDeps, 'config
   };
 }
 
-export function sendError(res: Response, err: unknown): void {
-  const t = translate(err);
+function writeError(res: Response, err: unknown, writer: ErrorWriter): void {
   // The rest of an oversized body is not worth reading: answer, then close the connection.
-  if (t.kind === 'payload_too_large') res.setHeader('Connection', 'close');
-  res.status(t.http).json(seldonErrorBody(t.reason, t.message));
+  if (translate(err).kind === 'payload_too_large') res.setHeader('Connection', 'close');
+  const { status, body } = writer(err);
+  res.status(status).json(body);
 }
 
 /** An Expect header other than 100-continue (http.Server 'checkExpectation'): 417 in Seldon's format. */
