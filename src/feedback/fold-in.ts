@@ -23,26 +23,15 @@
 //
 // Models without readable factors (bare PyTorch exports) cannot be folded in: feedback is still stored
 // and drives the bandit and retraining, and the server logs once that fold-in is off for that model.
+import { FOLD_IN_DEFAULTS, type FoldInSettings } from '../config/fold-in.js';
 import type { Recommender, UserState, UserStateSource } from '../model/recommender.js';
+import { biasedDot } from '../util/factor-score.js';
+import { gram, solveSpd, symmetrize } from '../util/linalg.js';
 import type { Interaction } from './store/index.js';
 
-export interface FoldInSettings {
-  /** Weight of a row for an item that was shown but not chosen, relative to a chosen/rated one. */
-  skippedWeight: number;
-  /** A user the model does not know is ranked from its folded vector once it has this many positive items. */
-  minPositives: number;
-  /**
-   * Most stored interactions read per user (the newest). Each feedback re-solves its user over these, so
-   * the cap bounds the cost per feedback: at 1,000 the soak's feedback rate halved as users filled up.
-   */
-  maxRows: number;
-  /** Pseudo-observations anchoring a known user whose training items the artifact does not list. */
-  anchorObservations: number;
-  /** Most folded users kept per model version (least recently updated dropped first). */
-  maxUsers: number;
-}
+export { solveSpd }; // test/feedback/fold-in.test.ts checks solves against it from here
 
-export const FOLD_IN_DEFAULTS: FoldInSettings = { skippedWeight: 0.2, minPositives: 3, maxRows: 200, anchorObservations: 10, maxUsers: 100_000 };
+export { FOLD_IN_DEFAULTS, type FoldInSettings } from '../config/fold-in.js';
 
 interface Folded {
   /** [p_u (d), b_u], or null while a new user has too few positives. */
@@ -201,7 +190,7 @@ export class FoldInModel implements UserStateSource {
       }
     } else {
       // A0 = QᵀQ + λI + Σ_S (c_S − 1) q qᵀ
-      A.set(this.gram());
+      A.set(this.itemGram());
       const cS = 1 + this.alpha;
       if (S) {
         for (const i of S) {
@@ -236,7 +225,7 @@ export class FoldInModel implements UserStateSource {
         }
       }
     }
-    const x = solveSpd(A, b, D);
+    const x = solveSpd(A, b, D, 'fold-in: the normal matrix');
     return Float32Array.from(x);
   }
 
@@ -248,11 +237,7 @@ export class FoldInModel implements UserStateSource {
     const bu = this.kind === 'explicit' ? x[d] : 0;
     const base = f.globalBias + bu;
     const Q = f.itemFactors;
-    for (let i = 0, o = 0; i < n; i++, o += d) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += x[k] * Q[o + k];
-      out[i] = base + f.itemBias[i] + s;
-    }
+    for (let i = 0, o = 0; i < n; i++, o += d) out[i] = biasedDot(base + f.itemBias[i], x, 0, Q, o, d);
     return out;
   }
 
@@ -260,10 +245,7 @@ export class FoldInModel implements UserStateSource {
   scoreOne(x: Float32Array, i: number): number {
     const f = this.model.artifact.factors!;
     const { d } = this;
-    const Q = f.itemFactors;
-    let s = f.globalBias + (this.kind === 'explicit' ? x[d] : 0) + f.itemBias[i];
-    for (let k = 0, o = i * d; k < d; k++) s += x[k] * Q[o + k];
-    return Math.fround(s);
+    return Math.fround(biasedDot(f.globalBias + (this.kind === 'explicit' ? x[d] : 0) + f.itemBias[i], x, 0, f.itemFactors, i * d, d));
   }
 
   /** (1/n) Σ_i x_i x_iᵀ over the catalog (the anchor when a user's training items are unknown). */
@@ -284,17 +266,10 @@ export class FoldInModel implements UserStateSource {
   }
 
   /** QᵀQ, once per model version. */
-  private gram(): Float64Array {
+  private itemGram(): Float64Array {
     if (this.gramQ) return this.gramQ;
-    const { d } = this;
-    const Q = this.model.artifact.factors!.itemFactors;
-    const G = new Float64Array(d * d);
-    for (let i = 0; i < this.model.nItems; i++) {
-      for (let r = 0; r < d; r++) {
-        const qr = Q[i * d + r];
-        for (let c = 0; c < d; c++) G[r * d + c] += qr * Q[i * d + c];
-      }
-    }
+    const G = new Float64Array(this.d * this.d);
+    gram(this.model.artifact.factors!.itemFactors, this.model.nItems, this.d, G);
     return (this.gramQ = G);
   }
 }
@@ -309,46 +284,12 @@ export function latestPerItem(rows: Interaction[]): Map<string, Interaction> {
   return m;
 }
 
-function symmetrize(A: Float64Array, D: number): void {
-  for (let r = 0; r < D; r++) for (let c = 0; c < r; c++) A[c * D + r] = A[r * D + c];
-}
-
 function matVec(A: Float64Array, x: Float64Array, out: Float64Array, D: number): void {
   for (let r = 0; r < D; r++) {
     let s = 0;
     for (let c = 0; c < D; c++) s += A[r * D + c] * x[c];
     out[r] = s;
   }
-}
-
-/** Solves A x = b for symmetric positive-definite A by Cholesky (A and b are not modified). */
-export function solveSpd(A: Float64Array, b: Float64Array, D: number): Float64Array {
-  const L = new Float64Array(D * D);
-  for (let j = 0; j < D; j++) {
-    let s = A[j * D + j];
-    for (let k = 0; k < j; k++) s -= L[j * D + k] * L[j * D + k];
-    if (!(s > 0)) throw new Error('fold-in: the normal matrix is not positive definite (regularization too small?)');
-    const ljj = Math.sqrt(s);
-    L[j * D + j] = ljj;
-    for (let i = j + 1; i < D; i++) {
-      let t = A[i * D + j];
-      for (let k = 0; k < j; k++) t -= L[i * D + k] * L[j * D + k];
-      L[i * D + j] = t / ljj;
-    }
-  }
-  const y = new Float64Array(D);
-  for (let i = 0; i < D; i++) {
-    let s = b[i];
-    for (let k = 0; k < i; k++) s -= L[i * D + k] * y[k];
-    y[i] = s / L[i * D + i];
-  }
-  const x = new Float64Array(D);
-  for (let i = D - 1; i >= 0; i--) {
-    let s = y[i];
-    for (let k = i + 1; k < D; k++) s -= L[k * D + i] * x[k];
-    x[i] = s / L[i * D + i];
-  }
-  return x;
 }
 
 function parseJson(text: string | undefined): Record<string, unknown> {

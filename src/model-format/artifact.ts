@@ -5,19 +5,12 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeModel, floatTensor, metadataOf, type OnnxModel } from './onnx-format.js';
-import { discoverSignature, embeddingRows, SignatureError, type Signature, type SignatureOverride } from '../model/signature.js';
+import { discoverSignature, embeddingRows, SignatureError, type Signature } from '../model/signature.js';
 import { Init, MetaKey } from './export-onnx.js';
+import { readModelSettings, type ModelSettings } from './settings.js';
+import { readCsv } from '../util/csv.js';
 
-export interface ModelSettings {
-  name?: string;
-  version?: string;
-  signature?: SignatureOverride;
-  /** For a bare export without id maps or readable embedding tables. */
-  n_users?: number;
-  n_items?: number;
-  rating_range?: [number, number];
-  defaults?: { k?: number; exclude_seen?: boolean };
-}
+export type { ModelSettings } from './settings.js';
 
 export interface Factors {
   factors: number;
@@ -45,6 +38,7 @@ export interface Artifact {
   seen: Int32Array[] | null;
   ratingRange: [number, number] | null;
   factors: Factors | null;
+  /** model-settings.json, validated: the batcher settings of this model and the warnings to log when it loads. */
   settings: ModelSettings;
   /** Raw metadata_props, for metadata and audit. */
   metadata: Record<string, string>;
@@ -69,7 +63,7 @@ export async function loadArtifact(dir: string): Promise<Artifact> {
   }
   if (!model.graph) throw new ArtifactError(`${file} has no graph`);
   const meta = metadataOf(model);
-  const settings = await readSettings(dir);
+  const settings = await readModelSettings(dir, (message) => new ArtifactError(message));
   let signature: Signature;
   try {
     signature = discoverSignature(model, settings.signature);
@@ -121,16 +115,6 @@ export async function loadArtifact(dir: string): Promise<Artifact> {
   };
 }
 
-async function readSettings(dir: string): Promise<ModelSettings> {
-  const file = path.join(dir, 'model-settings.json');
-  if (!existsSync(file)) return {};
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as ModelSettings;
-  } catch (e) {
-    throw new ArtifactError(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
 function jsonMeta<T>(meta: Record<string, string>, key: string): T | undefined {
   if (meta[key] === undefined) return undefined;
   try {
@@ -153,37 +137,21 @@ function indexIds(n: number | undefined, what: string, file: string): string[] {
 /** users.csv / items.csv: a header row, the id in the first column, other columns become catalog fields. */
 async function readIdCsv(file: string): Promise<{ ids: string[]; catalog: Record<string, unknown>[] | null } | null> {
   if (!existsSync(file)) return null;
-  const lines = (await readFile(file, 'utf8')).split(/\r?\n/).filter((l) => l.length > 0);
-  const header = splitCsv(lines[0] ?? '');
+  let header: string[] | null = null;
   const ids: string[] = [];
   const catalog: Record<string, unknown>[] = [];
-  for (let n = 1; n < lines.length; n++) {
-    const cells = splitCsv(lines[n]);
-    if (cells.length !== header.length) throw new ArtifactError(`${file} line ${n + 1}: ${cells.length} cells, header has ${header.length}`);
+  for await (const { cells, line } of readCsv(file, { fail: (message) => new ArtifactError(message) })) {
+    if (!header) {
+      header = cells;
+      continue;
+    }
+    if (cells.length !== header.length) throw new ArtifactError(`${file} line ${line}: ${cells.length} cells, header has ${header.length}`);
     ids.push(cells[0]);
     const row: Record<string, unknown> = {};
     for (let c = 1; c < header.length; c++) row[header[c]] = cells[c];
     catalog.push(row);
   }
-  return { ids, catalog: header.length > 1 ? catalog : null };
-}
-
-function splitCsv(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i];
-    if (quoted) {
-      if (ch === '"' && line[i + 1] === '"') (cur += '"'), i++;
-      else if (ch === '"') quoted = false;
-      else cur += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') out.push(cur), (cur = '');
-    else cur += ch;
-  }
-  out.push(cur);
-  return out;
+  return { ids, catalog: (header?.length ?? 0) > 1 ? catalog : null };
 }
 
 /** Factors are readable only from recserve's own exporter (named initializers). */

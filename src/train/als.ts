@@ -11,8 +11,8 @@
 // solved per user by a few conjugate-gradient steps warm-started from the previous x_u (as the
 // `implicit` library does: O(nnz_u·d + d²) per step, never forming the d×d user matrix), or exactly
 // by Cholesky. YᵀY is computed once per half-sweep.
-import { backSolve, cholesky, forwardSolve, gram } from './linalg.js';
-import { counts, emptyModel, type EpochHook, type MfModel, type TrainInput } from './model.js';
+import { backSolve, cholesky, forwardSolve, gram } from '../util/linalg.js';
+import { counts, emptyModel, predictRaw, type EpochHook, type MfModel, type TrainInput } from './model.js';
 import { gaussian, rng } from '../util/random.js';
 import { initRows } from './sgd.js';
 import { toCsr, transpose, type Csr } from './sparse.js';
@@ -112,11 +112,7 @@ export function trainAls(data: TrainInput, params: Partial<AlsParams> = {}, onEp
     half(Rt, m.Q, m.bi, m.P, m.bu);
     let sse = 0;
     for (let k = 0; k < n; k++) {
-      const u = data.users[k];
-      const i = data.items[k];
-      let s = mu + m.bu[u] + m.bi[i];
-      for (let f = 0; f < d; f++) s += m.P[u * d + f] * m.Q[i * d + f];
-      const err = data.values[k] - s;
+      const err = data.values[k] - predictRaw(m, data.users[k], data.items[k]);
       sse += err * err;
     }
     const stop = onEpoch?.({ epoch, epochs: p.epochs, loss: Math.sqrt(sse / Math.max(1, n)), lossName: 'train_rmse', seconds: (performance.now() - t0) / 1000 }, () => m);

@@ -16,7 +16,7 @@
 // Export: the mean of S dot-product models is a dot-product model — Σ_s ũ^s·q̃^s / S is the dot
 // product of the concatenations [ũ^1 … ũ^S]/√S and [q̃^1 … q̃^S]/√S (biases averaged) — so the
 // result is one model of S·d factors, served by the same ONNX graph as any other.
-import { backSolve, cholesky, forwardSolve } from './linalg.js';
+import { backSolve, cholesky, forwardSolve } from '../util/linalg.js';
 import { counts, emptyModel, type EpochHook, type MfModel, type TrainInput } from './model.js';
 import { gammaAtLeastOne, gaussian, rng } from '../util/random.js';
 import { toCsr, transpose, type Csr } from './sparse.js';

@@ -5,6 +5,7 @@ import { DomainError } from '../errors.js';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { readCsv } from '../util/csv.js';
 
 export class DataError extends DomainError {
   constructor(message: string) {
@@ -166,6 +167,12 @@ function sniffDelimiter(line: string): string {
     if (c > bestCount) (best = d), (bestCount = c);
   }
   return best;
+}
+
+/** The first line of a file (the header, to sniff the delimiter from). */
+async function firstLine(file: string, encoding: BufferEncoding): Promise<string> {
+  for await (const line of lines(file, encoding)) return line;
+  return '';
 }
 
 async function* lines(file: string, encoding: BufferEncoding): AsyncGenerator<string> {
@@ -458,8 +465,8 @@ function yearOf(title: string): number | undefined {
 export async function readCatalog(file: string, opts: CatalogOptions = {}): Promise<Catalog> {
   const format = opts.format && opts.format !== 'auto' ? opts.format : detectCatalogFormat(file);
   const rows = new Map<string, Record<string, unknown>>();
-  let lineNo = 0;
   if (format === 'u.item') {
+    let lineNo = 0;
     const genreFile = path.join(path.dirname(file), 'u.genre');
     let genres = ML100K_GENRES;
     if (existsSync(genreFile)) {
@@ -494,19 +501,16 @@ export async function readCatalog(file: string, opts: CatalogOptions = {}): Prom
     return { rows, fields: ['title', 'year', 'genre', 'release_date', 'imdb_url'], source: file };
   }
 
-  const delimiter = format === 'movies.csv' ? ',' : opts.delimiter && opts.delimiter !== 'auto' ? unescapeDelimiter(opts.delimiter) : '';
+  const encoding = opts.encoding ?? 'utf8';
+  let d = format === 'movies.csv' ? ',' : opts.delimiter && opts.delimiter !== 'auto' ? unescapeDelimiter(opts.delimiter) : '';
+  d ||= sniffDelimiter((await firstLine(file, encoding)).replace(/^\uFEFF/, ''));
   let header: string[] | null = null;
-  let d = delimiter;
   let idCol = 0;
   const listSep = opts.listSeparator ?? '|';
   const listCols = new Set(opts.listColumns ?? []);
-  for await (const raw of lines(file, opts.encoding ?? 'utf8')) {
-    lineNo++;
-    let line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-    if (lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+  for await (const { cells, line: lineNo } of readCsv(file, { delimiter: d, encoding, fail: (message) => new DataError(message) })) {
     if (!header) {
-      d ||= sniffDelimiter(line);
-      header = splitLine(line, d).map((h) => h.trim());
+      header = cells.map((h) => h.trim());
       if (format === 'movies.csv') {
         idCol = header.indexOf('movieId');
         if (idCol < 0 || !header.includes('title')) throw new DataError(`${file}:1: expected a movies.csv header with movieId and title, found ${header.join(',')}`);
@@ -520,15 +524,8 @@ export async function readCatalog(file: string, opts: CatalogOptions = {}): Prom
       for (const lc of listCols) if (!header.includes(lc)) throw new DataError(`${file}: list column "${lc}" is not in the header (${header.join(', ')})`);
       continue;
     }
-    if (line.trim() === '') continue;
-    let cells: string[];
-    try {
-      cells = splitLine(line, d);
-    } catch (e) {
-      throw new DataError(`${file}:${lineNo}: ${(e as Error).message}`);
-    }
     if (cells.length !== header.length) {
-      throw new DataError(`${file}:${lineNo}: ${cells.length} fields, the header has ${header.length}: ${clip(line)}`);
+      throw new DataError(`${file}:${lineNo}: ${cells.length} fields, the header has ${header.length}: ${clip(cells.join(d))}`);
     }
     const id = cells[idCol].trim();
     if (id === '') throw new DataError(`${file}:${lineNo}: empty item id`);

@@ -1,6 +1,7 @@
 // The in-memory factor model every trainer produces, in dense index space, and its conversion to the
 // exporter's FactorModel (dropping users and items that had no training interactions).
 import type { FactorModel } from '../model-format/export-onnx.js';
+import { biasedDot } from '../util/factor-score.js';
 import type { Interactions } from './data.js';
 
 export interface MfModel {
@@ -53,19 +54,10 @@ export function cloneModel(m: MfModel): MfModel {
 /** Raw score μ + b_u + b_i + p_u·q_i; an index outside the model (or -1) contributes nothing. */
 export function predictRaw(m: MfModel, u: number, i: number): number {
   const d = m.factors;
-  let s = m.mu;
   const uk = u >= 0 && u < m.nUsers;
   const ik = i >= 0 && i < m.nItems;
-  if (uk) s += m.bu[u];
-  if (ik) s += m.bi[i];
-  if (uk && ik) {
-    const P = m.P;
-    const Q = m.Q;
-    const pu = u * d;
-    const qi = i * d;
-    for (let f = 0; f < d; f++) s += P[pu + f] * Q[qi + f];
-  }
-  return s;
+  const bias = m.mu + (uk ? m.bu[u] : 0) + (ik ? m.bi[i] : 0);
+  return uk && ik ? biasedDot(bias, m.P, u * d, m.Q, i * d, d) : bias;
 }
 
 export function predict(m: MfModel, u: number, i: number): number {

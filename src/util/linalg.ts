@@ -1,4 +1,5 @@
-// Small dense linear algebra on row-major Float64Array scratch matrices (no allocation per call).
+// Small dense linear algebra on row-major Float64Array matrices, shared by the trainers (in place, on scratch
+// buffers: no allocation per call) and by serving's fold-in (solveSpd, which copies).
 
 /** In-place Cholesky A = L Lᵀ of a symmetric positive-definite D×D matrix (lower triangle used and overwritten). */
 export function cholesky(A: Float64Array, D: number): boolean {
@@ -39,11 +40,17 @@ export function backSolve(L: Float64Array, D: number, y: Float64Array): void {
   }
 }
 
-/** Solves A x = b for SPD A (overwritten by its factor); b becomes x. Adds jitter if A is not quite PD. */
-export function spdSolve(A: Float64Array, D: number, b: Float64Array): void {
-  if (!cholesky(A, D)) throw new Error('matrix is not positive definite (increase regularization)');
-  forwardSolve(A, D, b);
-  backSolve(A, D, b);
+/**
+ * Solves A x = b for symmetric positive-definite A (full, row-major) by Cholesky; A and b are not modified.
+ * `what` names the system in the error, so a caller's message says which regularization to raise.
+ */
+export function solveSpd(A: Float64Array, b: Float64Array, D: number, what: string): Float64Array {
+  const L = A.slice();
+  if (!cholesky(L, D)) throw new Error(`${what} is not positive definite (regularization too small?)`);
+  const x = b.slice();
+  forwardSolve(L, D, x);
+  backSolve(L, D, x);
+  return x;
 }
 
 /** Copies the lower triangle into the upper one. */
