@@ -44,7 +44,7 @@ export function backSolve(L: Float64Array, D: number, y: Float64Array): void {
  * Solves A x = b for symmetric positive-definite A (full, row-major) by Cholesky; A and b are not modified.
  * `what` names the system in the error, so a caller's message says which regularization to raise.
  */
-export function solveSpd(A: Float64Array, b: Float64Array, D: number, what: string): Float64Array {
+export function solveSpd(A: Float64Array, b: Float64Array, D: number, what = 'the normal matrix'): Float64Array {
   const L = A.slice();
   if (!cholesky(L, D)) throw new Error(`${what} is not positive definite (regularization too small?)`);
   const x = b.slice();
