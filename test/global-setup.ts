@@ -13,12 +13,19 @@ export function setup(): void {
   const stale = staleOutputs(ROOT);
   if (stale.length === 0) return;
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-  const said = `${build.stdout ?? ''}${build.stderr ?? ''}${build.error?.message ?? ''}`.trim().split('\n').slice(0, 20).join('\n');
+  // A second build catches a source saved while the first one ran (others may be editing src/).
+  let said = '';
+  let failed = false;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+    said = `${build.stdout ?? ''}${build.stderr ?? ''}${build.error?.message ?? ''}`.trim().split('\n').slice(0, 20).join('\n');
+    failed = build.status !== 0;
+    if (staleOutputs(ROOT).length === 0) break;
+  }
   const still = staleOutputs(ROOT);
   if (still.length > 0) {
     throw new Error(`dist/ is stale and tsc -p tsconfig.json did not bring it up to date, so workers would run old code:\n${describeStale(still)}\ntsc said:\n${said}`);
   }
   // tsc emits despite type errors, so the workers run current code; `npm test` fails on the errors.
-  if (build.status !== 0) process.stderr.write(`global setup: rebuilt dist/ for\n${describeStale(stale)}\nbut tsc reported errors:\n${said}\n`);
+  if (failed) process.stderr.write(`global setup: rebuilt dist/ for\n${describeStale(stale)}\nbut tsc reported errors:\n${said}\n`);
 }
