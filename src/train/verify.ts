@@ -2,6 +2,7 @@
 // session through the model registry), scores a sample of (user, item) pairs with ONNX Runtime and
 // compares them with the in-memory model's scores.
 import type { FactorModel } from '../model-format/export-onnx.js';
+import { factorScore } from '../util/factor-score.js';
 import { rng } from '../util/random.js';
 import { ModelRegistry } from '../model/registry.js';
 
@@ -16,13 +17,7 @@ export interface VerifyReport {
   idsMatch: boolean;
 }
 
-/** In-memory score μ + b_u + b_i + p_u·q_i of the exporter's model (no clamping, as the graph computes). */
-export function factorScore(m: FactorModel, u: number, i: number): number {
-  const d = m.factors;
-  let s = (m.globalBias ?? 0) + (m.userBias?.[u] ?? 0) + (m.itemBias?.[i] ?? 0);
-  for (let f = 0; f < d; f++) s += m.userFactors[u * d + f] * m.itemFactors[i * d + f];
-  return s;
-}
+export { factorScore }; // test/train/export.test.ts compares exports against it from here
 
 export interface VerifyOptions {
   /** Users sampled (default 64; all when fewer). */
