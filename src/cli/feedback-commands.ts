@@ -7,7 +7,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { retrain } from '../train/retrain.js';
 import { openStore, type Interaction } from '../feedback/store/index.js';
-import { ModelRegistry } from '../model/registry.js';
+import { VersionRepository } from '../model-format/version-repository.js';
 import { ensureDemoModel } from '../model-format/demo.js';
 
 const positiveInt = (v: string) => {
@@ -52,7 +52,7 @@ export function registerFeedbackCommands(program: Command): void {
       const config = loadConfig(process.env, { dataDir: opts.dataDir, model: opts.model });
       if (config.useDemoModel) await ensureDemoModel(config.modelDir);
       const root = path.join(config.dataDir, 'models');
-      const currentDir = opts.model ? config.modelDir : new ModelRegistry(undefined, { root }).startupDir(config.modelDir);
+      const currentDir = opts.model ? config.modelDir : new VersionRepository({ root, baseDir: config.modelDir }).startupDir();
       const store = await openStore({ url: config.storeUrl, dataDir: config.dataDir });
       try {
         const report = await retrain({

@@ -1,50 +1,42 @@
-// Holds the model version that answers requests, and the one before it. A version is a directory
-// with a model.onnx; published versions live under a versions root (<root>/<version>/). Loading is
-// load → warm → prepare hooks (bandit, fold-in) → one reference swap, so a request always finds a
-// ready model and in-flight requests finish on the version they started with. The replaced version
-// stays loaded as the rollback target, so rollback is one reference swap that cannot fail. A version
-// that does not load, warm or prepare is refused with a log line naming why, and the old one keeps
-// serving. Loads, reloads and rollbacks are serialised.
+// Holds the model version that answers requests, and the one before it. Loading is load → warm →
+// prepare hooks (bandit, fold-in) → one reference swap, so a request always finds a ready model and
+// in-flight requests finish on the version they started with. The replaced version stays loaded as
+// the rollback target, so rollback is one reference swap that cannot fail. A version that does not
+// load, warm or prepare is refused with a log line naming why, and the old one keeps serving. Loads,
+// reloads and rollbacks are serialised. Published versions on disk (names, ACTIVE.json, publish.json)
+// are the VersionRepository's (src/model-format/version-repository.ts); the registry records each swap there.
 import { DomainError } from '../errors.js';
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadArtifact, type Artifact } from '../model-format/artifact.js';
-import { OrtScorer } from './ort-scorer.js';
-import { Recommender } from './recommender.js';
+import { ModelNotFoundError, VersionRepository, type RepositoryLogger, type StartupPreference } from '../model-format/version-repository.js';
+import { Recommender, type RecommenderOptions } from './recommender.js';
 import type { Scorer } from './scorer.js';
+
+export { ModelNotFoundError } from '../model-format/version-repository.js';
 
 export type ScorerFactory = (artifact: Artifact) => Promise<Scorer>;
 
-export const inProcessScorer: ScorerFactory = (a) => OrtScorer.create(a.onnx, a.signature, a.itemIds.length);
-
 /** The subset of a pino logger the registry writes to. */
-export interface RegistryLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
+export interface RegistryLogger extends RepositoryLogger {
   error(obj: object, msg: string): void;
 }
 
 export interface RegistryOptions {
-  /** Writable directory of published versions (<root>/<version>/model.onnx) and the ACTIVE.json pointer. */
-  root?: string | null;
+  /** Published versions on disk, where every swap is recorded; null serves only the directories it is given. */
+  repository?: VersionRepository | null;
   log?: RegistryLogger | null;
   /** How long a replaced version's scorer stays open for requests still running on it (ms). */
   graceMs?: number;
   /** Byte budget of each version's filter-mask cache (config.limits.filterCacheBytes). */
   filterCacheBytes?: number;
+  /** TRANSITION (until src/server.ts builds the VersionRepository): a versions root; startupDir(baseDir) makes the repository. */
+  root?: string | null;
 }
 
 /** A version that could not be loaded, warmed or prepared; the previous one still serves. */
 export class ModelRefusedError extends DomainError {
   constructor(message: string) {
     super('bad_data', message);
-  }
-}
-
-/** No such version directory. */
-export class ModelNotFoundError extends DomainError {
-  constructor(message: string) {
-    super('not_found', message);
   }
 }
 
@@ -69,14 +61,11 @@ interface Slot {
   since: number;
 }
 
-interface Pointer {
-  dir: string;
-  version: string;
-  base: { dir: string; mtimeMs: number; size: number } | null;
-  at: string;
+/** One model directory as a Recommender (artifact + scorer), without warm-up or a registry. */
+export async function loadModel(dir: string, makeScorer: ScorerFactory, opts: RecommenderOptions = {}): Promise<Recommender> {
+  const artifact = await loadArtifact(dir);
+  return new Recommender(artifact, await makeScorer(artifact), opts);
 }
-
-export const POINTER_FILE = 'ACTIVE.json';
 
 export class ModelRegistry {
   private active: Slot | null = null;
@@ -85,28 +74,36 @@ export class ModelRegistry {
   private readonly prepareHooks: ((rec: Recommender) => Promise<void> | void)[] = [];
   private readonly activateListeners: ((rec: Recommender, replaced: Recommender | null) => void)[] = [];
   private readonly pendingCloses = new Map<NodeJS.Timeout, Recommender>();
-  private root: string | null = null;
-  private log: RegistryLogger | null = null;
-  private graceMs = 5_000;
-  private filterCacheBytes: number | undefined;
-  private baseDir: string | null = null;
-  /** A version other replicas serve (the shared store's record): startupDir prefers it when present. */
-  private preferred: { version: string; isBase: boolean } | null = null;
+  private repository: VersionRepository | null;
+  private readonly log: RegistryLogger | null;
+  private readonly graceMs: number;
+  private readonly filterCacheBytes: number | undefined;
   /** Completed swaps (loads and rollbacks) since start. */
   swaps = 0;
 
   constructor(
-    private readonly makeScorer: ScorerFactory = inProcessScorer,
+    private readonly makeScorer: ScorerFactory = transitionInProcessScorer,
     opts: RegistryOptions = {},
   ) {
-    this.configure(opts);
+    this.transitionRoot = opts.root ?? null;
+    this.repository = opts.repository ?? (opts.root ? new VersionRepository({ root: opts.root, log: opts.log }) : null);
+    this.log = opts.log ?? null;
+    this.graceMs = opts.graceMs ?? 5_000;
+    this.filterCacheBytes = opts.filterCacheBytes;
   }
 
-  configure(opts: RegistryOptions): void {
-    if (opts.root !== undefined) this.root = opts.root ? path.resolve(opts.root) : null;
-    if (opts.log !== undefined) this.log = opts.log;
-    if (opts.graceMs !== undefined) this.graceMs = opts.graceMs;
-    if (opts.filterCacheBytes !== undefined) this.filterCacheBytes = opts.filterCacheBytes;
+  // TRANSITION: what src/server.ts and three tests still call; removed by the patch that moves them to
+  // VersionRepository.startupDir(preferred) and an explicit ScorerFactory.
+  private readonly transitionRoot: string | null;
+  private transitionPreferred: StartupPreference | null = null;
+
+  preferStartupVersion(v: StartupPreference | null): void {
+    this.transitionPreferred = v;
+  }
+
+  startupDir(baseDir: string): string {
+    if (this.transitionRoot) this.repository = new VersionRepository({ root: this.transitionRoot, baseDir, log: this.log });
+    return this.repository ? this.repository.startupDir(this.transitionPreferred) : baseDir;
   }
 
   /** The serving recommender, or null before the first load has been warmed. */
@@ -120,7 +117,7 @@ export class ModelRegistry {
   }
 
   get versionsRoot(): string | null {
-    return this.root;
+    return this.repository?.root ?? null;
   }
 
   /** Resolved directory of the serving version, of the rollback target, and of the base model. */
@@ -133,12 +130,7 @@ export class ModelRegistry {
   }
 
   get baseModelDir(): string | null {
-    return this.baseDir;
-  }
-
-  /** Names the version startupDir should start from when it is present (replicas: the shared record wins over ACTIVE.json). */
-  preferStartupVersion(v: { version: string; isBase: boolean } | null): void {
-    this.preferred = v;
+    return this.repository?.baseDir ?? null;
   }
 
   /** Runs on every new version after its warm-up and before it is swapped in; a throw refuses it. */
@@ -149,45 +141,6 @@ export class ModelRegistry {
   /** Runs after every swap (load or rollback). */
   onActivate(listener: (rec: Recommender, replaced: Recommender | null) => void): void {
     this.activateListeners.push(listener);
-  }
-
-  /**
-   * Where to start: the version ACTIVE.json names when it was derived from this same base model
-   * (the server restarts on the version it was serving), else baseDir.
-   */
-  startupDir(baseDir: string): string {
-    this.baseDir = path.resolve(baseDir);
-    if (this.preferred) {
-      const { version, isBase } = this.preferred;
-      if (isBase) {
-        this.log?.info({ version }, 'starting from the base model, which the other replicas serve');
-        return baseDir;
-      }
-      const dir = this.root ? path.join(this.root, version) : null;
-      if (dir && existsSync(path.join(dir, 'model.onnx'))) {
-        this.log?.info({ version, dir }, 'starting from the version the other replicas serve (the shared store records it)');
-        return dir;
-      }
-      this.log?.warn({ version, root: this.root }, 'the version the other replicas serve is not under the versions root: is it a shared volume?');
-    }
-    if (!this.root) return baseDir;
-    const file = path.join(this.root, POINTER_FILE);
-    if (!existsSync(file)) return baseDir;
-    try {
-      const p = JSON.parse(readFileSync(file, 'utf8')) as Pointer;
-      const base = baseStamp(this.baseDir);
-      if (!p.base || p.base.dir !== this.baseDir || !base || p.base.mtimeMs !== base.mtimeMs || p.base.size !== base.size) {
-        this.log?.info({ pointer: file, base: this.baseDir }, 'the base model changed since the data directory last served a version: starting from the base model');
-        return baseDir;
-      }
-      if (p.dir !== this.baseDir && existsSync(path.join(p.dir, 'model.onnx'))) {
-        this.log?.info({ version: p.version, dir: p.dir }, 'resuming the model version this data directory last served');
-        return p.dir;
-      }
-    } catch (e) {
-      this.log?.warn({ pointer: file, err: (e as Error).message }, 'ignoring an unreadable ACTIVE.json');
-    }
-    return baseDir;
   }
 
   /** Loads dir beside the current version, warms and prepares it, then swaps it in. */
@@ -204,15 +157,16 @@ export class ModelRegistry {
     return this.load(this.versionDir(version));
   }
 
-  /** The directory of a published version; throws ModelNotFoundError when there is none. */
+  /** The directory of a version ('base' or the base model's own version name included); throws ModelNotFoundError when there is none. */
   versionDir(version: string): string {
-    if (this.baseDir && (version === 'base' || version === this.baseVersion())) return this.baseDir;
-    if (!this.root) throw new ModelNotFoundError('no versions root is configured');
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(version)) throw new ModelNotFoundError(`"${version}" is not a version name`);
-    const dir = path.join(this.root, version);
-    if (!existsSync(dir)) {
-      this.log?.error({ version, dir, serving: this.current?.version ?? null }, `model version refused: ${version} does not exist; still serving ${this.current?.version ?? 'nothing'}`);
-      throw new ModelNotFoundError(`no model version "${version}" under ${this.root}`);
+    const repository = this.repository;
+    if (!repository) throw new ModelNotFoundError('no versions root is configured');
+    if (repository.baseDir && (version === 'base' || version === this.baseVersion())) return repository.baseDir;
+    const dir = repository.findVersion(version);
+    if (!dir) {
+      const serving = this.current?.version ?? null;
+      this.log?.error({ version, dir: path.join(repository.root, version), serving }, `model version refused: ${version} does not exist; still serving ${serving ?? 'nothing'}`);
+      throw new ModelNotFoundError(`no model version "${version}" under ${repository.root}`);
     }
     return dir;
   }
@@ -226,14 +180,14 @@ export class ModelRegistry {
       this.active = { ...back, since: Date.now() };
       this.previous = replaced;
       this.swaps++;
-      this.writePointer();
+      this.repository?.recordActive(back.dir, back.rec.version);
       this.log?.info({ version: back.rec.version, replaced: replaced.rec.version }, 'rolled back');
       for (const l of this.activateListeners) l(back.rec, replaced.rec);
       return back.rec;
     });
   }
 
-  /** Published versions under the root, plus the base model and whatever is loaded. */
+  /** Whatever is loaded, plus the published versions and what their publish.json says. */
   listVersions(): VersionInfo[] {
     const out = new Map<string, VersionInfo>();
     const stateOf = (dir: string): VersionInfo['state'] =>
@@ -241,30 +195,17 @@ export class ModelRegistry {
     for (const slot of [this.active, this.previous]) {
       if (slot) out.set(slot.dir, { version: slot.rec.version, dir: slot.dir, state: stateOf(slot.dir) });
     }
-    if (this.root && existsSync(this.root)) {
-      for (const name of readdirSync(this.root).sort(versionOrder)) {
-        const dir = path.join(this.root, name);
-        if (name.startsWith('.') || !existsSync(path.join(dir, 'model.onnx'))) continue;
-        const info: VersionInfo = out.get(dir) ?? { version: name, dir, state: stateOf(dir) };
-        const pub = path.join(dir, 'publish.json');
-        if (existsSync(pub)) {
-          try {
-            info.published = JSON.parse(readFileSync(pub, 'utf8'));
-          } catch {
-            /* a version without a readable report is still a version */
-          }
-        }
-        out.set(dir, info);
-      }
+    for (const { version, dir, published } of this.repository?.list() ?? []) {
+      const info: VersionInfo = out.get(dir) ?? { version, dir, state: stateOf(dir) };
+      if (published) info.published = published;
+      out.set(dir, info);
     }
     return [...out.values()];
   }
 
-  /** The newest published version name under the root (r2 after r1, r10 after r9), or null. */
+  /** The newest published version name (r2 after r1, r10 after r9), or null. */
   newestVersion(): string | null {
-    if (!this.root || !existsSync(this.root)) return null;
-    const names = readdirSync(this.root).filter((n) => !n.startsWith('.') && existsSync(path.join(this.root!, n, 'model.onnx')));
-    return names.sort(versionOrder).at(-1) ?? null;
+    return this.repository?.newest() ?? null;
   }
 
   async close(): Promise<void> {
@@ -282,7 +223,8 @@ export class ModelRegistry {
   }
 
   private baseVersion(): string | null {
-    const slot = [this.active, this.previous].find((s) => s?.dir === this.baseDir);
+    const baseDir = this.repository?.baseDir;
+    const slot = [this.active, this.previous].find((s) => s?.dir === baseDir);
     return slot?.rec.version ?? null;
   }
 
@@ -336,7 +278,7 @@ export class ModelRegistry {
     this.previous = replaced;
     this.swaps++;
     if (evicted && evicted.rec !== slot.rec && evicted.rec !== replaced?.rec) this.closeLater(evicted.rec);
-    this.writePointer();
+    this.repository?.recordActive(slot.dir, slot.rec.version);
     if (replaced) this.log?.info({ version: slot.rec.version, dir: slot.dir, replaced: replaced.rec.version }, 'model version swapped in');
     for (const l of this.activateListeners) l(slot.rec, replaced?.rec ?? null);
   }
@@ -350,41 +292,10 @@ export class ModelRegistry {
     timer.unref();
     this.pendingCloses.set(timer, rec);
   }
-
-  private writePointer(): void {
-    if (!this.root || !this.active) return;
-    try {
-      mkdirSync(this.root, { recursive: true });
-      const pointer: Pointer = {
-        dir: this.active.dir,
-        version: this.active.rec.version,
-        base: this.baseDir ? (baseStamp(this.baseDir) ? { dir: this.baseDir, ...baseStamp(this.baseDir)! } : null) : null,
-        at: new Date().toISOString(),
-      };
-      const file = path.join(this.root, POINTER_FILE);
-      // Replicas may share the root (every pod's pid is 1): a unique temporary name per write.
-      const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-      writeFileSync(tmp, JSON.stringify(pointer, null, 2));
-      renameSync(tmp, file);
-    } catch (e) {
-      this.log?.warn({ err: (e as Error).message }, 'could not record the active version (ACTIVE.json); a restart will start from the base model');
-    }
-  }
 }
 
-function baseStamp(dir: string): { mtimeMs: number; size: number } | null {
-  try {
-    const s = statSync(path.join(dir, 'model.onnx'));
-    return { mtimeMs: Math.floor(s.mtimeMs), size: s.size };
-  } catch {
-    return null;
-  }
-}
-
-/** r2 < r10; names without a number sort by name, before numbered ones with the same prefix. */
-export function versionOrder(a: string, b: string): number {
-  return a.localeCompare(b, 'en', { numeric: true });
-}
+/** TRANSITION: the old default scorer, loaded on first use so importing the registry loads no onnxruntime. */
+const transitionInProcessScorer: ScorerFactory = async (a) => (await import('./ort-scorer.js')).OrtScorer.create(a.onnx, a.signature, a.itemIds.length);
 
 /** One real inference; a version whose answer is empty or not finite is refused. */
 async function warmUp(rec: Recommender): Promise<void> {

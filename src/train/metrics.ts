@@ -100,11 +100,11 @@ export function rankingMetrics(
 }
 
 /**
- * LightFM-style AUC for one user: positives' scores against negatives' scores; a pair counts unless the
- * negative scores strictly higher (LightFM's rank counts strictly greater scores, so ties count as correct). 0.5 without negatives
- * or positives would be undefined; LightFM returns 0.5 for no positives and 1 for no negatives.
+ * AUC for one user: the share of (positive, negative) score pairs ranked correctly. A tie earns
+ * `tieCredit`: 1 is LightFM's auc_score (its rank counts strictly greater scores only, so ties count as
+ * correct), ½ the Mann–Whitney statistic. LightFM returns 0.5 without positives and 1 without negatives.
  */
-export function aucOne(posScores: ArrayLike<number>, negScores: ArrayLike<number>): number {
+export function aucOne(posScores: ArrayLike<number>, negScores: ArrayLike<number>, tieCredit = 1): number {
   const np = posScores.length;
   const nn = negScores.length;
   if (np === 0) return 0.5;
@@ -112,15 +112,37 @@ export function aucOne(posScores: ArrayLike<number>, negScores: ArrayLike<number
   const neg = Float64Array.from(negScores).sort();
   let correct = 0;
   for (let j = 0; j < np; j++) {
-    // number of negatives not above the positive
     const s = posScores[j];
-    let lo = 0, hi = nn;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (neg[mid] <= s) lo = mid + 1;
-      else hi = mid;
-    }
-    correct += lo;
+    const notAbove = countBelow(neg, s, true);
+    const below = tieCredit === 1 ? notAbove : countBelow(neg, s, false); // with full credit a tie is as good as below
+    correct += below + tieCredit * (notAbove - below);
   }
   return correct / (np * nn);
+}
+
+/**
+ * Mean per-user AUC with half credit for ties, over the users with both positives and negatives;
+ * null when no user has both.
+ */
+export function meanAuc(users: Iterable<{ pos: ArrayLike<number>; neg: ArrayLike<number> }>): number | null {
+  let total = 0;
+  let n = 0;
+  for (const { pos, neg } of users) {
+    if (pos.length === 0 || neg.length === 0) continue;
+    total += aucOne(pos, neg, 0.5);
+    n++;
+  }
+  return n > 0 ? total / n : null;
+}
+
+/** How many of the sorted values are below s (orEqual: at most s), by binary search. */
+function countBelow(sorted: Float64Array, s: number, orEqual: boolean): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (orEqual ? sorted[mid] <= s : sorted[mid] < s) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -1,20 +1,10 @@
 // Child-process entry for a server-triggered retrain (admin endpoint or schedule), so training never
-// blocks the serving event loop. The JSON RetrainJob arrives in the environment (RECSERVE_RETRAIN_JOB),
-// not on the command line, where any local user could read the store URL and its password with ps.
-// The last stdout line is the JSON report (or {"error": "..."}). Never imported.
+// blocks the serving event loop. The job and the report follow src/model-format/retrain-contract.ts:
+// the JSON RetrainJob arrives in the environment, the last stdout line is the JSON report (or
+// {"error": "..."}). Never imported.
 import { openStore } from '../feedback/store/index.js';
+import { RETRAIN_JOB_ENV, type RetrainJob } from '../model-format/retrain-contract.js';
 import { retrain } from './retrain.js';
-
-export interface RetrainJob {
-  storeUrl: string | null;
-  dataDir: string;
-  currentDir: string;
-  root: string;
-  base: string | null;
-  minHoldout: number;
-}
-
-const RETRAIN_JOB_ENV = 'RECSERVE_RETRAIN_JOB';
 
 const job = JSON.parse(process.env[RETRAIN_JOB_ENV] ?? '{}') as RetrainJob;
 delete process.env[RETRAIN_JOB_ENV];

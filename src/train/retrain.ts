@@ -22,19 +22,24 @@
 //            is refused however consistent it is. Fewer than `minHoldout` held-out feedback rows:
 //            nothing is published (not enough evidence).
 //   publish  the evaluated model (not a refit) goes to <root>/.staging-…, then one rename to
-//            <root>/r<N>; publish.json beside it holds this report. Its training record carries
+//            <root>/r<N> (the VersionRepository names, stages and publishes); publish.json beside it
+//            holds this report. Its training record carries
 //            `interactions_through` (the newest feedback row it learnt from): a server loading it re-folds
 //            users with newer feedback, so the held-out feedback still reaches them through fold-in.
 import { DomainError } from '../errors.js';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadArtifact, type Artifact } from '../model-format/artifact.js';
-import { inProcessScorer, type ScorerFactory } from '../model/registry.js';
+import type { RetrainSummary } from '../model-format/retrain-contract.js';
+import { VersionRepository } from '../model-format/version-repository.js';
+import { loadModel, type ScorerFactory } from '../model/registry.js';
 import { Recommender } from '../model/recommender.js';
+import { inProcessScorer } from '../model/pool/factory.js';
 import { trainAls, ALS_DEFAULTS } from './als.js';
-import { readInteractions } from './data.js';
+import { IdMap, readInteractions } from './data.js';
 import { writeArtifact } from '../model-format/export-onnx.js';
+import { meanAuc } from './metrics.js';
 import { counts, predict, toFactorModel } from './model.js';
+import { factorScore } from '../util/factor-score.js';
 import { rng } from '../util/random.js';
 import type { Interaction, InteractionStore } from '../feedback/store/index.js';
 
@@ -75,7 +80,8 @@ export interface GateMetrics {
   baseTolerance: number;
 }
 
-export interface RetrainReport {
+/** The full report; the server reads the RetrainSummary part of it (src/model-format/retrain-contract.ts). */
+export interface RetrainReport extends RetrainSummary {
   published: boolean;
   version: string | null;
   dir: string | null;
@@ -125,10 +131,8 @@ export const BASE_TOLERANCE = 0.1;
 
 /** ALS on rows (ids → dense indices), with what the export needs. */
 function fitAls(rows: Iterable<Row>, params: Parameters<typeof trainAls>[1]) {
-  const userIds: string[] = [];
-  const itemIds: string[] = [];
-  const uIndex = new Map<string, number>();
-  const iIndex = new Map<string, number>();
+  const userMap = new IdMap();
+  const itemMap = new IdMap();
   const list = [...rows];
   const n = list.length;
   const users = new Int32Array(n);
@@ -136,25 +140,21 @@ function fitAls(rows: Iterable<Row>, params: Parameters<typeof trainAls>[1]) {
   const values = new Float32Array(n);
   let sum = 0;
   list.forEach((r, k) => {
-    let u = uIndex.get(r.user);
-    if (u === undefined) uIndex.set(r.user, (u = userIds.push(r.user) - 1));
-    let i = iIndex.get(r.item);
-    if (i === undefined) iIndex.set(r.item, (i = itemIds.push(r.item) - 1));
-    users[k] = u;
-    items[k] = i;
+    users[k] = userMap.intern(r.user);
+    items[k] = itemMap.intern(r.item);
     values[k] = r.y;
     sum += r.y;
   });
-  const m = trainAls({ nUsers: userIds.length, nItems: itemIds.length, users, items, values }, params);
-  return { userIds, itemIds, uIndex, iIndex, users, items, n, sum, m };
+  const m = trainAls({ nUsers: userMap.size, nItems: itemMap.size, users, items, values }, params);
+  return { userMap, itemMap, userIds: userMap.ids, itemIds: itemMap.ids, users, items, n, sum, m };
 }
 
 /** RMSE of a trained (not exported) model on rows; pairs it does not know get the fallback. */
 function rmseOf(fit: ReturnType<typeof fitAls>, rows: Row[], fallback: number): number {
   let se = 0;
   for (const r of rows) {
-    const u = fit.uIndex.get(r.user);
-    const i = fit.iIndex.get(r.item);
+    const u = fit.userMap.get(r.user);
+    const i = fit.itemMap.get(r.item);
     se += ((u === undefined || i === undefined ? fallback : predict(fit.m, u, i)) - r.y) ** 2;
   }
   return Math.sqrt(se / Math.max(1, rows.length));
@@ -268,10 +268,9 @@ export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
   const userPos = new Map(Array.from(userRows, (old, j) => [old, j]));
   for (let q = 0; q < n; q++) seen[userPos.get(users[q])!].push(newItemIndex.get(items[q])!);
 
-  mkdirSync(opts.root, { recursive: true });
-  const version = nextVersion(opts.root);
-  const staging = path.join(opts.root, `.staging-${version}-${process.pid}`);
-  rmSync(staging, { recursive: true, force: true });
+  const versions = new VersionRepository({ root: opts.root });
+  const version = versions.nextVersion();
+  const staging = versions.stage(version);
   await writeArtifact(staging, model, {
     name: current.name,
     version,
@@ -310,35 +309,22 @@ export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
     const feedbackOk = cand.rmse <= cur.rmse * (1 + tolerance) + 1e-12;
     const baseOk = baseHoldout.length === 0 || candBase.rmse <= refBase * (1 + baseTolerance) + 1e-12;
     if (!feedbackOk || !baseOk) {
-      rmSync(staging, { recursive: true, force: true });
+      versions.discard(staging);
       const what = !baseOk ? 'the feedback makes it worse at what the model already knew' : 'candidate is worse on the holdout';
       return finish(`${what}: ${onFeedback}, ${onBase}; nothing published`);
     }
-    const dir = path.join(opts.root, version);
+    const dir = versions.publishedDir(version);
     finish(`candidate is not worse on the holdout: ${onFeedback}, ${onBase}; published ${version}`);
     report.published = true;
     report.version = version;
     report.dir = dir;
-    writeFileSync(path.join(staging, 'publish.json'), JSON.stringify(report, null, 2));
-    renameSync(staging, dir); // one rename: a reader sees no version or a whole one
+    versions.publish(staging, version, report);
     opts.log?.info({ version, dir, rmse: cand.rmse, current_rmse: cur.rmse, base_rmse: candBase.rmse, reference_base_rmse: refBase }, 'retrained model published');
     return report;
   } catch (e) {
-    rmSync(staging, { recursive: true, force: true });
+    versions.discard(staging);
     throw e;
   }
-}
-
-/** The next free r<N> under root. */
-export function nextVersion(root: string): string {
-  let max = 0;
-  if (existsSync(root)) {
-    for (const name of readdirSync(root)) {
-      const m = /^(?:\.staging-)?r(\d+)/.exec(name);
-      if (m) max = Math.max(max, Number(m[1]));
-    }
-  }
-  return `r${max + 1}`;
 }
 
 /** A seeded sample of n base rows whose pairs are not already held out (partial Fisher–Yates). */
@@ -366,15 +352,12 @@ async function baseRows(current: Artifact, base: string | null): Promise<{ sourc
       'retraining needs base data (--base FILE or RECSERVE_RETRAIN_BASE): the current model carries no readable factors and training items to start from',
     );
   }
-  const d = f.factors;
   const rr = current.ratingRange;
   const rows: Row[] = [];
   current.seen.forEach((items, u) => {
     for (const i of items) {
-      let s = f.globalBias + f.userBias[u] + f.itemBias[i];
-      for (let k = 0; k < d; k++) s += f.userFactors[u * d + k] * f.itemFactors[i * d + k];
-      if (rr) s = Math.min(rr[1], Math.max(rr[0], s));
-      rows.push({ user: current.userIds[u], item: current.itemIds[i], y: s, id: 0 });
+      const s = factorScore(f, u, i);
+      rows.push({ user: current.userIds[u], item: current.itemIds[i], y: rr ? Math.min(rr[1], Math.max(rr[0], s)) : s, id: 0 });
     }
   });
   return { source: `model ${current.version} (its training items, scored by itself)`, rows };
@@ -382,8 +365,7 @@ async function baseRows(current: Artifact, base: string | null): Promise<{ sourc
 
 /** Scores the held-out pairs through a Recommender; pairs it does not know get the fallback. */
 async function evaluate(dir: string, artifact: Artifact | null, holdout: Row[], fallback: number, mid: number, makeScorer: ScorerFactory): Promise<HoldoutMetrics> {
-  const a = artifact ?? (await loadArtifact(dir));
-  const rec = new Recommender(a, await makeScorer(a));
+  const rec = artifact ? new Recommender(artifact, await makeScorer(artifact)) : await loadModel(dir, makeScorer);
   try {
     const known: [string, string][] = [];
     const where: number[] = [];
@@ -406,6 +388,7 @@ async function evaluate(dir: string, artifact: Artifact | null, holdout: Row[], 
   }
 }
 
+/** Mean per-user AUC, positives being held-out pairs rated above mid and negatives below (ties count half). */
 function meanUserAuc(holdout: Row[], pred: Float64Array, mid: number): number | null {
   const byUser = new Map<string, { pos: number[]; neg: number[] }>();
   holdout.forEach((r, q) => {
@@ -413,14 +396,5 @@ function meanUserAuc(holdout: Row[], pred: Float64Array, mid: number): number | 
     if (r.y !== mid) (r.y > mid ? e.pos : e.neg).push(pred[q]);
     byUser.set(r.user, e);
   });
-  let total = 0;
-  let users = 0;
-  for (const { pos, neg } of byUser.values()) {
-    if (pos.length === 0 || neg.length === 0) continue;
-    let ok = 0;
-    for (const p of pos) for (const q of neg) ok += p > q ? 1 : p === q ? 0.5 : 0;
-    total += ok / (pos.length * neg.length);
-    users++;
-  }
-  return users > 0 ? total / users : null;
+  return meanAuc(byUser.values());
 }

@@ -1,10 +1,11 @@
 // Checks an exported artifact: loads it back the way the server does (artifact loader + onnxruntime
-// session through the model registry), scores a sample of (user, item) pairs with ONNX Runtime and
+// session + Recommender), scores a sample of (user, item) pairs with ONNX Runtime and
 // compares them with the in-memory model's scores.
 import type { FactorModel } from '../model-format/export-onnx.js';
 import { factorScore } from '../util/factor-score.js';
 import { rng } from '../util/random.js';
-import { ModelRegistry } from '../model/registry.js';
+import { loadModel } from '../model/registry.js';
+import { inProcessScorer } from '../model/pool/factory.js';
 
 export interface VerifyReport {
   ok: boolean;
@@ -30,9 +31,8 @@ export interface VerifyOptions {
 
 export async function verifyArtifact(dir: string, m: FactorModel, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const tolerance = opts.tolerance ?? 1e-4;
-  const registry = new ModelRegistry();
+  const rec = await loadModel(dir, inProcessScorer);
   try {
-    const rec = await registry.load(dir);
     const a = rec.artifact;
     const idsMatch =
       a.userIds.length === m.userIds.length &&
@@ -73,6 +73,6 @@ export async function verifyArtifact(dir: string, m: FactorModel, opts: VerifyOp
     }
     return { ok: idsMatch && maxRel <= tolerance, pairs: pu.length, users: users.length, maxAbsDiff: maxAbs, maxRelDiff: maxRel, tolerance, idsMatch };
   } finally {
-    await registry.close();
+    await rec.scorer.close();
   }
 }

@@ -1,5 +1,6 @@
-// The ScorerFactory the server uses: per model version, a worker pool (or, with 0 workers, the
-// in-process ORT scorer) behind the micro-batcher. The registry calls it for every version it loads.
+// The ScorerFactories: the server's (per model version, a worker pool — or, with 0 workers, the
+// in-process ORT scorer — behind the micro-batcher; the registry calls it for every version it loads),
+// and the plain in-process one that training, verification and the CLI score with.
 import type { Artifact } from '../../model-format/artifact.js';
 import { MicroBatcher, type BatchObserver } from '../batcher.js';
 import { OrtScorer } from '../ort-scorer.js';
@@ -17,6 +18,9 @@ export interface ServingScorerOptions {
   batchObserver?: BatchObserver;
   poolObserver?: PoolObserver;
 }
+
+/** One onnxruntime session on this thread, no batching. */
+export const inProcessScorer: ScorerFactory = (a) => OrtScorer.create(a.onnx, a.signature, a.itemIds.length);
 
 export function servingScorerFactory(opts: ServingScorerOptions): ScorerFactory {
   return async (artifact: Artifact): Promise<Scorer> => {
