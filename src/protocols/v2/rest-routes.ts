@@ -1,0 +1,227 @@
+// Open Inference Protocol V2 REST handlers, keyed by the operationIds of openapi.yaml: health,
+// server and model metadata, model readiness, inference (JSON or the binary tensor extension) and
+// our feedback extension. Every failure under /v2 answers V2's body {"error": "…"} with the status
+// of V2_STATUS (v2ErrorWriter, mounted by the REST transport for the /v2 prefix).
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
+import type { Config } from '../../config/index.js';
+import { limitHint, type Limits } from '../../config/limits.js';
+import type { ModelHub } from '../../core/models.js';
+import type { RecommenderService } from '../../core/service.js';
+import type { CallContext, FeedbackEvent, ShownList } from '../../core/types.js';
+import { badData, quote, RecserveError, translate, type ErrorKind } from '../../errors.js';
+import type { Recommender } from '../../model/recommender.js';
+import { parseJsonText } from '../json.js';
+import type { Handler } from '../seldon-v1/rest-routes.js';
+import { attachBinaryInputs, binaryResponse, HEADER_LENGTH, splitBody } from './binary.js';
+import { decodeInfer, encodeInfer, readInferRequest } from './codec.js';
+import { modelMetadata, serverMetadata } from './metadata.js';
+import type { InferResponse } from './tensors.js';
+
+export const V2_PREFIX = '/v2';
+
+/**
+ * The HTTP status of each error kind under /v2. Not ready is 503 (as KServe, and as recserve's /ready):
+ * probes only read the status, and Seldon Core 2's agent reloads and retries on 404/400, which a
+ * model that is still loading does not need. An unsupported call is 501 (Triton's UNSUPPORTED).
+ */
+export const V2_STATUS: Record<ErrorKind, number> = {
+  bad_data: 400,
+  not_found: 404,
+  method_not_allowed: 405,
+  payload_too_large: 413,
+  unauthorized: 401,
+  forbidden: 403,
+  conflict: 409,
+  unavailable: 503,
+  not_implemented: 501,
+  bad_metadata: 500,
+  internal: 500,
+};
+
+/** V2's error body, for the REST transport's error writers. */
+export function v2ErrorWriter(err: unknown): { status: number; body: { error: string } } {
+  const t = translate(err);
+  return { status: V2_STATUS[t.kind], body: { error: t.message } };
+}
+
+export interface V2RestDeps {
+  models: ModelHub;
+  config: Config;
+  /** Whether the model repository extension is served (a models root to load from). */
+  repository?: boolean;
+}
+
+const FEEDBACK_KEYS = new Set(['id', 'user_id', 'items', 'truth', 'reward']);
+
+export function v2Handlers({ models, config, repository = false }: V2RestDeps): Record<string, Handler> {
+  const { params, limits } = config;
+
+  const context = (res: Response): CallContext => {
+    const abort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    return { transport: 'rest', protocol: 'v2', signal: abort.signal };
+  };
+
+  /**
+   * The model a route names, once it serves (waiting, bounded, while the server's first model loads:
+   * its name is known only then), at the version asked if one is.
+   */
+  const serving = async (req: Request): Promise<{ name: string; service: RecommenderService; model: Recommender }> => {
+    const name = pathParam(req, 'name') ?? '';
+    let service = models.find(name);
+    const first = models.default;
+    if (!service && first && first.current === null) {
+      await first.whenServing();
+      service = models.find(name);
+    }
+    service ??= models.resolve(name); // 404 naming what is served
+    if (service.current === null) await service.whenServing();
+    const model = service.model();
+    checkVersion(name, model, pathParam(req, 'version'));
+    return { name, service, model };
+  };
+
+  const metadata: Handler = async (req, res) => {
+    const { name, model } = await serving(req);
+    res.json(modelMetadata(name, model, params, limits));
+  };
+
+  // Readiness answers now, never waits: 200 with no body, else 503 with the reason.
+  const modelReady: Handler = (req, res) => {
+    const name = pathParam(req, 'name') ?? '';
+    const service = models.find(name);
+    if (!service) {
+      const first = models.default;
+      if (first && first.current === null) throw new RecserveError('unavailable', first.readiness().reason ?? 'the model is loading');
+      models.resolve(name);
+      return;
+    }
+    const r = service.readiness();
+    if (!r.ready) throw new RecserveError('unavailable', `model ${quote(name)} is not ready: ${r.reason}`);
+    checkVersion(name, service.model(), pathParam(req, 'version'));
+    res.status(200).end();
+  };
+
+  const infer: Handler = async (req, res) => {
+    const { name, service } = await serving(req);
+    const body = Buffer.isBuffer(req.body) ? req.body : null;
+    if (body === null) throw badData('an inference request is a JSON body (optionally followed by binary tensors), not a form');
+    const parts = splitBody(body, req.get(HEADER_LENGTH));
+    if (parts.json.length === 0) throw badData('the body is empty; send an inference request {"inputs": [...]}');
+    const value = parseJsonText(parts.json.toString('utf8'), 'inference request', limits.maxJsonDepth, '', limits.maxJsonValues);
+    res.locals.payload = value;
+    const request = readInferRequest(value, limits);
+    attachBinaryInputs(request, parts.binary);
+    const decoded = decodeInfer(request, params, limits);
+    const binaryDefault = boolParam(request.parameters?.binary_data_output, 'parameters.binary_data_output') ?? false;
+    const binaryAsked = decoded.outputs.map((o, i) => boolParam(o.parameters?.binary_data, `outputs/${i}/parameters/binary_data`) ?? binaryDefault);
+    // The request id is the prediction's id: feedback names it (MLServer generates one when absent).
+    const id = request.id || randomUUID();
+    res.locals.puid = id;
+    const { model, output } = await service.predict(decoded.input, context(res), id);
+    const response: InferResponse = { model_name: name, model_version: model.version, id, outputs: encodeInfer(output, decoded.outputs) };
+    const binary = binaryResponse(response, (_t, i) => binaryAsked[i]);
+    if (binary === null) {
+      res.json(response);
+      return;
+    }
+    res.status(200).set('Content-Type', 'application/octet-stream').set('Inference-Header-Content-Length', String(binary.headerLength)).send(binary.body);
+  };
+
+  const feedback: Handler = async (req, res) => {
+    const { name, service, model } = await serving(req);
+    const body = readJsonObject(req, limits, 'the feedback');
+    for (const key of Object.keys(body)) if (!FEEDBACK_KEYS.has(key)) throw badData(`the feedback: unknown field ${quote(key)} (allowed: ${[...FEEDBACK_KEYS].join(', ')})`);
+    const reward = service.checkReward(body.reward);
+    const id = body.id === undefined ? null : idField(body.id, 'id', limits);
+    const user = body.user_id === undefined ? null : idField(body.user_id, 'user_id', limits);
+    const items = body.items === undefined ? null : idList(body.items, 'items', limits);
+    if (Array.isArray(body.truth) && body.truth.length > limits.maxTruthItems) throw badData(`truth names ${body.truth.length} items; at most ${limits.maxTruthItems}${limitHint(limits, 'maxTruthItems')}`);
+    const truth = body.truth === undefined ? null : idList(body.truth, 'truth', limits);
+    if (items && user === null) throw badData('items were shown to a user: give user_id with them');
+    res.locals.puid = id ?? undefined;
+    const event: FeedbackEvent = {
+      reward,
+      predictionIds: id ? [{ id, where: 'the feedback id' }] : [],
+      // Read only when the server does not remember the prediction: what the client says it showed.
+      shown: (m, maxRows) => {
+        if (user === null) return null;
+        if (items && items.length > maxRows) throw badData(`items lists ${items.length} shown items; at most ${maxRows} (limit RECSERVE_FEEDBACK_MAX_ROWS=${maxRows})`);
+        return [{ userId: user, strategy: strategyOf(m, user), items: items ?? [], explored: null }];
+      },
+      chosen: () => truth,
+    };
+    const tags = await service.feedback(event, context(res), model);
+    res.json({ id, model_name: name, model_version: model.version, parameters: tags });
+  };
+
+  return {
+    v2ServerMetadata: (_req, res) => {
+      res.json(serverMetadata({ repository }));
+    },
+    v2ServerLive: (_req, res) => {
+      res.status(200).end();
+    },
+    // Ready when every served model is (the default one still loading is not ready); a server with no
+    // model at all (Seldon Core 2 starts it so) is ready to be given one.
+    v2ServerReady: (_req, res) => {
+      const first = models.default;
+      const waiting = [...(first && first.current === null ? [{ name: 'the default model', service: first }] : []), ...models.list()].find((m) => !m.service.isReady());
+      if (waiting) throw new RecserveError('unavailable', `${waiting.name} is not ready: ${waiting.service.readiness().reason}`);
+      res.status(200).end();
+    },
+    v2ModelMetadata: metadata,
+    v2ModelVersionMetadata: metadata,
+    v2ModelReady: modelReady,
+    v2ModelVersionReady: modelReady,
+    v2ModelInfer: infer,
+    v2ModelVersionInfer: infer,
+    v2ModelFeedback: feedback,
+  };
+}
+
+function pathParam(req: Request, key: string): string | undefined {
+  const v = (req.params as Record<string, string | string[] | undefined>)[key];
+  return Array.isArray(v) ? v.join('/') : v;
+}
+
+/** A version in the path must be the one serving (a V2 client may not pick an older one). */
+function checkVersion(name: string, model: Recommender, version: string | undefined): void {
+  if (version !== undefined && version !== model.version) {
+    throw new RecserveError('not_found', `model ${quote(name)} has no version ${quote(version)}; version ${quote(model.version)} serves`);
+  }
+}
+
+/** The strategy the server would have used: a folded-in user is ranked personally too (as v1's feedback reads it). */
+function strategyOf(model: Recommender, user: string): ShownList['strategy'] {
+  return model.userIdx(user) !== undefined || model.users?.get(user)?.scores ? 'personalized' : 'cold_start';
+}
+
+function boolParam(v: unknown, where: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw badData(`${where} must be true or false, got ${quote(v)}`);
+  return v;
+}
+
+function readJsonObject(req: Request, limits: Limits, what: string): Record<string, unknown> {
+  const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+  if (text.trim().length === 0) throw badData(`${what} is empty; send a JSON object`);
+  const v = parseJsonText(text, what, limits.maxJsonDepth, '', limits.maxJsonValues);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badData(`${what} must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function idField(v: unknown, where: string, limits: Limits): string {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  if (typeof v !== 'string' || v.length === 0) throw badData(`${where} must be a non-empty string (or a whole number), got ${quote(v)}`);
+  if (v.length > limits.maxIdLength) throw badData(`${where} is ${v.length} characters; at most ${limits.maxIdLength}${limitHint(limits, 'maxIdLength')}`);
+  return v;
+}
+
+function idList(v: unknown, where: string, limits: Limits): string[] {
+  if (!Array.isArray(v)) throw badData(`${where} must be a list of item ids, got ${quote(v)}`);
+  return v.map((x, i) => idField(x, `${where}/${i}`, limits));
+}
