@@ -1,9 +1,11 @@
-// One table of payloads, sent to the same server over REST (JSON body to the real HTTP port) and over
-// gRPC (Model/Predict through a client built only from the proto). Both must give the same payload,
-// the same tags and the same class of error, because both run the same codec and recommender.
+// One table of payloads (the named files in test/testdata/seldon-v1), sent to the same server over REST
+// (JSON body to the real HTTP port) and over gRPC (Model/Predict through a client built only from the
+// proto). Both must give the same payload, the same tags and the same class of error, because both run
+// the same codec and recommender.
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { feedbackToProto, messageFromProto, messageToProto, seldonClients, tryCall, type SeldonClients } from '../helpers/grpc-client.js';
+import { predictPayloads } from '../helpers/seldon-payloads.js';
 import { postJson, startTestServer, type TestServer } from '../helpers/server.js';
 
 let ts: TestServer;
@@ -19,8 +21,6 @@ afterAll(async () => {
   await ts?.stop();
 });
 
-const b64 = (s: string) => Buffer.from(s).toString('base64');
-
 interface Case {
   name: string;
   msg: Record<string, unknown>;
@@ -28,59 +28,10 @@ interface Case {
   bad?: boolean;
 }
 
-const cases: Case[] = [
-  // ndarray
-  { name: 'ndarray: user column, k in tags', msg: { data: { names: ['user_id'], ndarray: [['1'], ['2']] }, meta: { tags: { k: 3 } } } },
-  { name: 'ndarray: numeric ids, flat list', msg: { data: { ndarray: [5, 6] }, meta: { tags: { k: 2, exclude_seen: false } } } },
-  { name: 'ndarray: cold-start user named in tags', msg: { data: { ndarray: [['1'], ['not-a-user']] }, meta: { tags: { k: 2 } } } },
-  { name: 'ndarray: pairs → scores', msg: { data: { names: ['user_id', 'item_id'], ndarray: [['1', '5'], ['2', '7'], [3, 9]] } } },
-  { name: 'ndarray: filter in tags', msg: { data: { ndarray: [['8']] }, meta: { tags: { k: 4, filter: { genre: 'Drama' } } } } },
-  // tensor
-  { name: 'tensor: user column', msg: { data: { tensor: { shape: [2, 1], values: [10, 11] } }, meta: { tags: { k: 3 } } } },
-  { name: 'tensor: flat users', msg: { data: { tensor: { shape: [2], values: [12, 13] } } } },
-  { name: 'tensor: pairs', msg: { data: { names: ['user_id', 'item_id'], tensor: { shape: [2, 2], values: [1, 5, 2, 7] } } } },
-  // jsonData
-  { name: 'jsonData: one user', msg: { jsonData: { user_id: '7', k: 4 } } },
-  { name: 'jsonData: numeric id, filter, exclude_seen', msg: { jsonData: { user_id: 7, k: 5, exclude_seen: false, filter: { genre: ['Drama', 'Comedy'] } } } },
-  { name: 'jsonData: several users incl. cold start', msg: { jsonData: { users: ['1', '2', 'new-user'], k: 2 } } },
-  { name: 'jsonData: pairs', msg: { jsonData: { pairs: [['1', '5'], ['4', '6']] } } },
-  // strData / binData
-  { name: 'strData: bare user id', msg: { strData: '42' } },
-  { name: 'strData: JSON request', msg: { strData: '{"user_id":"3","k":2}' } },
-  { name: 'binData: JSON request', msg: { binData: b64('{"users":["3","4"],"k":2}') } },
-  { name: 'binData: bare user id', msg: { binData: b64('5') } },
-  // meta handling
-  {
-    name: 'meta: puid, tags, requestPath and metrics echoed',
-    msg: {
-      strData: '9',
-      meta: { puid: 'parity-puid', tags: { foo: 'bar', n: 1.5, nested: { a: [1, null, true] } }, requestPath: { prev: 'img:1' }, metrics: [{ key: 'g', type: 'GAUGE', value: 100 }] },
-    },
-  },
-  // bad ones
-  { name: 'bad: no payload', msg: {}, bad: true },
-  { name: 'bad: only meta', msg: { meta: { puid: 'x' } }, bad: true },
-  { name: 'bad: data with no array', msg: { data: { names: ['user_id'] } }, bad: true },
-  { name: 'bad: ragged ndarray', msg: { data: { ndarray: [['1', '2'], ['3']] } }, bad: true },
-  { name: 'bad: three columns', msg: { data: { ndarray: [['1', '2', '3']] } }, bad: true },
-  { name: 'bad: object in ndarray', msg: { data: { ndarray: [{ user: '1' }] } }, bad: true },
-  { name: 'bad: fractional id', msg: { data: { ndarray: [[1.5]] } }, bad: true },
-  { name: 'bad: tensor size mismatch', msg: { data: { tensor: { shape: [3], values: [1, 2] } } }, bad: true },
-  { name: 'bad: tensor rank 3', msg: { data: { tensor: { shape: [1, 1, 1], values: [1] } } }, bad: true },
-  { name: 'bad: tags.k not a number', msg: { data: { ndarray: [['1']] }, meta: { tags: { k: 'many' } } }, bad: true },
-  { name: 'bad: tftensor', msg: { data: { tftensor: { dtype: 'DT_FLOAT', tensor_shape: { dim: [{ size: 1 }] }, float_val: [1] } } }, bad: true },
-  { name: 'bad: jsonData null', msg: { jsonData: null }, bad: true },
-  { name: 'bad: jsonData a list', msg: { jsonData: [1, 2] }, bad: true },
-  { name: 'bad: jsonData with no user', msg: { jsonData: { k: 3 } }, bad: true },
-  { name: 'bad: jsonData with two selectors', msg: { jsonData: { user_id: '1', users: ['2'] } }, bad: true },
-  { name: 'bad: jsonData unknown field', msg: { jsonData: { user_id: '1', colour: 'red' } }, bad: true },
-  { name: 'bad: k = 0', msg: { jsonData: { user_id: '1', k: 0 } }, bad: true },
-  { name: 'bad: k above max_k', msg: { jsonData: { user_id: '1', k: 5000 } }, bad: true },
-  { name: 'bad: empty strData', msg: { strData: '' }, bad: true },
-  { name: 'bad: strData broken JSON', msg: { strData: '{"user_id": ' }, bad: true },
-  { name: 'bad: binData broken JSON', msg: { binData: b64('{nope') }, bad: true },
-  { name: 'bad: customData', msg: { customData: { '@type': 'type.googleapis.com/x.Y', value: '' } }, bad: true },
-];
+/** The named payloads of test/testdata/seldon-v1 that carry a parity title; the codec tests read the same files. */
+const cases: Case[] = predictPayloads()
+  .filter((p) => p.name !== undefined)
+  .map((p) => ({ name: p.name!, msg: p.message, bad: p.error !== undefined }));
 
 /** The tftensor case is written with the proto's own field names; REST takes the proto3-JSON names. */
 function restBody(msg: Record<string, unknown>): Record<string, unknown> {
