@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseParameters } from '../src/config/index.js';
+import { loadConfig, parseParameters, settingsTable, unknownSettingWarnings } from '../src/config/index.js';
+import { loadTrainingSettings } from '../src/config/training.js';
 
 describe('PREDICTIVE_UNIT_PARAMETERS', () => {
   it('parses typed values', () => {
@@ -41,5 +44,90 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PREDICTIVE_UNIT_HTTP_SERVICE_PORT: 'http' })).toThrow(/not a whole number/);
     expect(() => loadConfig({ PREDICTIVE_UNIT_HTTP_SERVICE_PORT: '70000' })).toThrow(/not a TCP port/);
     expect(() => loadConfig({ RECSERVE_BODY_LIMIT: 'lots' })).toThrow(/not a size/);
+  });
+});
+
+/** The README's configuration table: `| \`NAME\` | \`default\` | meaning |` rows under "## Configuration". */
+function readmeTable(): Map<string, string> {
+  const readme = readFileSync(path.resolve(import.meta.dirname, '../README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Configuration\n'));
+  const lines = section.split('\n');
+  const start = lines.findIndex((l) => /^\| variable \| default \| meaning \|$/.test(l));
+  expect(start, 'README.md has a "| variable | default | meaning |" table under ## Configuration').toBeGreaterThan(0);
+  const rows = new Map<string, string>();
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith('|')) break;
+    const m = /^\| `([A-Z0-9_]+)` \| `([^`]*)` \|/.exec(line);
+    expect(m, `README row ${line.slice(0, 80)} reads | \`NAME\` | \`default\` | meaning |`).not.toBeNull();
+    expect(rows.has(m![1]), `${m![1]} has one row`).toBe(false);
+    rows.set(m![1], m![2]);
+  }
+  return rows;
+}
+
+/** Defaults that describe rather than spell a value (computed, or unset). */
+const DESCRIBED = new Set(['min(2, cores)', 'none', 'off', 'empty', 'random', 'LOG_LEVEL', 'the current model', 'sqlite:<data dir>/interactions.db']);
+
+describe('the README configuration table', () => {
+  const table = readmeTable();
+  const declared = new Map(settingsTable().map((r) => [r.env, r.default]));
+
+  it('has one row per variable the config declares, with its default, and no other rows', () => {
+    expect([...table.keys()].filter((name) => !declared.has(name)), 'README rows no setting reads').toEqual([]);
+    expect([...declared.keys()].filter((name) => !table.has(name)), 'settings missing from the README').toEqual([]);
+    for (const [name, dflt] of declared) expect(table.get(name), name).toBe(dflt);
+  });
+
+  it('lists every variable loadConfig and the trainer read', () => {
+    const read = new Set<string>();
+    const spy = new Proxy({} as NodeJS.ProcessEnv, {
+      get: (_, key) => {
+        if (typeof key === 'string') read.add(key);
+        return undefined;
+      },
+    });
+    loadConfig(spy);
+    loadTrainingSettings(spy);
+    expect(read.size).toBeGreaterThan(50);
+    expect([...read].filter((name) => !table.has(name))).toEqual([]);
+  });
+
+  it('each spelled default, set explicitly, gives the same Config as leaving it unset', () => {
+    const unset = loadConfig({});
+    const spelled = [...table].filter(([, dflt]) => !DESCRIBED.has(dflt));
+    expect(spelled.length).toBeGreaterThan(50);
+    for (const [name, dflt] of spelled) {
+      expect(loadConfig({ [name]: dflt }), `${name}=${dflt}`).toEqual(unset);
+    }
+  });
+});
+
+describe('unknown RECSERVE_* variables', () => {
+  it('are warned about once each, with the nearest known name', () => {
+    const c = loadConfig({ RECSERVE_MAX_PAIR: '5', RECSERVE_WORKRES: '1', RECSERVE_SOMETHING_ELSE_ENTIRELY: 'x', RECSERVE_MAX_PAIRS: '7' });
+    expect(c.limits.maxPairs).toBe(7);
+    expect(c.warnings).toEqual([
+      'RECSERVE_MAX_PAIR is not a recserve setting and is ignored; did you mean RECSERVE_MAX_PAIRS?',
+      'RECSERVE_SOMETHING_ELSE_ENTIRELY is not a recserve setting and is ignored',
+      'RECSERVE_WORKRES is not a recserve setting and is ignored; did you mean RECSERVE_WORKERS?',
+    ]);
+  });
+
+  it('leave known settings, other prefixes and the tools’ own variables alone', () => {
+    expect(unknownSettingWarnings({ RECSERVE_STORE_URL: 'sqlite:x', LOG_LEVEL: 'info', RECSERVE_TEST_PG_URL: 'p', RECSERVE_FUZZ_SEED: '1', RECSERVE_BENCH_GRPC_CLIENT: 'x', RECSERVE_RETRAIN_JOB: '{}', HOME: '/' })).toEqual([]);
+  });
+});
+
+describe('settings that were constants', () => {
+  it('are read from their variables', () => {
+    const c = loadConfig({ RECSERVE_KEEP_ALIVE_TIMEOUT_MS: '5000', RECSERVE_HEALTH_POLL_MS: '250', RECSERVE_SWAP_GRACE_MS: '0', RECSERVE_STORE_POOL_SIZE: '4', RECSERVE_WORKER_MAX_START_FAILURES: '1' });
+    expect(c).toMatchObject({ keepAliveTimeoutMs: 5000, healthPollMs: 250, swapGraceMs: 0, workerMaxStartFailures: 1 });
+    expect(c.feedback.storePoolSize).toBe(4);
+    expect(loadTrainingSettings({ RECSERVE_TRAIN_THREADS: '3' }).trainThreads).toBe(3);
+  });
+
+  it('refuse malformed values naming the variable', () => {
+    expect(() => loadTrainingSettings({ RECSERVE_TRAIN_THREADS: '0' })).toThrow(/RECSERVE_TRAIN_THREADS=0 must be ≥ 1/);
+    expect(() => loadConfig({ RECSERVE_STORE_POOL_SIZE: 'ten' })).toThrow(/RECSERVE_STORE_POOL_SIZE="ten" is not a whole number/);
   });
 });

@@ -1,50 +1,30 @@
 // Every setting of the server, from the Seldon runtime contract (PREDICTIVE_UNIT_* env), recserve's
-// own env and CLI flags, into one typed Config. Each field says where it comes from and why its default.
+// own env and CLI flags, into one typed Config. Each concern is one Section (src/config/<concern>.ts)
+// declaring, per field, its doc line, its environment variable and its named default; the README's
+// configuration table lists exactly the variables of SETTINGS_SECTIONS (test/config.test.ts).
 import { existsSync, readFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { feedbackSettings, type FeedbackSettings } from './feedback.js';
-import { loadLimits, type Limits } from './limits.js';
-import { bool, ConfigError, int, num, parseBool } from './env.js';
+import { feedbackSettings, FEEDBACK_SECTIONS, type FeedbackSettings } from './feedback.js';
+import { INFERENCE, type InferenceSettings } from './inference.js';
+import { LIMITS, loadLimits, type Limits } from './limits.js';
+import { SERVER, type ServerSettings } from './server.js';
+import { ConfigError, int, parseBool } from './env.js';
+import { boolField, optionalTextField, readSection, shownDefault, textField, type Field, type Section } from './setting.js';
+import { TRAINING } from './training.js';
 
-export interface Config {
-  /** REST port. PREDICTIVE_UNIT_HTTP_SERVICE_PORT; 9000 is what the Seldon operator assigns first. */
-  httpPort: number;
-  /** gRPC port. PREDICTIVE_UNIT_GRPC_SERVICE_PORT; 9500 is the operator's first gRPC port. */
-  grpcPort: number;
-  /** Prometheus port. PREDICTIVE_UNIT_METRICS_SERVICE_PORT (6000). */
-  metricsPort: number;
-  /** Prometheus path. PREDICTIVE_UNIT_METRICS_ENDPOINT; the operator sets /prometheus. /metrics is also served. */
-  metricsPath: string;
-  /** Interface to bind; Seldon's executor reaches the container over the pod network. */
-  host: string;
+export interface Config extends ServerSettings, InferenceSettings {
   /** Model directory: --model, MODEL_PATH, else /mnt/models (where Seldon's storage initializer writes). */
   modelDir: string;
   /** The demo model was asked for: --demo or RECSERVE_DEMO=true (`npm start` asks; the image never does). */
   demo: boolean;
   /** True when the demo was asked for, no model directory was named and /mnt/models has no model. */
   useDemoModel: boolean;
-  /** How long a prediction arriving before the model is warm waits for it (ms): RECSERVE_STARTUP_WAIT_MS. */
-  startupWaitMs: number;
   /** Writable state (demo model, interaction store): --data-dir, RECSERVE_DATA_DIR, else ./.data. */
   dataDir: string;
-  /** PREDICTIVE_UNIT_ID / PREDICTIVE_UNIT_IMAGE: this node's entry in meta.requestPath. */
-  unitId: string | null;
-  unitImage: string;
-  /** MODEL_METADATA (YAML or JSON) merged over the metadata derived from the model. */
-  modelMetadata: string | null;
-  /** INCLUDE_METRICS_IN_CLIENT_RESPONSE (default true), as in the Python wrapper. */
-  includeMetricsInResponse: boolean;
   /** Typed PREDICTIVE_UNIT_PARAMETERS. */
   params: ModelParams;
-  /** Largest request body; larger ones get 413. RECSERVE_BODY_LIMIT, bytes or with kb/mb suffix. */
-  bodyLimitBytes: number;
   /** pino level: SELDON_LOG_LEVEL or LOG_LEVEL (debug, info, warn, error). */
   logLevel: string;
-  /** Log request payloads (RECSERVE_LOG_PAYLOADS=true); off because payloads may hold user data. */
-  logPayloads: boolean;
-  /** Time SIGTERM waits for in-flight requests before closing connections (ms). */
-  drainTimeoutMs: number;
   /** Labels Seldon puts on every metric series. */
   labels: { deploymentName: string; predictorName: string; predictorVersion: string };
   /** gRPC max message size in bytes (send, and receive when set); seldon.io/grpc-max-message-size overrides. */
@@ -54,21 +34,14 @@ export interface Config {
    * a message is decoded into objects before it can be checked, so 64 MiB of tiny values would not fit a 1 GiB pod.
    */
   grpcMaxReceiveBytes: number;
-  /** Worker threads running ONNX sessions (0 = score on the main thread). */
-  inferenceWorkers: number;
-  /** intra-op threads per ONNX session. */
-  intraOpThreads: number;
-  /** Micro-batching: most users in one ORT run, and the longest a request may wait for company (ms). */
-  maxBatchSize: number;
-  maxBatchDelayMs: number;
-  /** Token that enables the admin endpoints (reload, retrain, rollback); unset = admin off. */
-  adminToken: string | null;
   /** Interaction store URL: postgres://… for a shared store, else SQLite under dataDir. */
   storeUrl: string | null;
-  /** The feedback loop: prediction memory, bandit, fold-in, retraining (RECSERVE_PREDICTION_*, RECSERVE_BANDIT_*, …). */
+  /** The feedback loop: prediction memory, bandit, fold-in, store, retraining (RECSERVE_PREDICTION_*, RECSERVE_BANDIT_*, …). */
   feedback: FeedbackSettings;
-  /** Every size a client controls (src/limits.ts; RECSERVE_MAX_* and friends). */
+  /** Every size a client controls (src/config/limits.ts; RECSERVE_MAX_* and friends). */
   limits: Limits;
+  /** What start-up should warn about once: RECSERVE_* variables no setting reads (a misspelt name would be silent). */
+  warnings: string[];
 }
 
 /** Parameters a SeldonDeployment may pass in graph.parameters. */
@@ -105,55 +78,110 @@ export interface CliOverrides {
   demo?: boolean;
 }
 
+/** Settings whose value depends on others or on the pod (model directory, log level, gRPC size, labels). */
+interface DeploymentSettings {
+  modelPath: string | null;
+  dataDir: string;
+  demo: boolean;
+  podinfoAnnotations: string;
+  grpcMaxMessageSize: number | null;
+  seldonLogLevel: string | null;
+  logLevel: string;
+  deploymentId: string;
+  predictorId: string;
+  predictorLabels: string | null;
+  parameters: ModelParams;
+  storeUrl: string | null;
+}
+
+/** Default gRPC answer size when none is configured. */
+export const GRPC_MAX_MESSAGE_DEFAULT = 64 * 1024 * 1024;
+/** Where Seldon's storage initializer writes the model. */
+export const DEFAULT_MODEL_DIR = '/mnt/models';
+
+export const DEPLOYMENT: Section<DeploymentSettings> = {
+  modelPath: optionalTextField('MODEL_PATH', DEFAULT_MODEL_DIR),
+  dataDir: textField('RECSERVE_DATA_DIR', '.data'),
+  demo: boolField('RECSERVE_DEMO', false),
+  podinfoAnnotations: textField('RECSERVE_PODINFO_ANNOTATIONS', '/etc/podinfo/annotations'),
+  grpcMaxMessageSize: { env: 'RECSERVE_GRPC_MAX_MESSAGE_SIZE', default: null, parse: (raw, name) => int(raw, 0, name, 1), shown: 'none' },
+  seldonLogLevel: optionalTextField('SELDON_LOG_LEVEL', 'LOG_LEVEL'),
+  logLevel: textField('LOG_LEVEL', 'info'),
+  deploymentId: { ...textField('SELDON_DEPLOYMENT_ID', ''), shown: 'empty' },
+  predictorId: { ...textField('PREDICTOR_ID', ''), shown: 'empty' },
+  predictorLabels: optionalTextField('PREDICTOR_LABELS'),
+  parameters: { env: 'PREDICTIVE_UNIT_PARAMETERS', default: { ...DEFAULT_PARAMS }, parse: (raw) => parseParameters(raw), shown: '[]' },
+  storeUrl: optionalTextField('RECSERVE_STORE_URL', 'sqlite:<data dir>/interactions.db'),
+};
+
+/** Every section the server reads; the README's configuration table has one row per variable in them. */
+export const SETTINGS_SECTIONS: readonly Section<object>[] = [SERVER, DEPLOYMENT, INFERENCE, LIMITS, ...FEEDBACK_SECTIONS, TRAINING] as Section<object>[];
+
+/** RECSERVE_* variables that are not settings: the retrain child's job hand-off, and the test and benchmark tools' own. */
+const NOT_SETTINGS = /^RECSERVE_(RETRAIN_JOB$|TEST_|FUZZ_|BENCH_)/;
+
+/** Each variable of SETTINGS_SECTIONS with its default as an operator writes it. */
+export function settingsTable(): { env: string; default: string }[] {
+  const rows: { env: string; default: string }[] = [];
+  for (const section of SETTINGS_SECTIONS) {
+    for (const field of Object.values(section) as Field<unknown>[]) {
+      if (field.env !== null) rows.push({ env: field.env, default: shownDefault(field) });
+    }
+  }
+  return rows;
+}
+
+/** One warning per RECSERVE_* variable no setting reads, naming the closest known one. */
+export function unknownSettingWarnings(env: NodeJS.ProcessEnv): string[] {
+  const known = settingsTable().map((r) => r.env);
+  const names = new Set(known);
+  return Object.keys(env)
+    .filter((name) => name.startsWith('RECSERVE_') && !names.has(name) && !NOT_SETTINGS.test(name))
+    .sort()
+    .map((name) => {
+      const near = closest(name, known);
+      return `${name} is not a recserve setting and is ignored${near ? `; did you mean ${near}?` : ''}`;
+    });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrides = {}): Config {
-  const dataDir = path.resolve(cli.dataDir ?? env.RECSERVE_DATA_DIR ?? '.data');
-  const named = cli.model ?? env.MODEL_PATH;
-  const defaultDir = '/mnt/models';
+  const d = readSection(DEPLOYMENT, env);
+  const server = readSection(SERVER, env);
+  const inference = readSection(INFERENCE, env);
+  const dataDir = path.resolve(cli.dataDir ?? d.dataDir);
+  const named = cli.model ?? d.modelPath ?? undefined;
   // Only when asked: a container whose model is missing must say so, not serve fake movies.
-  const demo = cli.demo ?? bool(env.RECSERVE_DEMO, false, 'RECSERVE_DEMO');
-  const useDemoModel = demo && named === undefined && !existsSync(path.join(defaultDir, 'model.onnx'));
-  const annotations = readAnnotations(env.RECSERVE_PODINFO_ANNOTATIONS ?? '/etc/podinfo/annotations');
-  const grpcMaxSet = annotations['seldon.io/grpc-max-message-size'] ?? env.RECSERVE_GRPC_MAX_MESSAGE_SIZE;
-  const grpcMax = grpcMaxSet ?? String(64 * 1024 * 1024);
-  const bodyLimitBytes = bytes(env.RECSERVE_BODY_LIMIT ?? '5mb', 'RECSERVE_BODY_LIMIT');
-  const labels = parseJsonObject(env.PREDICTOR_LABELS, 'PREDICTOR_LABELS');
-  const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  const demo = cli.demo ?? d.demo;
+  const useDemoModel = demo && named === undefined && !existsSync(path.join(DEFAULT_MODEL_DIR, 'model.onnx'));
+  const annotation = readAnnotations(d.podinfoAnnotations)['seldon.io/grpc-max-message-size'];
+  const grpcMaxSet = annotation !== undefined ? int(annotation, 0, 'annotation seldon.io/grpc-max-message-size', 1) : d.grpcMaxMessageSize;
+  const labels = parseJsonObject(d.predictorLabels, 'PREDICTOR_LABELS');
 
   return {
-    httpPort: cli.httpPort ?? port(env.PREDICTIVE_UNIT_HTTP_SERVICE_PORT, 9000, 'PREDICTIVE_UNIT_HTTP_SERVICE_PORT'),
-    grpcPort: cli.grpcPort ?? port(env.PREDICTIVE_UNIT_GRPC_SERVICE_PORT, 9500, 'PREDICTIVE_UNIT_GRPC_SERVICE_PORT'),
-    metricsPort: cli.metricsPort ?? port(env.PREDICTIVE_UNIT_METRICS_SERVICE_PORT, 6000, 'PREDICTIVE_UNIT_METRICS_SERVICE_PORT'),
-    metricsPath: normalisePath(env.PREDICTIVE_UNIT_METRICS_ENDPOINT ?? '/prometheus'),
-    host: cli.host ?? env.RECSERVE_HOST ?? '0.0.0.0',
-    modelDir: path.resolve(named ?? (useDemoModel ? path.join(dataDir, 'demo-model') : defaultDir)),
+    ...server,
+    ...inference,
+    httpPort: cli.httpPort ?? server.httpPort,
+    grpcPort: cli.grpcPort ?? server.grpcPort,
+    metricsPort: cli.metricsPort ?? server.metricsPort,
+    host: cli.host ?? server.host,
+    inferenceWorkers: cli.workers ?? inference.inferenceWorkers,
+    modelDir: path.resolve(named ?? (useDemoModel ? path.join(dataDir, 'demo-model') : DEFAULT_MODEL_DIR)),
     demo,
     useDemoModel,
-    startupWaitMs: int(env.RECSERVE_STARTUP_WAIT_MS, 20_000, 'RECSERVE_STARTUP_WAIT_MS', 0),
     dataDir,
-    unitId: env.PREDICTIVE_UNIT_ID || null,
-    unitImage: env.PREDICTIVE_UNIT_IMAGE || 'NOT_IMPLEMENTED:NOT_IMPLEMENTED',
-    modelMetadata: env.MODEL_METADATA || null,
-    includeMetricsInResponse: bool(env.INCLUDE_METRICS_IN_CLIENT_RESPONSE, true, 'INCLUDE_METRICS_IN_CLIENT_RESPONSE'),
-    params: parseParameters(env.PREDICTIVE_UNIT_PARAMETERS),
-    bodyLimitBytes,
-    logLevel: (env.SELDON_LOG_LEVEL ?? env.LOG_LEVEL ?? 'info').toLowerCase(),
-    logPayloads: bool(env.RECSERVE_LOG_PAYLOADS, false, 'RECSERVE_LOG_PAYLOADS'),
-    drainTimeoutMs: int(env.RECSERVE_DRAIN_TIMEOUT_MS, 8000, 'RECSERVE_DRAIN_TIMEOUT_MS', 0),
+    params: d.parameters,
+    logLevel: (d.seldonLogLevel ?? d.logLevel).toLowerCase(),
     labels: {
-      deploymentName: env.SELDON_DEPLOYMENT_ID ?? '',
-      predictorName: env.PREDICTOR_ID ?? '',
+      deploymentName: d.deploymentId,
+      predictorName: d.predictorId,
       predictorVersion: typeof labels.version === 'string' ? labels.version : '',
     },
-    grpcMaxMessageBytes: int(grpcMax, 0, 'grpc max message size', 1),
-    grpcMaxReceiveBytes: grpcMaxSet === undefined ? bodyLimitBytes : int(grpcMaxSet, 0, 'grpc max message size', 1),
-    inferenceWorkers: cli.workers ?? int(env.RECSERVE_WORKERS, Math.min(2, cores), 'RECSERVE_WORKERS', 0),
-    intraOpThreads: int(env.RECSERVE_INTRA_OP_THREADS, 1, 'RECSERVE_INTRA_OP_THREADS', 1),
-    maxBatchSize: int(env.RECSERVE_MAX_BATCH_SIZE, 64, 'RECSERVE_MAX_BATCH_SIZE', 1),
-    maxBatchDelayMs: num(env.RECSERVE_MAX_BATCH_DELAY_MS, 2, 'RECSERVE_MAX_BATCH_DELAY_MS'),
-    adminToken: env.RECSERVE_ADMIN_TOKEN || null,
-    storeUrl: env.RECSERVE_STORE_URL || null,
+    grpcMaxMessageBytes: grpcMaxSet ?? GRPC_MAX_MESSAGE_DEFAULT,
+    grpcMaxReceiveBytes: grpcMaxSet ?? server.bodyLimitBytes,
+    storeUrl: d.storeUrl,
     feedback: feedbackSettings(env),
     limits: loadLimits(env),
+    warnings: unknownSettingWarnings(env),
   };
 }
 
@@ -207,24 +235,7 @@ export function readAnnotations(file: string): Record<string, string> {
   return out;
 }
 
-function port(v: string | undefined, dflt: number, name: string): number {
-  const p = int(v, dflt, name, 0);
-  if (p > 65535) throw new ConfigError(`${name}=${p} is not a TCP port`);
-  return p;
-}
-
-function bytes(v: string, name: string): number {
-  const m = /^(\d+)\s*(b|kb|mb|gb)?$/i.exec(v.trim());
-  if (!m) throw new ConfigError(`${name}=${JSON.stringify(v)} is not a size (e.g. 5mb)`);
-  const mult = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(m[2] ?? 'b').toLowerCase() as 'b'];
-  return Number(m[1]) * mult;
-}
-
-function normalisePath(p: string): string {
-  return p.startsWith('/') ? p : `/${p}`;
-}
-
-function parseJsonObject(v: string | undefined, name: string): Record<string, unknown> {
+function parseJsonObject(v: string | null, name: string): Record<string, unknown> {
   if (!v) return {};
   try {
     const o = JSON.parse(v);
@@ -232,4 +243,25 @@ function parseJsonObject(v: string | undefined, name: string): Record<string, un
   } catch {
     throw new ConfigError(`${name} is not JSON: ${v}`);
   }
+}
+
+/** The known name nearest a misspelt one (edit distance ≤ 3), if any. */
+function closest(name: string, known: string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = 4;
+  for (const k of known) {
+    const dist = editDistance(name, k);
+    if (dist < bestDistance) [best, bestDistance] = [k, dist];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
 }

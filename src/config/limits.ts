@@ -1,7 +1,7 @@
 // Every size a client controls, bounded once here and checked before any work or allocation on every
 // path (express, the REST fast path, gRPC). Defaults fit the shipped pod (1 GiB, 2 cores); each limit
 // is an env variable, and a refusal names it (`limitHint`) so an operator knows what to raise.
-import { int } from './env.js';
+import { defaultsOf, intField, readSection, type Field, type Section } from './setting.js';
 
 export interface Limits {
   /**
@@ -51,55 +51,35 @@ export interface Limits {
   filterCacheBytes: number;
 }
 
-export const LIMIT_DEFAULTS: Limits = {
-  maxResultItems: 10_000,
-  maxPairs: 1000,
-  maxTensorValues: 100_000,
-  maxIdLength: 256,
-  maxJsonDepth: 32,
-  maxJsonValues: 250_000,
-  maxTags: 64,
-  maxTagsBytes: 16 * 1024,
-  maxFilterFields: 16,
-  maxFilterValues: 1000,
-  maxTruthItems: 200,
-  maxMultipartParts: 16,
-  maxConnections: 4096,
-  maxPipelined: 4,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  predictionMemoryBytes: 64 * 1024 * 1024,
-  filterCacheBytes: 32 * 1024 * 1024,
+/** Every limit is a whole number ≥ 1. */
+export const LIMITS: Section<Limits> = {
+  maxResultItems: intField('RECSERVE_MAX_RESULT_ITEMS', 10_000, 1),
+  maxPairs: intField('RECSERVE_MAX_PAIRS', 1000, 1),
+  maxTensorValues: intField('RECSERVE_MAX_TENSOR_VALUES', 100_000, 1),
+  maxIdLength: intField('RECSERVE_MAX_ID_LENGTH', 256, 1),
+  maxJsonDepth: intField('RECSERVE_MAX_JSON_DEPTH', 32, 1),
+  maxJsonValues: intField('RECSERVE_MAX_JSON_VALUES', 250_000, 1),
+  maxTags: intField('RECSERVE_MAX_TAGS', 64, 1),
+  maxTagsBytes: intField('RECSERVE_MAX_TAGS_BYTES', 16 * 1024, 1),
+  maxFilterFields: intField('RECSERVE_MAX_FILTER_FIELDS', 16, 1),
+  maxFilterValues: intField('RECSERVE_MAX_FILTER_VALUES', 1000, 1),
+  maxTruthItems: intField('RECSERVE_MAX_TRUTH_ITEMS', 200, 1),
+  maxMultipartParts: intField('RECSERVE_MAX_MULTIPART_PARTS', 16, 1),
+  maxConnections: intField('RECSERVE_MAX_CONNECTIONS', 4096, 1),
+  maxPipelined: intField('RECSERVE_MAX_PIPELINED', 4, 1),
+  headersTimeoutMs: intField('RECSERVE_HEADERS_TIMEOUT_MS', 10_000, 1),
+  requestTimeoutMs: intField('RECSERVE_REQUEST_TIMEOUT_MS', 30_000, 1),
+  predictionMemoryBytes: intField('RECSERVE_PREDICTION_MEMORY_BYTES', 64 * 1024 * 1024, 1),
+  filterCacheBytes: intField('RECSERVE_FILTER_CACHE_BYTES', 32 * 1024 * 1024, 1),
 };
 
-/** The env variable of each limit (the README table and refusals name them). */
-export const LIMIT_ENV: Record<keyof Limits, string> = {
-  maxResultItems: 'RECSERVE_MAX_RESULT_ITEMS',
-  maxPairs: 'RECSERVE_MAX_PAIRS',
-  maxTensorValues: 'RECSERVE_MAX_TENSOR_VALUES',
-  maxIdLength: 'RECSERVE_MAX_ID_LENGTH',
-  maxJsonDepth: 'RECSERVE_MAX_JSON_DEPTH',
-  maxJsonValues: 'RECSERVE_MAX_JSON_VALUES',
-  maxTags: 'RECSERVE_MAX_TAGS',
-  maxTagsBytes: 'RECSERVE_MAX_TAGS_BYTES',
-  maxFilterFields: 'RECSERVE_MAX_FILTER_FIELDS',
-  maxFilterValues: 'RECSERVE_MAX_FILTER_VALUES',
-  maxTruthItems: 'RECSERVE_MAX_TRUTH_ITEMS',
-  maxMultipartParts: 'RECSERVE_MAX_MULTIPART_PARTS',
-  maxConnections: 'RECSERVE_MAX_CONNECTIONS',
-  maxPipelined: 'RECSERVE_MAX_PIPELINED',
-  headersTimeoutMs: 'RECSERVE_HEADERS_TIMEOUT_MS',
-  requestTimeoutMs: 'RECSERVE_REQUEST_TIMEOUT_MS',
-  predictionMemoryBytes: 'RECSERVE_PREDICTION_MEMORY_BYTES',
-  filterCacheBytes: 'RECSERVE_FILTER_CACHE_BYTES',
-};
+export const LIMIT_DEFAULTS: Limits = defaultsOf(LIMITS);
+
+/** The env variable of each limit (refusals and the served contract name them). */
+export const LIMIT_ENV = Object.fromEntries(Object.entries(LIMITS).map(([key, field]) => [key, (field as Field<number>).env])) as Record<keyof Limits, string>;
 
 export function loadLimits(env: NodeJS.ProcessEnv): Limits {
-  const out = {} as Limits;
-  for (const key of Object.keys(LIMIT_DEFAULTS) as (keyof Limits)[]) {
-    out[key] = int(env[LIMIT_ENV[key]], LIMIT_DEFAULTS[key], LIMIT_ENV[key], 1);
-  }
-  return out;
+  return readSection(LIMITS, env);
 }
 
 /** " (limit RECSERVE_X=n)": appended to a refusal so the caller knows which limit and how to change it. */

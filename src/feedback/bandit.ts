@@ -28,6 +28,7 @@
 // persisted in the store's bandit_arms table in the same transaction as the interaction rows, and
 // loaded back at start-up. Arms exist only for items some live model's catalog lists: updates for
 // other ids are ignored, and stored counts for them are dropped when loaded.
+import { BANDIT_DEFAULTS, type BanditPrior } from '../config/bandit.js';
 import type { AllowedItems, ColdStartPolicy, Recommender } from '../model/recommender.js';
 import type { Ranked } from '../model/scorer.js';
 import { selectTopK } from '../model/topk.js';
@@ -38,18 +39,10 @@ import type { ArmDelta, ArmState } from './store/index.js';
 
 export { BetaSampler } from './posterior-draws.js';
 
-export interface BanditSettings extends Partial<PoolSettings> {
-  /** μ̄: prior mean reward of an item of median popularity. */
-  priorMean: number;
-  /** κ: weight of the prior in pseudo-observations. */
-  priorStrength: number;
-  /** s ≥ 1: prior means span μ̄/s (least popular) … μ̄·s (most popular); 1 = the same prior for all. */
-  popularitySpread: number;
-  /** Seed for reproducible draws (tests, simulations); random when absent. */
-  seed?: number;
-}
+/** The prior (config.feedback.bandit) and, optionally, the cold-start pool's shape. */
+export interface BanditSettings extends BanditPrior, Partial<PoolSettings> {}
 
-export const BANDIT_DEFAULTS: BanditSettings = { priorMean: 0.1, priorStrength: 10, popularitySpread: 2 };
+export { BANDIT_DEFAULTS } from '../config/bandit.js';
 
 /** Per-item prior α0, β0 from popularity (any scale: counts, or item biases, which may be negative). */
 export function popularityPrior(popularity: ArrayLike<number>, s: BanditSettings): { alpha: Float64Array; beta: Float64Array } {

@@ -23,6 +23,7 @@
 //
 // Models without readable factors (bare PyTorch exports) cannot be folded in: feedback is still stored
 // and drives the bandit and retraining, and the server logs once that fold-in is off for that model.
+import { FOLD_IN_DEFAULTS, type FoldInSettings } from '../config/fold-in.js';
 import type { Recommender, UserState, UserStateSource } from '../model/recommender.js';
 import { biasedDot } from '../util/factor-score.js';
 import { gram, solveSpd, symmetrize } from '../util/linalg.js';
@@ -30,23 +31,7 @@ import type { Interaction } from './store/index.js';
 
 export { solveSpd }; // test/feedback/fold-in.test.ts checks solves against it from here
 
-export interface FoldInSettings {
-  /** Weight of a row for an item that was shown but not chosen, relative to a chosen/rated one. */
-  skippedWeight: number;
-  /** A user the model does not know is ranked from its folded vector once it has this many positive items. */
-  minPositives: number;
-  /**
-   * Most stored interactions read per user (the newest). Each feedback re-solves its user over these, so
-   * the cap bounds the cost per feedback: at 1,000 the soak's feedback rate halved as users filled up.
-   */
-  maxRows: number;
-  /** Pseudo-observations anchoring a known user whose training items the artifact does not list. */
-  anchorObservations: number;
-  /** Most folded users kept per model version (least recently updated dropped first). */
-  maxUsers: number;
-}
-
-export const FOLD_IN_DEFAULTS: FoldInSettings = { skippedWeight: 0.2, minPositives: 3, maxRows: 200, anchorObservations: 10, maxUsers: 100_000 };
+export { FOLD_IN_DEFAULTS, type FoldInSettings } from '../config/fold-in.js';
 
 interface Folded {
   /** [p_u (d), b_u], or null while a new user has too few positives. */

@@ -3,7 +3,7 @@
 // age and by (estimated) bytes, oldest dropped first. Only what feedback needs is kept: per user, the
 // items shown, the strategy that chose them and which of them filled exploration slots; each entry is
 // packed into one string, since a 1,000-pair prediction kept as arrays of small strings costs ~80 KB.
-import { LIMIT_DEFAULTS } from '../config/limits.js';
+import { PREDICTION_MEMORY_DEFAULTS, type PredictionMemoryOptions } from '../config/predictions.js';
 import type { PredictionRecord, ShownList } from '../core/types.js';
 
 export type { ShownList } from '../core/types.js';
@@ -15,16 +15,7 @@ export interface RememberedPrediction {
   lists: ShownList[];
 }
 
-export interface PredictionMemoryOptions {
-  /** Most predictions remembered. */
-  capacity: number;
-  /** Oldest a prediction may be and still take feedback by puid alone (ms). */
-  ttlMs: number;
-  /** Most bytes (estimated) all remembered predictions may hold together: RECSERVE_PREDICTION_MEMORY_BYTES. */
-  maxBytes: number;
-}
-
-export const PREDICTION_MEMORY_DEFAULTS: PredictionMemoryOptions = { capacity: 50_000, ttlMs: 24 * 3600_000, maxBytes: LIMIT_DEFAULTS.predictionMemoryBytes };
+export { PREDICTION_MEMORY_DEFAULTS, type PredictionMemoryOptions } from '../config/predictions.js';
 
 /**
  * Fixed cost of one entry besides its strings: the Map slot, the entry object and the string headers.

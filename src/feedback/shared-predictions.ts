@@ -14,53 +14,11 @@
 // so they are trusted as the local memory is (the handler's source 'memory').
 import client from 'prom-client';
 import type { Logger } from '../telemetry/logger.js';
-import { bool, int } from '../config/env.js';
+import type { SharedPredictionSettings } from '../config/predictions.js';
 import type { PackedPrediction } from './predictions.js';
 import type { InteractionStore, SharedPredictionRow } from './store/index.js';
 
-export interface SharedPredictionSettings {
-  /** RECSERVE_SHARED_PREDICTIONS: on by default when the store is PostgreSQL; `false` turns it off. */
-  enabled: boolean;
-  /** Longest a remembered prediction waits in the buffer before it is written (ms): RECSERVE_SHARED_PREDICTIONS_FLUSH_MS. */
-  flushMs: number;
-  /** Rows per INSERT; a full batch is written at once: RECSERVE_SHARED_PREDICTIONS_BATCH. */
-  batchRows: number;
-  /** Most bytes the write buffer holds; the oldest rows are dropped beyond: RECSERVE_SHARED_PREDICTIONS_BUFFER_BYTES. */
-  bufferBytes: number;
-  /** Most bytes the shared table may hold in total (the sweep deletes the oldest beyond): RECSERVE_SHARED_PREDICTIONS_MAX_BYTES. */
-  maxTableBytes: number;
-  /** How often the sweep deletes expired and excess rows (ms): RECSERVE_SHARED_PREDICTIONS_SWEEP_MS. */
-  sweepMs: number;
-  /**
-   * How long a feedback keeps looking for a row not written yet (ms): RECSERVE_SHARED_PREDICTIONS_LOOKUP_MS.
-   * 1 s: right after start-up a replica's first flush also pays for its first connection (200 ms missed
-   * 1–5 of 200 cross-replica feedbacks in the three-process test).
-   */
-  lookupRetryMs: number;
-}
-
-export const SHARED_PREDICTION_DEFAULTS: SharedPredictionSettings = {
-  enabled: true,
-  flushMs: 50,
-  batchRows: 500,
-  bufferBytes: 8 * 1024 * 1024,
-  maxTableBytes: 512 * 1024 * 1024,
-  sweepMs: 60_000,
-  lookupRetryMs: 1000,
-};
-
-export function sharedPredictionSettings(env: Record<string, string | undefined> = process.env): SharedPredictionSettings {
-  const d = SHARED_PREDICTION_DEFAULTS;
-  return {
-    enabled: bool(env.RECSERVE_SHARED_PREDICTIONS, d.enabled, 'RECSERVE_SHARED_PREDICTIONS'),
-    flushMs: int(env.RECSERVE_SHARED_PREDICTIONS_FLUSH_MS, d.flushMs, 'RECSERVE_SHARED_PREDICTIONS_FLUSH_MS', 1),
-    batchRows: int(env.RECSERVE_SHARED_PREDICTIONS_BATCH, d.batchRows, 'RECSERVE_SHARED_PREDICTIONS_BATCH', 1),
-    bufferBytes: int(env.RECSERVE_SHARED_PREDICTIONS_BUFFER_BYTES, d.bufferBytes, 'RECSERVE_SHARED_PREDICTIONS_BUFFER_BYTES', 1),
-    maxTableBytes: int(env.RECSERVE_SHARED_PREDICTIONS_MAX_BYTES, d.maxTableBytes, 'RECSERVE_SHARED_PREDICTIONS_MAX_BYTES', 1),
-    sweepMs: int(env.RECSERVE_SHARED_PREDICTIONS_SWEEP_MS, d.sweepMs, 'RECSERVE_SHARED_PREDICTIONS_SWEEP_MS', 1),
-    lookupRetryMs: int(env.RECSERVE_SHARED_PREDICTIONS_LOOKUP_MS, d.lookupRetryMs, 'RECSERVE_SHARED_PREDICTIONS_LOOKUP_MS'),
-  };
-}
+export { SHARED_PREDICTION_DEFAULTS, type SharedPredictionSettings } from '../config/predictions.js';
 
 /** Counts for metrics (sharedPredictionMetrics makes one on a registry). */
 export interface SharedPredictionObserver {

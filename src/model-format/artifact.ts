@@ -5,20 +5,12 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeModel, floatTensor, metadataOf, type OnnxModel } from './onnx-format.js';
-import { discoverSignature, embeddingRows, SignatureError, type Signature, type SignatureOverride } from '../model/signature.js';
+import { discoverSignature, embeddingRows, SignatureError, type Signature } from '../model/signature.js';
 import { Init, MetaKey } from './export-onnx.js';
+import { readModelSettings, type ModelSettings } from './settings.js';
 import { readCsv } from '../util/csv.js';
 
-export interface ModelSettings {
-  name?: string;
-  version?: string;
-  signature?: SignatureOverride;
-  /** For a bare export without id maps or readable embedding tables. */
-  n_users?: number;
-  n_items?: number;
-  rating_range?: [number, number];
-  defaults?: { k?: number; exclude_seen?: boolean };
-}
+export type { ModelSettings } from './settings.js';
 
 export interface Factors {
   factors: number;
@@ -46,6 +38,7 @@ export interface Artifact {
   seen: Int32Array[] | null;
   ratingRange: [number, number] | null;
   factors: Factors | null;
+  /** model-settings.json, validated: the batcher settings of this model and the warnings to log when it loads. */
   settings: ModelSettings;
   /** Raw metadata_props, for metadata and audit. */
   metadata: Record<string, string>;
@@ -70,7 +63,7 @@ export async function loadArtifact(dir: string): Promise<Artifact> {
   }
   if (!model.graph) throw new ArtifactError(`${file} has no graph`);
   const meta = metadataOf(model);
-  const settings = await readSettings(dir);
+  const settings = await readModelSettings(dir, (message) => new ArtifactError(message));
   let signature: Signature;
   try {
     signature = discoverSignature(model, settings.signature);
@@ -120,16 +113,6 @@ export async function loadArtifact(dir: string): Promise<Artifact> {
     settings,
     metadata: meta,
   };
-}
-
-async function readSettings(dir: string): Promise<ModelSettings> {
-  const file = path.join(dir, 'model-settings.json');
-  if (!existsSync(file)) return {};
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as ModelSettings;
-  } catch (e) {
-    throw new ArtifactError(`${file} is not valid JSON: ${(e as Error).message}`);
-  }
 }
 
 function jsonMeta<T>(meta: Record<string, string>, key: string): T | undefined {

@@ -1,8 +1,8 @@
 // Fit-and-evaluate jobs: the unit of work of cross-validation, protocol runs and tuning trials.
 // Independent jobs run on a small pool of worker threads (one per core by default) — on a 2-core
 // machine two folds or two trials train at once — or in-process with threads = 1.
-import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { loadTrainingSettings } from '../config/training.js';
 import { lightfmReport, rankingReport, ratingReport, type Pairs, type Rated } from './evaluate.js';
 import type { MfModel, TrainInput } from './model.js';
 import { fit, type Algo, type Params } from './trainers.js';
@@ -125,10 +125,9 @@ export function runFitJob(job: FitJob): FitJobResult {
   return { id: job.id, seconds: r.seconds - evalSeconds, metrics, params: r.params, bestEpoch, bestMetrics, curve, epochsRun };
 }
 
+/** RECSERVE_TRAIN_THREADS, else min(2, cores) (src/config/training.ts). */
 export function defaultThreads(): number {
-  const env = Number(process.env.RECSERVE_TRAIN_THREADS);
-  if (Number.isInteger(env) && env > 0) return env;
-  return Math.max(1, Math.min(2, availableParallelism()));
+  return loadTrainingSettings(process.env).trainThreads;
 }
 
 /**

@@ -4,6 +4,7 @@
 // Two backends implement the interface — SQLite (embedded default, WAL) and PostgreSQL (shared by
 // replicas) — and test/feedback/store-contract.ts runs the same suite against both.
 import path from 'node:path';
+import { STORE_DEFAULTS } from '../../config/store.js';
 import { DomainError } from '../../errors.js';
 
 /**
@@ -178,9 +179,15 @@ export interface StoreSafetySettings {
   timeoutMs: number;
   /** Most operations waiting for a store connection; beyond that feedback answers 503 at once: RECSERVE_STORE_MAX_WAITING. */
   maxWaiting: number;
+  /** PostgreSQL connections per replica: RECSERVE_STORE_POOL_SIZE (unused by SQLite). */
+  poolSize?: number;
 }
 
-export const STORE_SAFETY_DEFAULTS: StoreSafetySettings = { timeoutMs: 2000, maxWaiting: 64 };
+export const STORE_SAFETY_DEFAULTS: StoreSafetySettings = {
+  timeoutMs: STORE_DEFAULTS.storeTimeoutMs,
+  maxWaiting: STORE_DEFAULTS.storeMaxWaiting,
+  poolSize: STORE_DEFAULTS.storePoolSize,
+};
 
 export const SQLITE_FILE = 'interactions.db';
 

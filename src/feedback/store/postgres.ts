@@ -7,6 +7,7 @@
 // statement_timeout, and a client-side timer destroys the connection when the server does not answer
 // at all; at most maxWaiting operations queue for a connection, the rest are refused at once.
 import pg from 'pg';
+import { STORE_DEFAULTS } from '../../config/store.js';
 import { pendingMigrations } from './migrations.js';
 import { toInteraction } from './sqlite.js';
 import {
@@ -28,8 +29,6 @@ import {
 
 /** Rows per INSERT statement (9 parameters each, well under PostgreSQL's 65535). */
 const CHUNK = 2000;
-/** Connections per replica. */
-const POOL_SIZE = 10;
 /** Budget of work no request waits on (migrations, loading the bandit, warm-up reads, retraining counts). */
 const MAINTENANCE_MIN_MS = 30_000;
 
@@ -61,7 +60,7 @@ export class PostgresStore implements InteractionStore {
     const timeoutMs = opts.timeoutMs;
     const pool = new pg.Pool({
       connectionString,
-      max: POOL_SIZE,
+      max: opts.poolSize ?? STORE_DEFAULTS.storePoolSize,
       // Bounds the wait for a pooled connection as well as a new connection's handshake.
       connectionTimeoutMillis: opts.connectTimeoutMs ?? timeoutMs ?? 5000,
       idleTimeoutMillis: 30_000,
@@ -297,7 +296,7 @@ export class PostgresStore implements InteractionStore {
     if (this.closed) throw new StoreUnavailableError('the interaction store is closed');
     if (this.maxWaiting !== undefined && this.pool.waitingCount >= this.maxWaiting) {
       throw new StoreUnavailableError(
-        `cannot ${what} the PostgreSQL interaction store ${this.location}: ${this.pool.waitingCount} operations already wait for one of its ${POOL_SIZE} connections (RECSERVE_STORE_MAX_WAITING=${this.maxWaiting})`,
+        `cannot ${what} the PostgreSQL interaction store ${this.location}: ${this.pool.waitingCount} operations already wait for one of its ${this.pool.options.max} connections (RECSERVE_STORE_MAX_WAITING=${this.maxWaiting})`,
       );
     }
     const started = Date.now();

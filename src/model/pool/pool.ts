@@ -4,6 +4,7 @@
 // waits in one FIFO. Worker logs and errors are written by the pool's logger; a worker that dies is
 // replaced, and only the call it was running fails.
 import { Worker } from 'node:worker_threads';
+import { INFERENCE_DEFAULTS } from '../../config/inference.js';
 import type { Signature } from '../signature.js';
 import type { Ranked, Scorer, TopKQuery } from '../scorer.js';
 import { workerUrl } from '../../util/worker-url.js';
@@ -45,6 +46,8 @@ export interface PoolOptions {
   niceness?: number;
   /** A replacement that dies before it is ready this many times in a row stops the respawning. */
   maxStartFailures?: number;
+  /** First back-off before re-replacing a worker that failed to start (ms), doubling after (default RECSERVE_WORKER_RESTART_BACKOFF_MS). */
+  restartBackoffMs?: number;
 }
 
 export interface WorkerStats {
@@ -299,7 +302,7 @@ export class WorkerPool implements Scorer {
 
   private replace(slot: Slot, reason: string): void {
     slot.startFailures++;
-    const max = this.opts.maxStartFailures ?? 3;
+    const max = this.opts.maxStartFailures ?? INFERENCE_DEFAULTS.workerMaxStartFailures;
     if (slot.startFailures > max) {
       slot.dead = true;
       this.log.error({ worker: slot.index, reason }, `inference worker ${slot.index} keeps failing before it is ready; no further replacement`);
@@ -313,7 +316,8 @@ export class WorkerPool implements Scorer {
     this.opts.observer?.workerRestart?.(slot.index);
     this.log.warn({ worker: slot.index, reason, restarts: slot.restarts }, 'replacing inference worker');
     // Back off when replacements themselves fail, so a broken model does not spin the CPU.
-    const delay = slot.startFailures > 1 ? 100 * 2 ** (slot.startFailures - 2) : 0;
+    const backoffMs = this.opts.restartBackoffMs ?? INFERENCE_DEFAULTS.workerRestartBackoffMs;
+    const delay = slot.startFailures > 1 ? backoffMs * 2 ** (slot.startFailures - 2) : 0;
     setTimeout(() => {
       if (!this.closing) this.spawn(slot.index).catch(() => undefined);
     }, delay).unref();

@@ -1,0 +1,163 @@
+// model-settings.json: optional overrides in a model directory, validated by a JSON schema. recserve's own
+// keys override what is discovered from the ONNX file; MLServer's keys (a Seldon Core 2 agent writes the
+// file in MLServer's layout) are honoured where they mean something here — `name`, `parameters.version`,
+// `implementation`, `max_batch_size`, `max_batch_time` — and every other key is named in a warning the
+// server logs once per load, so a misspelt or unsupported key is never silently dropped. A value of the
+// wrong type refuses the model.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import type { SignatureOverride } from '../model/signature.js';
+
+export const MODEL_SETTINGS_FILE = 'model-settings.json';
+
+/** The implementation name recserve answers to (MLServer names a Python class there). */
+export const RECSERVE_IMPLEMENTATION = 'recserve';
+
+/** model-settings.json once validated, with MLServer's keys mapped onto recserve's. */
+export interface ModelSettings {
+  /** Model name (metadata, the V2 model name); else recserve.name in the ONNX metadata, else the directory name. */
+  name?: string;
+  /** Model version: `parameters.version` (MLServer), else `version`; else recserve.version, else the file's mtime. */
+  version?: string;
+  /** Which graph inputs and output carry users, items and scores, when discovery cannot tell. */
+  signature?: SignatureOverride;
+  /** For a bare export without id maps or readable embedding tables. */
+  n_users?: number;
+  n_items?: number;
+  /** [low, high] of explicit ratings (answers are clamped to it). */
+  rating_range?: [number, number];
+  /** The micro-batcher of this model, over RECSERVE_MAX_BATCH_SIZE / RECSERVE_MAX_BATCH_DELAY_MS. */
+  batching: { maxBatchSize?: number; maxBatchDelayMs?: number };
+  /** What the server should log once when it loads the model (keys it ignores, and why). */
+  warnings: string[];
+}
+
+/** Why a key the schema does not list is not read (MLServer keys recserve has no use for, likely typos). */
+const IGNORED_BECAUSE: Record<string, string> = {
+  '/defaults':
+    'per-model request defaults are not read; set k and exclude_seen for the deployment with PREDICTIVE_UNIT_PARAMETERS, or per request',
+  '/max_batch_delay': 'did you mean max_batch_time (MLServer, in seconds)?',
+  '/parallel_workers': "recserve's inference workers are set by RECSERVE_WORKERS",
+  '/warm_workers': "recserve's inference workers are set by RECSERVE_WORKERS",
+  '/platform': 'recserve serves ONNX recommenders only',
+  '/versions': 'recserve serves model.onnx from this directory',
+  '/inputs': 'the signature is discovered from the ONNX graph (override it with "signature")',
+  '/outputs': 'the signature is discovered from the ONNX graph (override it with "signature")',
+  '/parameters/uri': 'recserve serves model.onnx from this directory',
+  '/parameters/format': 'recserve serves ONNX only',
+  '/parameters/content_type': 'answers are encoded by the protocol, not by the model',
+  '/parameters/extra': 'recserve reads no extra model parameters',
+  '/parameters/environment_tarball': 'recserve runs no Python environment',
+};
+
+const versionValue = { type: ['string', 'integer'], minLength: 1, minimum: 0 } as const;
+
+const SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1 },
+    version: versionValue,
+    signature: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        kind: { enum: ['catalog', 'pair', 'packed'] },
+        user_input: { type: 'string', minLength: 1 },
+        item_input: { type: 'string', minLength: 1 },
+        output: { type: 'string', minLength: 1 },
+      },
+    },
+    n_users: { type: 'integer', minimum: 1 },
+    n_items: { type: 'integer', minimum: 1 },
+    rating_range: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
+    implementation: { type: 'string' },
+    parameters: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { version: versionValue },
+    },
+    // recserve always batches: 1 is one user per ORT run, so 0 (MLServer's "off") has no meaning here.
+    max_batch_size: { type: 'integer', minimum: 1 },
+    max_batch_time: { type: 'number', minimum: 0 },
+  },
+} as const;
+
+interface SettingsFile {
+  name?: string;
+  version?: string | number;
+  signature?: SignatureOverride;
+  n_users?: number;
+  n_items?: number;
+  rating_range?: [number, number];
+  implementation?: string;
+  parameters?: { version?: string | number };
+  max_batch_size?: number;
+  max_batch_time?: number;
+}
+
+let compiled: ReturnType<Ajv['compile']> | null = null;
+function validator(): ReturnType<Ajv['compile']> {
+  return (compiled ??= new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(SCHEMA));
+}
+
+/** A model-settings.json that refuses the model; `fail` makes the caller's error from the message. */
+export async function readModelSettings(dir: string, fail: (message: string) => Error): Promise<ModelSettings> {
+  const file = path.join(dir, MODEL_SETTINGS_FILE);
+  if (!existsSync(file)) return { batching: {}, warnings: [] };
+  let json: unknown;
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw fail(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseModelSettings(json, file, fail);
+}
+
+export function parseModelSettings(json: unknown, file: string, fail: (message: string) => Error): ModelSettings {
+  const validate = validator();
+  const warnings: string[] = [];
+  if (!validate(json)) {
+    const errors = validate.errors ?? [];
+    const refusals = errors.filter((e) => e.keyword !== 'additionalProperties');
+    if (refusals.length > 0) throw fail(`${file}: ${refusals.map(describe).join('; ')}`);
+    for (const e of errors) warnings.push(unknownKey(e, file));
+  }
+  const s = json as SettingsFile;
+  const topVersion = s.version === undefined ? undefined : String(s.version);
+  const mlserverVersion = s.parameters?.version === undefined ? undefined : String(s.parameters.version);
+  if (topVersion !== undefined && mlserverVersion !== undefined && topVersion !== mlserverVersion) {
+    throw fail(`${file}: "version" is ${JSON.stringify(topVersion)} but "parameters.version" is ${JSON.stringify(mlserverVersion)}; give one`);
+  }
+  if (s.rating_range && !(s.rating_range[0] < s.rating_range[1])) {
+    throw fail(`${file}: rating_range must be [low, high] with low < high, got ${JSON.stringify(s.rating_range)}`);
+  }
+  if (s.implementation !== undefined && s.implementation !== RECSERVE_IMPLEMENTATION) {
+    warnings.push(`${file}: implementation ${JSON.stringify(s.implementation)} is not ${JSON.stringify(RECSERVE_IMPLEMENTATION)}; recserve serves the model itself and ignores it`);
+  }
+  const batching: ModelSettings['batching'] = {};
+  if (s.max_batch_size !== undefined) batching.maxBatchSize = s.max_batch_size;
+  if (s.max_batch_time !== undefined) batching.maxBatchDelayMs = s.max_batch_time * 1000;
+  return {
+    ...(s.name !== undefined && { name: s.name }),
+    ...((mlserverVersion ?? topVersion) !== undefined && { version: mlserverVersion ?? topVersion }),
+    ...(s.signature && { signature: s.signature }),
+    ...(s.n_users !== undefined && { n_users: s.n_users }),
+    ...(s.n_items !== undefined && { n_items: s.n_items }),
+    ...(s.rating_range && { rating_range: s.rating_range }),
+    batching,
+    warnings,
+  };
+}
+
+function describe(e: ErrorObject): string {
+  return `${e.instancePath || 'the file'} ${e.message ?? 'is invalid'}`;
+}
+
+function unknownKey(e: ErrorObject, file: string): string {
+  const key = `${e.instancePath}/${(e.params as { additionalProperty: string }).additionalProperty}`;
+  const why = IGNORED_BECAUSE[key] ?? 'recserve does not know this key (a typo?)';
+  return `${file}: ${key.slice(1).replaceAll('/', '.')} is ignored: ${why}`;
+}
