@@ -10,6 +10,7 @@ import client from 'prom-client';
 import type { Config } from './config/index.js';
 import { Retrainer, scheduleRetrains, VersionControl } from './core/control.js';
 import { ModelHub } from './core/models.js';
+import { baseNameOf, ModelRepository, type ModelBuilder } from './core/repository.js';
 import { RecommenderService } from './core/service.js';
 import { StartupGate } from './core/startup-gate.js';
 import type { Learner } from './core/types.js';
@@ -17,11 +18,13 @@ import { RetrainCoordination } from './feedback/retrain-coordination.js';
 import { startFeedbackLoop, type FeedbackLoop } from './feedback/runtime.js';
 import { ensureDemoModel } from './model-format/demo.js';
 import { servingScorerFactory } from './model/pool/factory.js';
-import { ModelRegistry } from './model/registry.js';
+import { ModelRegistry, type RegistryOptions, type ScorerFactory } from './model/registry.js';
 import type { Recommender } from './model/recommender.js';
 import { adminHandlers } from './protocols/admin/rest-routes.js';
+import { v2RepositoryHandlers } from './protocols/v2/repository-routes.js';
 import { DataPlane } from './protocols/seldon-v1/dataplane.js';
 import { SELDON_NEEDS_MODEL, seldonV1Handlers } from './protocols/seldon-v1/rest-routes.js';
+import { V2_PREFIX, v2ErrorWriter, v2Handlers } from './protocols/v2/rest-routes.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startGrpcServer, type RunningGrpcServer } from './transport/grpc/server.js';
@@ -34,6 +37,8 @@ export interface RunningServer {
   service: RecommenderService;
   /** Every model served, by name (the default one is `service`). */
   models: ModelHub;
+  /** Models loaded and unloaded by name (the V2 repository extension). */
+  repository: ModelRepository;
   control: VersionControl;
   /** The Seldon v1 protocol over the service. */
   dataplane: DataPlane;
@@ -54,6 +59,7 @@ export interface ServerOptions {
 }
 
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel), options: ServerOptions = {}): Promise<RunningServer> {
+  for (const warning of config.warnings) log.warn(warning);
   const metrics = createMetrics(config);
   const reg = metrics.registry;
   const swaps = new client.Counter({ name: 'recserve_model_swaps_total', help: 'Model versions swapped in (loads and rollbacks)', registers: [reg] });
@@ -66,18 +72,17 @@ export async function startServer(config: Config, log: Logger = createLogger(con
 
   // 2. The registry: every model version gets its own scorer stack (worker-thread ORT sessions behind
   // a micro-batcher), and its bandit policy and fold-in before it serves.
-  registry = new ModelRegistry(
-    servingScorerFactory({
-      workers: config.inferenceWorkers,
-      intraOpThreads: config.intraOpThreads,
-      maxBatchSize: config.maxBatchSize,
-      maxBatchDelayMs: config.maxBatchDelayMs,
-      log,
-      batchObserver: metrics.batchObserver,
-      poolObserver: metrics.poolObserver,
-    }),
-    { root: path.join(config.dataDir, 'models'), log, filterCacheBytes: config.limits.filterCacheBytes },
-  );
+  const scorers = servingScorerFactory({
+    workers: config.inferenceWorkers,
+    intraOpThreads: config.intraOpThreads,
+    maxBatchSize: config.maxBatchSize,
+    maxBatchDelayMs: config.maxBatchDelayMs,
+    log,
+    batchObserver: metrics.batchObserver,
+    poolObserver: metrics.poolObserver,
+  });
+  const registryOptions = { log, filterCacheBytes: config.limits.filterCacheBytes, graceMs: config.swapGraceMs };
+  registry = new ModelRegistry(scorers, { ...registryOptions, root: path.join(config.dataDir, 'models') });
   registry.onPrepare((rec) => loop.service.prepare(rec));
   registry.onActivate((rec) => {
     swaps.inc();
@@ -102,23 +107,28 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const retrainer = new Retrainer({ config, registry, stores: loop.stores, settings: loop.settings, log, count: (outcome) => retrains.inc({ outcome }), coordination });
   const stopSchedule = scheduleRetrains(retrainer, loop.settings.retrainIntervalS, log);
   const control = new VersionControl({ registry, retrainer, coordination, log });
-  const models = new ModelHub(service);
+  const models = new ModelHub(config.serveDefaultModel ? service : null, config.modelName);
+  const repositoryModels = repositoryModelBuilder({ config, log, metrics, scorers, registryOptions });
+  const repository = new ModelRepository({ root: config.modelsRoot, hub: models, build: repositoryModels.build, log });
+  modelGauges(reg, models, config.inferenceWorkers);
   const feedback = { ...loop, coordination };
   const closeFeedback = async () => {
     stopSchedule();
     await retrainer.current?.catch(() => undefined);
     await coordination?.stop();
+    await repository.close();
     await loop.close();
   };
 
   // 4. The protocols over the core, and 5. the transports that mount them.
   const dataplane = new DataPlane(service, config, log);
   const whenServing = () => service.whenServing();
-  const handlers = { ...seldonV1Handlers({ dataplane, config }), ...adminHandlers({ config, control, log }) };
-  const app = createRestApp({ config, metrics, log, handlers, needsModel: SELDON_NEEDS_MODEL, whenServing });
+  const handlers = { ...seldonV1Handlers({ dataplane, config }), ...adminHandlers({ config, control, log }), ...v2Handlers({ models, config }), ...v2RepositoryHandlers({ repository, limits: config.limits }) };
+  const errorWriters = [{ prefix: V2_PREFIX, write: v2ErrorWriter }];
+  const app = createRestApp({ config, metrics, log, handlers, needsModel: SELDON_NEEDS_MODEL, whenServing, errorWriters });
   const { limits } = config;
   const httpServer = http.createServer({
-    keepAliveTimeout: 65_000, // above common load-balancer idle timeouts
+    keepAliveTimeout: config.keepAliveTimeoutMs,
     // Slow or stalled senders give their socket back; Node refuses headersTimeout > requestTimeout.
     headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
     requestTimeout: limits.requestTimeoutMs,
@@ -153,8 +163,12 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       await ensureDemoModel(config.modelDir);
     }
     const dir = registry.startupDir(config.modelDir); // resumes the last served version
-    const missing = missingDefaultModel(config, dir);
-    if (missing) {
+    const missing = config.serveDefaultModel ? missingDefaultModel(config, dir) : null;
+    if (!config.serveDefaultModel) {
+      // Seldon Core 2: the agent loads every model by name; the Seldon v1 routes have no model to answer with.
+      startup.fail(`this server has no default model: it serves the models loaded by name from ${config.modelsRoot} (POST /v2/repository/models/{name}/load); use the V2 routes /v2/models/{name}/…`);
+      log.info({ modelsRoot: config.modelsRoot }, 'no default model: models are loaded by name through the repository extension');
+    } else if (missing) {
       // Stay up and not ready with the reason (in the log, /ready and every refusal); never fake a model.
       log.error({ dir }, missing);
       startup.fail(missing);
@@ -183,6 +197,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     config,
     service,
     models,
+    repository,
     control,
     dataplane,
     registry,
@@ -200,6 +215,104 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       return closing;
     },
   };
+}
+
+/**
+ * Builds the models the repository loads by name: each its own registry and scorer stack, and a
+ * feedback loop per base name (`iris_1` and `iris_2` share `iris`'s store, bandit and fold-ins, so
+ * Seldon Core 2's renames keep what was learnt). The loop closes with the last model that uses it.
+ */
+function repositoryModelBuilder(deps: {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  scorers: ScorerFactory;
+  registryOptions: RegistryOptions;
+}): { build: ModelBuilder } {
+  const { config, log, metrics } = deps;
+  const bases = new Map<string, { loop: Promise<FeedbackLoop>; registries: Set<ModelRegistry> }>();
+  const release = async (base: string, registry: ModelRegistry) => {
+    const entry = bases.get(base);
+    if (!entry) return;
+    entry.registries.delete(registry);
+    if (entry.registries.size > 0) return;
+    bases.delete(base);
+    await (await entry.loop).close();
+  };
+  const build: ModelBuilder = async (name, dir) => {
+    const base = baseNameOf(name);
+    let entry = bases.get(base);
+    if (!entry) {
+      const registries = new Set<ModelRegistry>();
+      const live = () => [...registries].flatMap((r) => [r.current, r.previousModel]).filter((m): m is Recommender => m !== null);
+      const loop = startFeedbackLoop({ config: stateConfig(config, base), log: log.child({ model: base }), metrics, liveModels: live, metricsRegistry: new client.Registry() });
+      entry = { loop, registries };
+      bases.set(base, entry);
+    }
+    const loop = await entry.loop;
+    const registry = new ModelRegistry(deps.scorers, deps.registryOptions);
+    registry.onPrepare((rec) => loop.service.prepare(rec));
+    entry.registries.add(registry);
+    try {
+      await registry.load(dir);
+    } catch (e) {
+      await registry.close().catch(() => undefined);
+      await release(base, registry);
+      throw e;
+    }
+    const service = new RecommenderService({ registry, limits: config.limits, metrics, learner: loop.service, startup: new StartupGate(registry, 0) });
+    return {
+      service,
+      close: async () => {
+        await registry.close();
+        await release(base, registry);
+      },
+    };
+  };
+  return { build };
+}
+
+/** The store of a repository model's base name: a schema of its own on PostgreSQL, a folder of its own for SQLite. */
+function stateConfig(config: Config, base: string): Config {
+  const dataDir = path.join(config.dataDir, 'repository', base);
+  const url = config.storeUrl;
+  if (url && /^postgres(ql)?:/i.test(url)) {
+    const u = new URL(url);
+    u.searchParams.set('schema', `${u.searchParams.get('schema') ?? 'recserve'}_${base}`);
+    return { ...config, dataDir, storeUrl: u.toString() };
+  }
+  if (url && url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length);
+    return { ...config, dataDir, storeUrl: `sqlite:${path.join(path.dirname(file), 'repository', base, path.basename(file))}` };
+  }
+  return { ...config, dataDir, storeUrl: null };
+}
+
+/** Per served model: whether it is ready, and the bytes it holds. */
+function modelGauges(reg: client.Registry, models: ModelHub, workers: number): void {
+  new client.Gauge({
+    name: 'recserve_model_ready',
+    help: 'Whether each served model answers (1) or not (0), by model name',
+    labelNames: ['model'] as const,
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const m of models.list()) this.set({ model: m.name }, m.service.isReady() ? 1 : 0);
+    },
+  });
+  new client.Gauge({
+    name: 'recserve_model_memory_bytes',
+    help: 'Bytes each served model holds: its ONNX file (factors included) in the main thread and in each inference worker',
+    labelNames: ['model'] as const,
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const m of models.list()) {
+        const model = m.service.current;
+        if (model) this.set({ model: m.name }, model.artifact.onnx.byteLength * (1 + workers));
+      }
+    },
+  });
 }
 
 /** Where Seldon's storage initializer writes modelUri (config.ts's default model directory). */

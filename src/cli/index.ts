@@ -19,7 +19,7 @@ const portArg = (v: string) => {
 
 program
   .command('serve', { isDefault: true })
-  .description('Serve the model over Seldon v1 REST (and gRPC), with metrics and Swagger UI')
+  .description('Serve the model over Seldon v1 and the Open Inference Protocol V2 (REST and gRPC), with metrics and Swagger UI')
   .option('--model <dir>', 'model directory holding model.onnx (env MODEL_PATH; default /mnt/models, else the demo model with --demo)')
   .option('--data-dir <dir>', 'writable state: demo model, interaction store (env RECSERVE_DATA_DIR; default ./.data)')
   .option('--http-port <port>', 'REST port (env PREDICTIVE_UNIT_HTTP_SERVICE_PORT; default 9000)', portArg)
@@ -27,10 +27,12 @@ program
   .option('--metrics-port <port>', 'Prometheus port (env PREDICTIVE_UNIT_METRICS_SERVICE_PORT; default 6000)', portArg)
   .option('--host <host>', 'interface to bind (env RECSERVE_HOST; default 0.0.0.0)')
   .option('--demo', 'with no model at /mnt/models and none named, build and serve the demo model (env RECSERVE_DEMO=true; `npm start` passes it)')
+  .option('--models-root <dir>', 'models loaded and unloaded by name through the V2 repository extension (env RECSERVE_MODELS_ROOT; Seldon Core 2: /mnt/agent/models); with it and no --model, no default model is served')
+  .option('--model-name <name>', 'the name the default model answers to in V2 (env RECSERVE_MODEL_NAME; KServe: the InferenceService name); default: the model\'s own name')
   .action(async (opts) => {
     let config;
     try {
-      config = loadConfig(process.env, { model: opts.model, dataDir: opts.dataDir, httpPort: opts.httpPort, grpcPort: opts.grpcPort, metricsPort: opts.metricsPort, host: opts.host, demo: opts.demo ? true : undefined });
+      config = loadConfig(process.env, { model: opts.model, dataDir: opts.dataDir, httpPort: opts.httpPort, grpcPort: opts.grpcPort, metricsPort: opts.metricsPort, host: opts.host, demo: opts.demo ? true : undefined, modelsRoot: opts.modelsRoot, modelName: opts.modelName });
     } catch (e) {
       if (e instanceof ConfigError) {
         console.error(`recserve: ${e.message}`);

@@ -21,6 +21,18 @@ export interface Config extends ServerSettings, InferenceSettings {
   useDemoModel: boolean;
   /** Writable state (demo model, interaction store): --data-dir, RECSERVE_DATA_DIR, else ./.data. */
   dataDir: string;
+  /**
+   * Models loaded and unloaded by name through the V2 repository extension: --models-root,
+   * RECSERVE_MODELS_ROOT (Seldon Core 2: /mnt/agent/models). Null: the repository serves only the default model.
+   */
+  modelsRoot: string | null;
+  /**
+   * Whether a default model is served (the one the Seldon v1 routes answer with). With a models root
+   * and no model named (--model / MODEL_PATH) there is none: Seldon Core 2's agent loads every model.
+   */
+  serveDefaultModel: boolean;
+  /** The name the default model answers to in V2 (--model-name, RECSERVE_MODEL_NAME; KServe passes the InferenceService name); default: the model's own name. */
+  modelName: string | null;
   /** Typed PREDICTIVE_UNIT_PARAMETERS. */
   params: ModelParams;
   /** pino level: SELDON_LOG_LEVEL or LOG_LEVEL (debug, info, warn, error). */
@@ -76,6 +88,8 @@ export interface CliOverrides {
   host?: string;
   workers?: number;
   demo?: boolean;
+  modelsRoot?: string;
+  modelName?: string;
 }
 
 /** Settings whose value depends on others or on the pod (model directory, log level, gRPC size, labels). */
@@ -92,6 +106,8 @@ interface DeploymentSettings {
   predictorLabels: string | null;
   parameters: ModelParams;
   storeUrl: string | null;
+  modelsRoot: string | null;
+  modelName: string | null;
 }
 
 /** Default gRPC answer size when none is configured. */
@@ -112,6 +128,8 @@ export const DEPLOYMENT: Section<DeploymentSettings> = {
   predictorLabels: optionalTextField('PREDICTOR_LABELS'),
   parameters: { env: 'PREDICTIVE_UNIT_PARAMETERS', default: { ...DEFAULT_PARAMS }, parse: (raw) => parseParameters(raw), shown: '[]' },
   storeUrl: optionalTextField('RECSERVE_STORE_URL', 'sqlite:<data dir>/interactions.db'),
+  modelsRoot: optionalTextField('RECSERVE_MODELS_ROOT'),
+  modelName: optionalTextField('RECSERVE_MODEL_NAME', "the model's own"),
 };
 
 /** Every section the server reads; the README's configuration table has one row per variable in them. */
@@ -152,7 +170,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrid
   const named = cli.model ?? d.modelPath ?? undefined;
   // Only when asked: a container whose model is missing must say so, not serve fake movies.
   const demo = cli.demo ?? d.demo;
-  const useDemoModel = demo && named === undefined && !existsSync(path.join(DEFAULT_MODEL_DIR, 'model.onnx'));
+  const modelsRootSet = cli.modelsRoot ?? d.modelsRoot;
+  const modelsRoot = modelsRootSet ? path.resolve(modelsRootSet) : null;
+  const serveDefaultModel = modelsRoot === null || named !== undefined;
+  const useDemoModel = serveDefaultModel && demo && named === undefined && !existsSync(path.join(DEFAULT_MODEL_DIR, 'model.onnx'));
   const annotation = readAnnotations(d.podinfoAnnotations)['seldon.io/grpc-max-message-size'];
   const grpcMaxSet = annotation !== undefined ? int(annotation, 0, 'annotation seldon.io/grpc-max-message-size', 1) : d.grpcMaxMessageSize;
   const labels = parseJsonObject(d.predictorLabels, 'PREDICTOR_LABELS');
@@ -169,6 +190,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cli: CliOverrid
     demo,
     useDemoModel,
     dataDir,
+    modelsRoot,
+    serveDefaultModel,
+    modelName: cli.modelName ?? d.modelName,
     params: d.parameters,
     logLevel: (d.seldonLogLevel ?? d.logLevel).toLowerCase(),
     labels: {

@@ -16,22 +16,8 @@ import { StoreUnavailableError, type ArmDelta, type InteractionStore } from './s
 import type client from 'prom-client';
 
 import type { StoreHolder } from './store/holder.js';
+import { KeyedQueue } from '../util/keyed-queue.js';
 export { StoreHolder } from './store/holder.js';
-
-/** Serialises work per key (fold-ins of one user run in order, so the last one wins). */
-class KeyedQueue {
-  private readonly tails = new Map<string, Promise<unknown>>();
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return next;
-  }
-}
 
 export interface FeedbackServiceDeps {
   stores: StoreHolder;

@@ -34,6 +34,11 @@ export interface FeedbackDeps {
   /** Models whose fold-in state follows feedback: the serving one and the rollback target. */
   liveModels: () => Recommender[];
   settings?: FeedbackSettings;
+  /**
+   * Where the loop's own series go (default: the server's registry). A repository model's loop keeps
+   * them apart: these series carry no model label, so only the default model's are exported.
+   */
+  metricsRegistry?: client.Registry;
 }
 
 /** RECSERVE_STORE_TIMEOUT_MS / RECSERVE_STORE_MAX_WAITING, from the feedback settings. */
@@ -45,7 +50,7 @@ function storeSafety(settings: FeedbackSettings): StoreSafetySettings {
 export async function startFeedbackLoop(deps: FeedbackDeps): Promise<FeedbackLoop> {
   const { config, log, metrics, liveModels } = deps;
   const settings = deps.settings ?? config.feedback;
-  const reg = metrics.registry;
+  const reg = deps.metricsRegistry ?? metrics.registry;
   const stored = new client.Counter({ name: 'recserve_feedback_interactions_total', help: 'Interaction rows stored from feedback', registers: [reg] });
   const storeErrors = new client.Counter({ name: 'recserve_feedback_store_errors_total', help: 'Feedback refused because the interaction store could not take it (503)', registers: [reg] });
 
