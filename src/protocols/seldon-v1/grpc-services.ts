@@ -6,7 +6,7 @@
 //   TransformInput / TransformOutput → contract check + DataPlane.passThrough (a model without hooks)
 //   Route / Aggregate                → UNIMPLEMENTED: recserve is a MODEL node, not a router or combiner
 //   Seldon.GraphMetadata             → UNIMPLEMENTED: graph metadata belongs to the executor
-// The method table comes from prediction.proto itself, so a service added there without a behaviour
+// The method table comes from prediction.proto itself (its generated code), so a service added there without a behaviour
 // here fails at startup rather than at call time.
 import type * as grpc from '@grpc/grpc-js';
 import { quote, RecserveError } from '../../errors.js';
@@ -79,16 +79,14 @@ export function seldonServices(deps: HandleDeps): ServiceBinding[] {
     'Seldon/GraphMetadata': noGraph,
   };
 
-  const protos = seldonProtos();
-  return protos.services.map((svc) => {
+  return seldonProtos().services.map((svc) => {
     const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
     const implementation: grpc.UntypedServiceImplementation = {};
-    for (const method of svc.methodsArray) {
-      method.resolve();
+    for (const method of svc.methods) {
       const key = `${svc.name}/${method.name}`;
       const run = behaviours[key];
-      if (!run) throw new Error(`prediction.proto declares ${key} but src/grpc/seldon-v1.ts has no behaviour for it`);
-      const path = `/${svc.fullName.slice(1)}/${method.name}`;
+      if (!run) throw new Error(`prediction.proto declares ${key} but src/protocols/seldon-v1/grpc-services.ts has no behaviour for it`);
+      const path = `/${svc.typeName}/${method.name}`;
       definition[method.name] = {
         path,
         requestStream: false,
@@ -97,10 +95,10 @@ export function seldonServices(deps: HandleDeps): ServiceBinding[] {
         requestDeserialize: identity,
         responseSerialize: identity,
         responseDeserialize: identity,
-        originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+        originalName: method.localName,
       };
-      implementation[method.name] = unary({ path, requestType: method.resolvedRequestType!, responseType: method.resolvedResponseType!, run }, deps);
+      implementation[method.name] = unary({ path, requestType: method.input, responseType: method.output, run }, deps);
     }
-    return { name: svc.fullName.slice(1), definition: definition as grpc.ServiceDefinition, implementation };
+    return { name: svc.typeName, definition: definition as grpc.ServiceDefinition, implementation };
   });
 }

@@ -1,197 +1,216 @@
-// protobuf bytes ⇄ the proto3-JSON form the data plane speaks (src/protocol/seldon.ts). A gRPC request
+// protobuf bytes ⇄ the proto3-JSON form the data plane speaks, through the code generated from
+// proto/prediction.proto (src/gen, @bufbuild/protobuf: fromBinary/toJson, fromJson/toBinary). A gRPC request
 // becomes exactly the object a REST caller would have posted for the same message, so both transports
 // share one validator, one codec and one recommender below this file.
 //
-// Rules (proto3 JSON mapping, with two deliberate choices marked ★):
-//   google.protobuf.Value / ListValue / Struct → plain JSON; Empty → {}; Any → {"@type", "value": base64}
-//   bytes → base64; int64 family → decimal string; enums → names (unknown numbers stay numbers)
-//   float (32-bit) → the shortest decimal that round-trips as float32 (0.3f → 0.3, not 0.30000001…)
-//   ★ every non-oneof field of a present message is written, defaults included (like
+// The library's proto3 JSON mapping, with these choices on top:
+//   ★ every non-oneof field of a present message is written, defaults included (alwaysEmitImplicit, like
 //     MessageToDict(including_default_value_fields=True)): proto3 cannot tell 0/""/[] from "absent",
-//     and the REST contract requires e.g. Tensor.shape/values and Metric.key/value to be present.
-//   ★ oneof members are written only when set (they have presence), so `strData: ""` stays visible.
-// Encoding back is lenient about keys the proto does not have (dropped, as Seldon's
-// json_to_seldon_model_metadata ignores unknown fields) and strict about values of the wrong type.
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import protobuf from 'protobufjs';
+//     and the REST contract requires e.g. Tensor.shape/values and Metric.key/value to be present;
+//     oneof members are written only when set (they have presence), so `strData: ""` stays visible.
+//   ★ google.protobuf.Any is {"@type", "value": base64} both ways: recserve knows no packed type to
+//     expand (the library's mapping needs the type in a registry), and pass-through echoes it as it came.
+//   ★ float (32-bit) → the shortest decimal that round-trips as float32 (0.3f → 0.3, not 0.30000001…).
+//   ★ a google.protobuf.Value with no kind set reads as null (as Python's json_format reads it).
+// Encoding back ignores keys the proto does not have (as Seldon's json_to_seldon_model_metadata does),
+// and is strict about values of the wrong type; an answer is first read as it is, and if the library
+// refuses it, as its JSON text has it (see asJsonText). Answers
+// are written by the direct writer (transport/grpc/wire.ts) where it can, to the same bytes.
+import {
+  create,
+  createRegistry,
+  fromBinary,
+  fromJson,
+  ScalarType,
+  toBinary,
+  toJson,
+  type DescField,
+  type DescFile,
+  type DescMessage,
+  type DescService,
+  type Message,
+} from '@bufbuild/protobuf';
+import { AnySchema, NullValue, type Any, type Value } from '@bufbuild/protobuf/wkt';
+import { file_prediction } from '../../gen/prediction_pb.js';
 import type { JsonValue } from './messages.js';
-import { PROTO_DIR } from '../../util/paths.js';
-import { directlyWritable, Refused, writeJson } from '../../transport/grpc/wire.js';
+import { Refused, writeJson } from '../../transport/grpc/wire.js';
 
 export type JsonObject = { [k: string]: JsonValue };
 
-/** The prediction.proto types, resolved once. */
+/** The prediction.proto types and services, from the generated code. */
 export interface SeldonProtos {
-  root: protobuf.Root;
-  type(name: string): protobuf.Type;
-  services: protobuf.Service[];
+  /** prediction.proto and every file it imports, dependencies first. */
+  files: DescFile[];
+  type(name: string): DescMessage;
+  services: DescService[];
 }
 
 let cached: SeldonProtos | null = null;
 
-/** Loads proto/prediction.proto (and the TensorFlow protos it imports) with protobufjs. */
 export function seldonProtos(): SeldonProtos {
   if (cached) return cached;
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) =>
-    target.startsWith('google/protobuf/') || path.isAbsolute(target) ? target : path.join(PROTO_DIR, target);
-  // Field names become lowerCamelCase, which is their proto3-JSON name.
-  root.loadSync('prediction.proto', { keepCase: false });
-  root.resolveAll();
-  const ns = root.lookup('seldon.protos') as protobuf.Namespace;
-  const services = ns.nestedArray.filter((n): n is protobuf.Service => n instanceof protobuf.Service);
-  const types = new Map<string, protobuf.Type>();
+  const files = withDependencies(file_prediction);
+  const registry = createRegistry(...files);
   cached = {
-    root,
-    services,
+    files,
+    services: file_prediction.services,
     type(name) {
-      let t = types.get(name);
-      if (!t) types.set(name, (t = root.lookupType(name)));
+      const t = registry.getMessage(name);
+      if (!t) throw new Error(`no message type ${name} in prediction.proto or its imports`);
       return t;
     },
   };
   return cached;
 }
 
-/** The text of prediction.proto (for docs and tests). */
-export function predictionProtoText(): string {
-  return readFileSync(path.join(PROTO_DIR, 'prediction.proto'), 'utf8');
+/** `file` and everything it imports, each once, every file after its dependencies. */
+export function withDependencies(...roots: DescFile[]): DescFile[] {
+  const out: DescFile[] = [];
+  const seen = new Set<string>();
+  const add = (f: DescFile) => {
+    if (seen.has(f.name)) return;
+    seen.add(f.name);
+    f.dependencies.forEach(add);
+    out.push(f);
+  };
+  roots.forEach(add);
+  return out;
+}
+
+const JSON_WRITE = { alwaysEmitImplicit: true } as const;
+const JSON_READ = { ignoreUnknownFields: true } as const;
+// Unknown fields are dropped: the JSON form has no place for them, and keeping them costs memory.
+const BINARY_READ = { readUnknownFields: false } as const;
+
+// ---- which fields need more than the library's mapping ----------------------------------------
+
+const ANY = 'google.protobuf.Any';
+const VALUE = 'google.protobuf.Value';
+
+/** Fields of a message that hold (or lead to) an Any, and for reading also floats. */
+interface Special {
+  read: DescField[];
+  write: DescField[];
+}
+const specials = new WeakMap<DescMessage, Special>();
+
+function specialOf(desc: DescMessage, visiting = new Set<DescMessage>()): Special {
+  const known = specials.get(desc);
+  if (known) return known;
+  // A type met again on its own path adds nothing new (Value ⇄ Struct/ListValue hold neither).
+  if (visiting.has(desc)) return { read: [], write: [] };
+  visiting.add(desc);
+  const s: Special = { read: [], write: [] };
+  for (const f of desc.fields) {
+    const sub = messageOf(f);
+    if (sub) {
+      const inner = sub.typeName === ANY ? null : specialOf(sub, visiting);
+      if (!inner || inner.read.length) s.read.push(f);
+      if (!inner || inner.write.length) s.write.push(f);
+    } else if (scalarOf(f) === ScalarType.FLOAT) {
+      s.read.push(f);
+    }
+  }
+  visiting.delete(desc);
+  specials.set(desc, s);
+  return s;
+}
+
+function messageOf(f: DescField): DescMessage | undefined {
+  if (f.fieldKind === 'message') return f.message;
+  if (f.fieldKind === 'list' && f.listKind === 'message') return f.message;
+  if (f.fieldKind === 'map' && f.mapKind === 'message') return f.message;
+  return undefined;
+}
+
+function scalarOf(f: DescField): ScalarType | undefined {
+  if (f.fieldKind === 'scalar') return f.scalar;
+  if (f.fieldKind === 'list' && f.listKind === 'scalar') return f.scalar;
+  return undefined;
+}
+
+type Fields = Record<string, unknown>;
+
+/** The field's value on a message, undefined when a oneof member or a message field is not set. */
+function getField(msg: Fields, f: DescField): unknown {
+  if (f.oneof) {
+    const o = msg[f.oneof.localName] as { case?: string; value?: unknown };
+    return o.case === f.localName ? o.value : undefined;
+  }
+  return msg[f.localName];
+}
+
+function setField(msg: Fields, f: DescField, value: unknown): void {
+  if (f.oneof) msg[f.oneof.localName] = value === undefined ? { case: undefined } : { case: f.localName, value };
+  else msg[f.localName] = value;
 }
 
 // ---- bytes → JSON form ------------------------------------------------------------------------
 
 /** Decodes one message and converts it to its JSON form; throws on malformed bytes. */
-export function decodeToJson(type: protobuf.Type, bytes: Uint8Array): JsonObject {
-  // A plain Uint8Array view, not a Buffer: protobufjs' Buffer reader silently truncates a string whose
-  // length runs past the end, while its generic reader rejects it ("index out of range").
-  const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return messageToJson(type, type.decode(view) as unknown as Record<string, unknown>);
-}
-
-/** protobufjs computes fullName by walking the parents on every read; the decoder reads it per field. */
-const fullNames = new WeakMap<protobuf.ReflectionObject, string>();
-function fullNameOf(t: protobuf.ReflectionObject): string {
-  let n = fullNames.get(t);
-  if (n === undefined) fullNames.set(t, (n = t.fullName));
-  return n;
-}
-
-export function messageToJson(type: protobuf.Type, m: Record<string, unknown>): JsonObject {
-  switch (fullNameOf(type)) {
-    case '.google.protobuf.Struct':
-      return structToJson(m);
-    case '.google.protobuf.Empty':
-      return {};
-    case '.google.protobuf.Any':
-      return { '@type': String(m.typeUrl ?? m.type_url ?? ''), value: base64(m.value as Uint8Array | undefined) };
+export function decodeToJson(desc: DescMessage, bytes: Uint8Array): JsonObject {
+  try {
+    return messageToJson(desc, fromBinary(desc, bytes, BINARY_READ));
+  } catch (e) {
+    // Rare: a Value with no kind (the library refuses it); read it as null, as the JSON form has it.
+    // Decoded again: the first conversion took fields out of the message it was given.
+    if (!(e instanceof Error && /must have a value/.test(e.message))) throw e;
+    const msg = fromBinary(desc, bytes, BINARY_READ);
+    fillEmptyValues(desc, msg as unknown as Fields);
+    return messageToJson(desc, msg);
   }
+}
+
+function messageToJson(desc: DescMessage, msg: Message): JsonObject {
+  const special = specialOf(desc).read;
+  if (special.length === 0) return toJson(desc, msg, JSON_WRITE) as JsonObject;
+  // The library writes the rest; the special fields are taken out first and written here.
+  const fields = msg as unknown as Fields;
+  const taken = new Map<DescField, unknown>();
+  for (const f of special) {
+    const v = getField(fields, f);
+    taken.set(f, v);
+    if (messageOf(f) && v !== undefined) setField(fields, f, f.fieldKind === 'list' ? [] : f.fieldKind === 'map' ? {} : undefined);
+  }
+  const rest = toJson(desc, msg, JSON_WRITE) as JsonObject;
   const out: JsonObject = {};
-  for (const field of type.fieldsArray) {
-    const v = m[field.name];
-    if (field.partOf) {
-      // A oneof member is present only if it was set (and it keeps its value even when that is the default).
-      if (v === undefined || v === null || !Object.prototype.hasOwnProperty.call(m, field.name)) continue;
-      // Two members on the wire: the last one wins (protobufjs' virtual oneof getter names it).
-      const chosen = m[field.partOf.name];
-      if (chosen !== undefined && chosen !== field.name) continue;
-      out[field.name] = singleToJson(field, v);
+  for (const f of desc.fields) {
+    if (!taken.has(f)) {
+      if (f.jsonName in rest) out[f.jsonName] = rest[f.jsonName];
       continue;
     }
-    if (field.map) {
-      const obj: JsonObject = {};
-      for (const [k, mv] of Object.entries((v ?? {}) as Record<string, unknown>)) obj[k] = singleToJson(field, mv);
-      out[field.name] = obj;
-    } else if (field.repeated) {
-      out[field.name] = ((v ?? []) as unknown[]).map((x) => singleToJson(field, x));
-    } else if (field.resolvedType instanceof protobuf.Type) {
-      if (v !== undefined && v !== null) out[field.name] = singleToJson(field, v);
-    } else {
-      out[field.name] = singleToJson(field, v ?? defaultScalar(field));
-    }
+    const v = taken.get(f);
+    if (v !== undefined) out[f.jsonName] = specialToJson(f, v);
   }
   return out;
 }
 
-function singleToJson(field: protobuf.Field, v: unknown): JsonValue {
-  const rt = field.resolvedType;
-  if (rt instanceof protobuf.Type) {
-    const name = fullNameOf(rt);
-    if (name === '.google.protobuf.Value') return valueToJson(v as Record<string, unknown>);
-    if (name === '.google.protobuf.ListValue') return listToJson(v as Record<string, unknown>);
-    return messageToJson(rt, v as Record<string, unknown>);
+function specialToJson(f: DescField, v: unknown): JsonValue {
+  const sub = messageOf(f);
+  if (!sub) return f.fieldKind === 'list' ? (v as number[]).map(shortestFloat32) : shortestFloat32(v as number);
+  const one = (m: Message): JsonValue => (sub.typeName === ANY ? anyToJson(m as Any) : messageToJson(sub, m));
+  if (f.fieldKind === 'list') return (v as Message[]).map(one);
+  if (f.fieldKind === 'map') return Object.fromEntries(Object.entries(v as Record<string, Message>).map(([k, m]) => [k, one(m)]));
+  return one(v as Message);
+}
+
+function anyToJson(a: Any): JsonObject {
+  return { '@type': a.typeUrl, value: Buffer.from(a.value.buffer, a.value.byteOffset, a.value.byteLength).toString('base64') };
+}
+
+/** Sets every Value with no kind, anywhere in the message, to the null value. */
+function fillEmptyValues(desc: DescMessage, msg: Fields): void {
+  if (desc.typeName === VALUE) {
+    const v = msg as unknown as Value;
+    if (v.kind.case === undefined) v.kind = { case: 'nullValue', value: NullValue.NULL_VALUE };
   }
-  if (rt instanceof protobuf.Enum) {
-    const name = rt.valuesById[v as number];
-    return name ?? (v as number);
+  for (const f of desc.fields) {
+    const sub = messageOf(f);
+    const v = getField(msg, f);
+    if (!sub || v === undefined) continue;
+    const each = f.fieldKind === 'list' ? (v as Fields[]) : f.fieldKind === 'map' ? Object.values(v as Record<string, Fields>) : [v as Fields];
+    for (const m of each) fillEmptyValues(sub, m);
   }
-  switch (field.type) {
-    case 'bytes':
-      return base64(v as Uint8Array);
-    case 'int64':
-    case 'uint64':
-    case 'sint64':
-    case 'fixed64':
-    case 'sfixed64':
-      return longToString(v);
-    case 'float':
-      return shortestFloat32(v as number);
-    default:
-      return v as JsonValue;
-  }
-}
-
-function valueToJson(v: Record<string, unknown> | null | undefined): JsonValue {
-  if (!v) return null;
-  // `kind` is protobufjs' virtual oneof getter: the name of the member that was set.
-  switch (v.kind) {
-    case 'structValue':
-      return structToJson(v.structValue as Record<string, unknown>);
-    case 'listValue':
-      return listToJson(v.listValue as Record<string, unknown>);
-    case 'stringValue':
-      return v.stringValue as string;
-    case 'numberValue':
-      return v.numberValue as number;
-    case 'boolValue':
-      return v.boolValue as boolean;
-    default:
-      return null; // nullValue, or a Value with no kind set
-  }
-}
-
-function listToJson(l: Record<string, unknown> | null | undefined): JsonValue[] {
-  return ((l?.values ?? []) as Record<string, unknown>[]).map(valueToJson);
-}
-
-function structToJson(s: Record<string, unknown> | null | undefined): JsonObject {
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries((s?.fields ?? {}) as Record<string, Record<string, unknown>>)) out[k] = valueToJson(v);
-  return out;
-}
-
-function defaultScalar(field: protobuf.Field): unknown {
-  if (field.resolvedType instanceof protobuf.Enum) return 0;
-  switch (field.type) {
-    case 'string':
-      return '';
-    case 'bytes':
-      return new Uint8Array(0);
-    case 'bool':
-      return false;
-    default:
-      return 0;
-  }
-}
-
-function base64(b: Uint8Array | number[] | undefined): string {
-  if (!b) return '';
-  return (b instanceof Uint8Array ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : Buffer.from(b)).toString('base64');
-}
-
-function longToString(v: unknown): string {
-  if (typeof v === 'object' && v !== null) return (v as { toString(): string }).toString();
-  return String(v ?? 0);
 }
 
 /** The shortest decimal that reads back as the same float32 (what proto3 JSON printers write). */
@@ -209,126 +228,90 @@ export function shortestFloat32(x: number): number {
 
 /**
  * Converts a JSON-form object to protobuf bytes; throws on a value of the wrong type. The direct writer
- * (wire.ts) writes the same bytes as encodeFromJsonReference without its two intermediate object trees;
- * when it refuses an input, the reference path runs and throws its own error, which names the bad field.
+ * (wire.ts) writes the same bytes as the library path without the message tree in between; what it
+ * refuses, the library path writes or refuses with an error naming the field.
  */
-export function encodeFromJson(type: protobuf.Type, json: unknown): Uint8Array {
-  if (directlyWritable(type)) {
-    try {
-      return writeJson(type, json);
-    } catch (e) {
-      if (!(e instanceof Refused)) throw e;
-    }
+export function encodeFromJson(desc: DescMessage, json: unknown): Uint8Array {
+  try {
+    return writeJson(desc, json);
+  } catch (e) {
+    if (!(e instanceof Refused)) throw e;
   }
-  return encodeFromJsonReference(type, json);
+  return encodeWithLibrary(desc, json);
 }
 
-/** JSON form → protobufjs plain objects → fromObject → encode: the definition the direct writer follows. */
-export function encodeFromJsonReference(type: protobuf.Type, json: unknown): Uint8Array {
-  const obj = jsonToProtoObject(type, json, type.name);
-  return type.encode(type.fromObject(obj)).finish();
+/** The library path: the JSON form → a message (fromJson) → bytes (toBinary). */
+export function encodeWithLibrary(desc: DescMessage, json: unknown): Uint8Array {
+  return toBinary(desc, messageFromJson(desc, json, desc.name));
 }
 
-/** JSON form → the plain-object form protobufjs' fromObject takes (WKTs expanded). */
-function jsonToProtoObject(type: protobuf.Type, json: unknown, at: string): Record<string, unknown> {
-  switch (type.fullName) {
-    case '.google.protobuf.Struct':
-      return structToProto(json, at);
-    case '.google.protobuf.Value':
-      return valueToProto(json, at);
-    case '.google.protobuf.ListValue':
-      return listToProto(json, at);
-    case '.google.protobuf.Any': {
-      const a = expectObject(json, at);
-      return { type_url: String(a['@type'] ?? ''), value: Buffer.from(String(a.value ?? ''), 'base64') };
-    }
-  }
+/** The JSON form as a message of `desc`; throws naming the field that is wrong. */
+export function messageFromJson(desc: DescMessage, json: unknown, at: string): Message {
+  const special = specialOf(desc).write;
+  if (special.length === 0) return libraryFromJson(desc, json);
   const src = expectObject(json, at);
-  const out: Record<string, unknown> = {};
-  for (const field of type.fieldsArray) {
-    const v = field.name in src ? src[field.name] : src[snake(field.name)];
-    if (v === undefined) continue;
-    // JSON null means "absent", except for a google.protobuf.Value, where it is the null value.
-    if (v === null && (field.repeated || field.resolvedType?.fullName !== '.google.protobuf.Value')) continue;
-    const where = `${at}.${field.name}`;
-    if (field.map) {
-      const entries: Record<string, unknown> = {};
-      for (const [k, mv] of Object.entries(expectObject(v, where))) entries[k] = singleToProto(field, mv, `${where}.${k}`);
-      out[field.name] = entries;
-    } else if (field.repeated) {
-      if (!Array.isArray(v)) throw new Error(`${where} must be an array, got ${typeof v}`);
-      out[field.name] = v.map((x, i) => singleToProto(field, x, `${where}[${i}]`));
-    } else {
-      out[field.name] = singleToProto(field, v, where);
-    }
+  const rest: Record<string, unknown> = { ...src };
+  for (const f of special) {
+    delete rest[f.jsonName];
+    delete rest[f.name];
   }
+  const msg = libraryFromJson(desc, rest);
+  for (const f of special) {
+    const v = f.jsonName in src ? src[f.jsonName] : src[f.name];
+    // JSON null means "absent" for a message field.
+    if (v === undefined || v === null) continue;
+    setField(msg as unknown as Fields, f, specialFromJson(f, v, `${at}.${f.jsonName}`));
+  }
+  return msg;
+}
+
+function libraryFromJson(desc: DescMessage, json: unknown): Message {
+  try {
+    return fromJson(desc, json as never, JSON_READ);
+  } catch (e) {
+    // The data plane's objects may hold what its REST answer would write differently as JSON text;
+    // read them as that text has them, and refuse only what still does not fit.
+    return fromJson(desc, asJsonText(json) as never, JSON_READ);
+  }
+}
+
+/**
+ * `v` as its JSON text would carry it: undefined members dropped (undefined list items null), text
+ * well-formed (a lone surrogate becomes U+FFFD, as on the wire), and non-finite numbers as the strings
+ * proto3 JSON writes them ("NaN", "Infinity", "-Infinity").
+ */
+function asJsonText(v: unknown): unknown {
+  if (typeof v === 'string') return wellFormed(v);
+  if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
+  if (Array.isArray(v)) return v.map((x) => (x === undefined ? null : asJsonText(x)));
+  if (typeof v !== 'object' || v === null) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) if (x !== undefined) out[wellFormed(k)] = asJsonText(x);
   return out;
 }
 
-function singleToProto(field: protobuf.Field, v: unknown, at: string): unknown {
-  const rt = field.resolvedType;
-  if (rt instanceof protobuf.Type) return jsonToProtoObject(rt, v, at);
-  if (rt instanceof protobuf.Enum) {
-    if (typeof v === 'string' && v in rt.values) return rt.values[v];
-    if (typeof v === 'number' && Number.isInteger(v)) return v;
-    throw new Error(`${at}: ${JSON.stringify(v)} is not a ${rt.name}`);
-  }
-  switch (field.type) {
-    case 'bytes':
-      if (typeof v !== 'string') throw new Error(`${at} must be a base64 string`);
-      return Buffer.from(v, 'base64');
-    case 'string':
-      if (typeof v !== 'string') throw new Error(`${at} must be a string, got ${typeof v}`);
-      return v;
-    case 'bool':
-      if (typeof v !== 'boolean') throw new Error(`${at} must be a boolean, got ${typeof v}`);
-      return v;
-    case 'int64':
-    case 'uint64':
-    case 'sint64':
-    case 'fixed64':
-    case 'sfixed64':
-      if (typeof v === 'number' && Number.isInteger(v)) return v;
-      if (typeof v === 'string' && /^-?\d+$/.test(v)) return v;
-      throw new Error(`${at} must be a whole number, got ${JSON.stringify(v)}`);
-    default:
-      if (typeof v !== 'number') throw new Error(`${at} must be a number, got ${typeof v}`);
-      return v;
-  }
+/** A lone surrogate replaced by U+FFFD, as UTF-8 encoding writes it. */
+function wellFormed(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
-function valueToProto(v: unknown, at: string): Record<string, unknown> {
-  if (v === null || v === undefined) return { nullValue: 0 };
-  switch (typeof v) {
-    case 'number':
-      return { numberValue: v };
-    case 'string':
-      return { stringValue: v };
-    case 'boolean':
-      return { boolValue: v };
-    case 'object':
-      return Array.isArray(v) ? { listValue: listToProto(v, at) } : { structValue: structToProto(v, at) };
-    default:
-      throw new Error(`${at}: a ${typeof v} is not a JSON value`);
+function specialFromJson(f: DescField, v: unknown, at: string): unknown {
+  const sub = messageOf(f)!;
+  const one = (x: unknown, where: string): Message => (sub.typeName === ANY ? anyFromJson(x, where) : messageFromJson(sub, x, where));
+  if (f.fieldKind === 'list') {
+    if (!Array.isArray(v)) throw new Error(`${at} must be an array, got ${typeof v}`);
+    return v.map((x, i) => one(x, `${at}[${i}]`));
   }
+  if (f.fieldKind === 'map') return Object.fromEntries(Object.entries(expectObject(v, at)).map(([k, x]) => [k, one(x, `${at}.${k}`)]));
+  return one(v, at);
 }
 
-function listToProto(v: unknown, at: string): Record<string, unknown> {
-  if (!Array.isArray(v)) throw new Error(`${at} must be an array`);
-  return { values: v.map((x, i) => valueToProto(x, `${at}[${i}]`)) };
-}
-
-function structToProto(v: unknown, at: string): Record<string, unknown> {
-  const fields: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(expectObject(v, at))) if (x !== undefined) fields[k] = valueToProto(x, `${at}.${k}`);
-  return { fields };
+function anyFromJson(json: unknown, at: string): Any {
+  const a = expectObject(json, at);
+  return create(AnySchema, { typeUrl: String(a['@type'] ?? ''), value: Buffer.from(String(a.value ?? ''), 'base64') });
 }
 
 function expectObject(v: unknown, at: string): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${at} must be an object`);
   return v as Record<string, unknown>;
-}
-
-function snake(camel: string): string {
-  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }

@@ -4,7 +4,7 @@
 // metrics and logged. grpc-js sees only bytes (identity serializers), so a malformed message is our
 // INVALID_ARGUMENT rather than grpc-js' generic INTERNAL "Error deserializing request".
 import * as grpc from '@grpc/grpc-js';
-import type protobuf from 'protobufjs';
+import type { DescMessage } from '@bufbuild/protobuf';
 import type { Config } from '../../config/index.js';
 import { badData, RecserveError, translate } from '../../errors.js';
 import type { CallContext, DataPlane } from '../../protocols/seldon-v1/dataplane.js';
@@ -26,8 +26,8 @@ export interface HandleDeps {
 export interface UnaryRpc {
   /** Full method path, e.g. /seldon.protos.Model/Predict. */
   path: string;
-  requestType: protobuf.Type;
-  responseType: protobuf.Type;
+  requestType: DescMessage;
+  responseType: DescMessage;
   /** The data-plane call: JSON-form request in, JSON-form response out. Throw a RecserveError to refuse. */
   run(request: JsonObject, ctx: CallContext): unknown;
 }
@@ -97,7 +97,7 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
       // A JSON level is two message levels on the wire (Value → ListValue/Struct → Value), plus the envelope.
       const wireDepth = 2 * limits.maxJsonDepth + 8;
       const shape = wireShape(rpc.requestType, call.request, limits.maxJsonValues, wireDepth);
-      if (shape.malformedAt >= 0) throw badData(`malformed ${rpc.requestType.fullName.slice(1)} message: unreadable bytes at offset ${shape.malformedAt}`);
+      if (shape.malformedAt >= 0) throw badData(`malformed ${rpc.requestType.typeName} message: unreadable bytes at offset ${shape.malformedAt}`);
       checkValueCount(shape.values, limits.maxJsonValues, 'the message');
       if (shape.depth > wireDepth) throw tooDeep('the message', limits.maxJsonDepth);
       let request: JsonObject;
@@ -106,7 +106,7 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
       } catch (e) {
         // A RangeError here is a message nested past the stack (google.protobuf.Value in Value …).
         const why = e instanceof RangeError && /call stack/i.test(e.message) ? 'nested too deeply' : (e as Error).message;
-        throw badData(`malformed ${rpc.requestType.fullName.slice(1)} message: ${why}`);
+        throw badData(`malformed ${rpc.requestType.typeName} message: ${why}`);
       }
       // The same nesting bound as a REST body's, before anything recurses over the message.
       checkDepth(request, config.limits.maxJsonDepth, 'the message');

@@ -1,16 +1,15 @@
 // The gRPC server: the seven Seldon v1 services, server reflection (grpcurl and friends need no proto
 // file) and the standard grpc.health.v1 health service, which follows the data plane's readiness.
 import net from 'node:net';
-import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { limitHint } from '../../config/limits.js';
 import { HealthService, type ServingStatus } from './health.js';
-import { PROTO_DIR } from '../../util/paths.js';
 import { reflectionPackage } from './descriptors.js';
+import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.js';
 import type { HandleDeps } from './handle.js';
 import { seldonServices } from '../../protocols/seldon-v1/grpc-services.js';
+import { seldonProtos } from '../../protocols/seldon-v1/proto-json.js';
 
 export interface GrpcServerOptions {
   /** How often the health status is re-read from the data plane (ms). */
@@ -105,9 +104,7 @@ export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions 
   poll.unref();
 
   // Reflection over the same protos the server speaks (prediction.proto, its imports, health).
-  const healthDir = path.resolve(healthProtoPath, '../../..');
-  const described = reflectionPackage(['prediction.proto', path.relative(healthDir, healthProtoPath)], [PROTO_DIR, healthDir]);
-  new ReflectionService(described).addToServer(server);
+  new ReflectionService(reflectionPackage([...seldonProtos().files, file_grpc_health_v1_health])).addToServer(server);
 
   // grpc-js has no connection cap, so we own the listening socket and hand each connection to grpc-js
   // through its public connection injector. net.Server.maxConnections refuses connections past the

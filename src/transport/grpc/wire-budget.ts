@@ -1,9 +1,9 @@
-// The size of a protobuf message counted on its wire bytes, before it is decoded. protobufjs builds an
+// The size of a protobuf message counted on its wire bytes, before it is decoded. A decoder builds an
 // object for every field it reads, and only then can the JSON-form checks refuse a list that is too
 // long: 5 MB of empty `Metric` entries (2 bytes each) became 2.5 million objects, and two such calls at
 // once exhausted the heap. This walk allocates nothing; it follows the schema into sub-messages (and map
 // entries) and counts every field occurrence and every packed element, stopping at the budget.
-import protobuf from 'protobufjs';
+import { ScalarType, type DescField, type DescMessage } from '@bufbuild/protobuf';
 
 export interface WireShape {
   /** Field occurrences and packed elements (stops counting just above the budget). */
@@ -14,16 +14,20 @@ export interface WireShape {
   malformedAt: number;
 }
 
-const PACKABLE_WIDTH: Record<string, number> = { double: 8, fixed64: 8, sfixed64: 8, float: 4, fixed32: 4, sfixed32: 4 };
-const VARINT_TYPES = new Set(['int32', 'int64', 'uint32', 'uint64', 'sint32', 'sint64', 'bool']);
+const PACKABLE_WIDTH: Partial<Record<ScalarType, number>> = {
+  [ScalarType.DOUBLE]: 8, [ScalarType.FIXED64]: 8, [ScalarType.SFIXED64]: 8,
+  [ScalarType.FLOAT]: 4, [ScalarType.FIXED32]: 4, [ScalarType.SFIXED32]: 4,
+};
+const VARINT_TYPES = new Set([ScalarType.INT32, ScalarType.INT64, ScalarType.UINT32, ScalarType.UINT64, ScalarType.SINT32, ScalarType.SINT64, ScalarType.BOOL]);
 
 /**
- * Counts `bytes` as a `type` message. Tags and lengths are read as protobufjs reads them (the low 32
- * bits of a varint), so the walk and the decoder always see the same fields. What the walk cannot read
+ * Counts `bytes` as a `type` message. Tags and lengths are read as @bufbuild/protobuf's reader reads
+ * them (the low 32 bits of a varint; it refuses a tag past 32 bits, which the walk only counts), so the
+ * walk sees every field the decoder sees. What the walk cannot read
  * ends it with `malformedAt` set, and the caller refuses the message: leaving it to the decoder would let
- * a group (which protobufjs skips) hide millions of fields behind it.
+ * a group (which the decoder skips) hide millions of fields behind it.
  */
-export function wireShape(type: protobuf.Type, bytes: Uint8Array, maxValues: number, maxDepth: number): WireShape {
+export function wireShape(type: DescMessage, bytes: Uint8Array, maxValues: number, maxDepth: number): WireShape {
   const shape: WireShape = { values: 0, depth: 0, malformedAt: -1 };
   walk(messageFields(type), bytes, 0, bytes.length, 1, shape, maxValues, maxDepth);
   return shape;
@@ -33,21 +37,37 @@ export function wireShape(type: protobuf.Type, bytes: Uint8Array, maxValues: num
 type Child = { walk: Fields } | { packedWidth: number } | { packedVarints: true } | null;
 type Fields = (fieldNo: number) => Child;
 
-function messageFields(type: protobuf.Type): Fields {
+function messageFields(type: DescMessage): Fields {
   return (fieldNo) => {
-    const field = type.fieldsById[fieldNo];
+    const field = fieldsByNumber(type).get(fieldNo);
     if (!field) return null;
-    // A map entry is a message {1: key, 2: value}; only a message value can hold more.
-    if (field.map) return { walk: field.resolvedType instanceof protobuf.Type ? mapEntryFields(field.resolvedType) : () => null };
-    if (field.resolvedType instanceof protobuf.Type) return { walk: messageFields(field.resolvedType) };
-    if (!field.repeated) return null;
-    const width = PACKABLE_WIDTH[field.type];
-    if (width) return { packedWidth: width };
-    return VARINT_TYPES.has(field.type) || field.resolvedType instanceof protobuf.Enum ? { packedVarints: true } : null;
+    switch (field.fieldKind) {
+      case 'message':
+        return { walk: messageFields(field.message) };
+      // A map entry is a message {1: key, 2: value}; only a message value can hold more.
+      case 'map':
+        return { walk: field.mapKind === 'message' ? mapEntryFields(field.message) : () => null };
+      case 'list': {
+        if (field.listKind === 'message') return { walk: messageFields(field.message) };
+        if (field.listKind === 'enum') return { packedVarints: true };
+        const width = PACKABLE_WIDTH[field.scalar];
+        if (width) return { packedWidth: width };
+        return VARINT_TYPES.has(field.scalar) ? { packedVarints: true } : null;
+      }
+      default:
+        return null;
+    }
   };
 }
 
-function mapEntryFields(valueType: protobuf.Type): Fields {
+const byNumber = new WeakMap<DescMessage, Map<number, DescField>>();
+function fieldsByNumber(type: DescMessage): Map<number, DescField> {
+  let m = byNumber.get(type);
+  if (!m) byNumber.set(type, (m = new Map(type.fields.map((f) => [f.number, f]))));
+  return m;
+}
+
+function mapEntryFields(valueType: DescMessage): Fields {
   const value = messageFields(valueType);
   return (fieldNo) => (fieldNo === 2 ? { walk: value } : null);
 }
@@ -98,7 +118,7 @@ function malformed(shape: WireShape, at: number): false {
 }
 
 /**
- * A varint at `at`, kept to its low 32 bits as an unsigned number — what protobufjs' uint32() returns
+ * A varint at `at`, kept to its low 32 bits as an unsigned number — what the reader's uint32() returns
  * for tags and lengths (higher bits are read past and dropped). Values of varint fields are only skipped.
  */
 function readVarint(buf: Uint8Array, at: number, end: number): { value: number; next: number } | null {

@@ -1,90 +1,78 @@
-// A direct writer from the JSON form (src/protocol/seldon.ts) to protobuf wire bytes, for the answers
-// the server sends. It produces exactly the bytes of convert.ts' reference path
-// (`type.encode(type.fromObject(jsonToProtoObject(json)))`) without building the two intermediate object
-// trees, and it refuses (throws) exactly the inputs that path refuses:
-//   - fields are written in field-number order, each one that is present in the JSON (defaults included),
-//     looked up by its lowerCamelCase name, else its snake_case name; `undefined` is absent, and `null` is
-//     absent except for a singular google.protobuf.Value field (the null value) or a map field of Values;
-//   - scalars are checked as the reference checks them, then converted as protobufjs' fromObject converts
-//     them (int32 `|0`, uint32 `>>>0`, 64-bit through Long, bytes from base64);
-//   - google.protobuf.Value / Struct / ListValue from plain JSON, as in convert.ts (a message holding an
-//     Any is refused, and so written by the reference path);
-//   - the nesting limit of protobufjs' encoder (util.recursionLimit message levels).
+// A direct writer from the JSON form to protobuf wire bytes, for the answers the server sends, planned
+// from the generated descriptors (src/gen). It writes exactly the bytes of the library path
+// (proto-json.ts: fromJson, then toBinary) without building the message tree in between, which is 2–6×
+// faster on the answer shapes (bench/proto-encode.ts, docs/performance.md). It follows toBinary's layout:
+// fields in field-number order; a field with implicit presence only when it is not its zero value; oneof
+// members, message fields and map entries whenever set; packed lists as the descriptor says.
+// It writes only what it is sure of and throws Refused for anything else, and proto-json.ts then runs the
+// library path, which writes or refuses it with an error naming the field: number-like strings, unknown
+// enum names, out-of-range numbers, a non-finite number in a Value, `__proto__` keys, a field given under
+// both its names, two members of a oneof, google.protobuf.Any, nesting past MAX_DEPTH. Like the library
+// path it drops undefined members (as the answer's JSON text does) and writes a lone surrogate as U+FFFD.
 // test/grpc/wire.test.ts compares the two byte for byte on random messages.
-import protobuf from 'protobufjs';
+import { ScalarType, type DescEnum, type DescField, type DescMessage } from '@bufbuild/protobuf';
 
-const { util } = protobuf;
-type W = FastWriter;
-/** protobufjs' Long (the `long` package), if it found one; fromObject converts 64-bit fields with it. */
-const Long = util.Long as unknown as { fromValue(v: string | number, unsigned?: boolean): protobuf.Long } | undefined;
-
-const VALUE = '.google.protobuf.Value';
-const STRUCT = '.google.protobuf.Struct';
-const LIST = '.google.protobuf.ListValue';
-const ANY = '.google.protobuf.Any';
-
-/** protobufjs' wire type of each scalar (types.basic). */
-const WIRE: Record<string, number> = {
-  double: 1, float: 5, int32: 0, uint32: 0, sint32: 0, fixed32: 5, sfixed32: 5,
-  int64: 0, uint64: 0, sint64: 0, fixed64: 1, sfixed64: 1, bool: 0, string: 2, bytes: 2,
-};
-/** Scalars that are written packed when the field is packed (types.packed). */
-const PACKABLE = new Set(['double', 'float', 'int32', 'uint32', 'sint32', 'fixed32', 'sfixed32', 'int64', 'uint64', 'sint64', 'fixed64', 'sfixed64', 'bool']);
-
-/**
- * Thrown for any input the reference path would refuse. It carries no location: convert.ts then runs the
- * reference path, which throws its own error naming where the value is wrong (refusals are rare).
- */
+/** Thrown for an input left to the library path. It carries no location: that path names it. */
 export class Refused extends Error {}
 const refused = new Refused('refused by the direct writer');
 
-/** Writes one element's payload (no tag). `depth` is the nesting level of the enclosing message. */
-type Put = (w: W, v: unknown, depth: number) => void;
+/** Message levels (Values included) written directly; deeper answers take the library path. */
+const MAX_DEPTH = 64;
+const FLOAT32_MAX = 3.4028234663852886e38;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+const VALUE = 'google.protobuf.Value';
+const STRUCT = 'google.protobuf.Struct';
+const LIST = 'google.protobuf.ListValue';
+const ANY = 'google.protobuf.Any';
+
+/** Writes one element's payload (no tag); `depth` is the nesting level of the enclosing message. */
+type Put = (w: FastWriter, v: unknown, depth: number) => void;
+/** Is `v` the zero value, which a field with implicit presence does not write? */
+type IsZero = (v: unknown) => boolean;
 
 interface FieldPlan {
+  jsonName: string;
   name: string;
-  alt: string;
-  /** null is "absent" for this field (the reference's rule). */
-  nullSkips: boolean;
-  kind: 'map' | 'packed' | 'repeated' | 'single';
-  /** Tag of the field (for packed and map fields: length-delimited). */
+  oneof: string | undefined;
+  kind: 'single' | 'repeated' | 'packed' | 'map';
+  /** Field tag (packed and map fields: length-delimited). */
   tag: number;
   /** Map fields: the tag of the entry's value. */
   valueTag: number;
-  /** A message element: its payload is length-delimited and written by `body`. */
+  /** Elements are messages: length-delimited, written by `put`. */
   message: boolean;
+  /** A google.protobuf.Value element: JSON null is its null value, not "absent". */
+  value: boolean;
+  /** Singular fields with implicit presence; null for the others. */
+  isZero: IsZero | null;
   put: Put;
 }
 
 interface MessagePlan {
   fields: FieldPlan[];
-  /** The type's own payload writer (WKTs have their own). */
   body: Put;
 }
 
-const plans = new Map<protobuf.Type, MessagePlan | null>();
+const plans = new Map<DescMessage, MessagePlan>();
 
-/** Can `type` be written here? (Maps with non-string keys are left to the reference path.) */
-export function directlyWritable(type: protobuf.Type): boolean {
-  return plan(type) !== null;
-}
-
-/** The JSON form → protobuf bytes, as convert.ts' reference encoder would write them; throws Refused. */
-export function writeJson(type: protobuf.Type, json: unknown): Uint8Array {
-  const p = plan(type);
-  if (!p) throw refused;
+/** The JSON form → protobuf bytes, as the library path writes them; throws Refused. */
+export function writeJson(desc: DescMessage, json: unknown): Uint8Array {
   const w = FastWriter.shared;
   w.reset();
-  p.body(w, json, 0);
+  plan(desc).body(w, json, 0);
   return w.finish();
 }
 
-function plan(type: protobuf.Type): MessagePlan | null {
-  if (plans.has(type)) return plans.get(type)!;
-  // Reserve the slot first: message types can refer to themselves.
-  const p: MessagePlan = { fields: [], body: () => { throw refused; } };
-  plans.set(type, p);
-  switch (type.fullName) {
+function plan(desc: DescMessage): MessagePlan {
+  const known = plans.get(desc);
+  if (known) return known;
+  // Registered first: message types refer to themselves (Value ⇄ Struct).
+  const p: MessagePlan = { fields: [], body: refuse };
+  plans.set(desc, p);
+  switch (desc.typeName) {
     case VALUE:
       p.body = valueBody;
       return p;
@@ -95,141 +83,179 @@ function plan(type: protobuf.Type): MessagePlan | null {
       p.body = listBody;
       return p;
     case ANY:
-      // Left to the reference path: customData answers are rare (only pass-through transforms echo one).
-      p.body = () => {
-        throw refused;
-      };
-      return p;
+      return p; // rare (pass-through echoes only): left to the library path
   }
-  const fields: FieldPlan[] = [];
-  for (const f of type.fieldsArray) {
-    f.resolve();
-    const fp = fieldPlan(f);
-    if (!fp) {
-      plans.set(type, null);
-      return null;
-    }
-    fields.push(fp);
-  }
-  // The reference validates in declaration order and writes in field-number order; an input it refuses
-  // is refused here too, whichever field is checked first.
-  p.fields = type.fieldsArray.map((f, i) => ({ id: f.id, fp: fields[i] })).sort((a, b) => a.id - b.id).map((x) => x.fp);
+  p.fields = [...desc.fields].sort((a, b) => a.number - b.number).map(fieldPlan);
   p.body = (w, v, depth) => messageBody(w, p.fields, v, depth);
   return p;
 }
 
-function fieldPlan(f: protobuf.Field): FieldPlan | null {
-  const rt = f.resolvedType;
-  const scalar = rt instanceof protobuf.Enum ? 'int32' : f.type;
+function refuse(): never {
+  throw refused;
+}
+
+function fieldPlan(f: DescField): FieldPlan {
   let put: Put;
+  let wire: number;
   let message = false;
-  if (rt instanceof protobuf.Type) {
-    const sub = plan(rt);
-    if (sub === null) return null;
+  let isZero: IsZero | null = null;
+  let sub: DescMessage | undefined;
+  let scalar: ScalarType | undefined;
+  let enumDesc: DescEnum | undefined;
+  if (f.fieldKind === 'message' || (f.fieldKind === 'list' && f.listKind === 'message') || (f.fieldKind === 'map' && f.mapKind === 'message')) sub = f.message;
+  else if (f.fieldKind === 'enum' || (f.fieldKind === 'list' && f.listKind === 'enum') || (f.fieldKind === 'map' && f.mapKind === 'enum')) enumDesc = f.enum;
+  else scalar = f.scalar;
+  if (sub) {
+    const p = plan(sub);
+    put = (w, v, depth) => p.body(w, v, depth + 1);
+    wire = 2;
     message = true;
-    put = (w, v, depth) => sub.body(w, v, depth + 1);
-  } else if (rt instanceof protobuf.Enum) {
-    const values = rt.values;
-    put = (w, v) => {
-      // A name the values object only inherits ("toString") is left to the reference path.
-      if (typeof v === 'string' && Object.prototype.hasOwnProperty.call(values, v)) w.int32(values[v]);
-      else if (typeof v === 'number' && Number.isInteger(v)) w.int32(v);
-      else throw refused;
-    };
+  } else if (enumDesc) {
+    put = enumPut(enumDesc);
+    wire = 0;
+    isZero = (v) => v === enumDesc.values[0].number || v === enumDesc.values[0].name;
   } else {
-    const s = scalarPut(f.type);
-    if (!s) return null;
-    put = s;
+    [put, wire, isZero] = scalarPut(scalar!);
   }
-  const isMap = f.map;
-  if (isMap && (f as unknown as protobuf.MapField).keyType !== 'string') return null;
-  if (f.delimited) return null; // groups: not in proto3
-  const wire = message ? 2 : WIRE[scalar];
-  if (wire === undefined) return null;
-  const kind = isMap ? 'map' : f.repeated ? (f.packed && PACKABLE.has(scalar) && !message ? 'packed' : 'repeated') : 'single';
+  if (f.fieldKind === 'map' && f.mapKey !== ScalarType.STRING) throw new Error(`wire.ts writes string-keyed maps only (${f.parent.typeName}.${f.name})`);
+  const kind = f.fieldKind === 'map' ? 'map' : f.fieldKind === 'list' ? (f.packed && !message ? 'packed' : 'repeated') : 'single';
   return {
+    jsonName: f.jsonName,
     name: f.name,
-    alt: snake(f.name),
-    // The reference's rule, verbatim: null is absent unless the field's (value) type is Value.
-    nullSkips: f.repeated || rt?.fullName !== VALUE,
+    oneof: f.oneof?.name,
     kind,
-    tag: ((f.id << 3) | (kind === 'map' || kind === 'packed' ? 2 : wire)) >>> 0,
+    tag: ((f.number << 3) | (kind === 'map' || kind === 'packed' ? 2 : wire)) >>> 0,
     valueTag: 16 | wire,
     message,
+    value: sub?.typeName === VALUE,
+    // Oneof members have presence: written even when zero.
+    isZero: kind === 'single' && !f.oneof && !message ? isZero : null,
     put,
   };
 }
 
-function scalarPut(type: string): Put | null {
-  switch (type) {
-    case 'bytes':
-      return (w, v) => {
-        if (typeof v !== 'string') throw refused;
-        w.bytes(Buffer.from(v, 'base64'));
-      };
-    case 'string':
-      return (w, v) => {
-        if (typeof v !== 'string') throw refused;
-        w.string(v);
-      };
-    case 'bool':
-      return (w, v) => {
-        if (typeof v !== 'boolean') throw refused;
-        w.bool(v);
-      };
-    case 'int64':
-    case 'sint64':
-    case 'sfixed64':
-    case 'uint64':
-    case 'fixed64': {
-      const unsigned = type === 'uint64' || type === 'fixed64';
-      const method = type as 'int64' | 'sint64' | 'sfixed64' | 'uint64' | 'fixed64';
-      return (w, v) => {
-        if (!((typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^-?\d+$/.test(v)))) throw refused;
-        // As fromObject converts it.
-        let x: number | protobuf.Long;
-        if (Long) x = Long.fromValue(v as string | number, unsigned);
-        else x = typeof v === 'string' ? parseInt(v, 10) : (v as number);
-        w[method](x);
-      };
-    }
-    case 'double':
-    case 'float':
-      return numeric(type, (x) => x);
-    case 'uint32':
-    case 'fixed32':
-      return numeric(type, (x) => x >>> 0);
-    case 'int32':
-    case 'sint32':
-    case 'sfixed32':
-      return numeric(type, (x) => x | 0);
-    default:
-      return null;
-  }
-}
-
-function numeric(type: 'double' | 'float' | 'uint32' | 'fixed32' | 'int32' | 'sint32' | 'sfixed32', conv: (x: number) => number): Put {
+function enumPut(e: DescEnum): Put {
+  const numbers = new Map(e.values.map((v) => [v.name, v.number]));
   return (w, v) => {
-    if (typeof v !== 'number') throw refused;
-    w[type](conv(v));
+    if (typeof v === 'string') {
+      const n = numbers.get(v);
+      if (n === undefined) throw refused;
+      w.int32(n);
+    } else if (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31) w.int32(v);
+    else throw refused;
   };
 }
 
-function messageBody(w: W, fields: FieldPlan[], json: unknown, depth: number): void {
-  checkDepth(depth);
+/** The payload writer, wire type and zero test of a scalar type. */
+function scalarPut(t: ScalarType): [Put, number, IsZero] {
+  const isZeroNumber: IsZero = (v) => v === 0 && !Object.is(v, -0);
+  switch (t) {
+    case ScalarType.STRING:
+      return [(w, v) => (typeof v === 'string' ? w.string(v) : refuse()), 2, (v) => v === ''];
+    case ScalarType.BYTES:
+      return [(w, v) => (typeof v === 'string' && BASE64.test(v) ? w.bytes(Buffer.from(v, 'base64')) : refuse()), 2, (v) => v === ''];
+    case ScalarType.BOOL:
+      return [(w, v) => (typeof v === 'boolean' ? w.bool(v) : refuse()), 0, (v) => v === false];
+    // Non-finite numbers are written as they are (the library reads them from "NaN", "Infinity").
+    case ScalarType.DOUBLE:
+      return [(w, v) => w.double(number(v)), 1, isZeroNumber];
+    case ScalarType.FLOAT:
+      return [(w, v) => w.float(float32(v)), 5, isZeroNumber];
+    case ScalarType.INT32:
+      return [(w, v) => w.int32(int(v, -(2 ** 31), 2 ** 31 - 1)), 0, (v) => v === 0];
+    case ScalarType.SINT32:
+      return [(w, v) => w.sint32(int(v, -(2 ** 31), 2 ** 31 - 1)), 0, (v) => v === 0];
+    case ScalarType.SFIXED32:
+      return [(w, v) => w.fixed32(int(v, -(2 ** 31), 2 ** 31 - 1)), 5, (v) => v === 0];
+    case ScalarType.UINT32:
+      return [(w, v) => w.uint32(int(v, 0, 2 ** 32 - 1)), 0, (v) => v === 0];
+    case ScalarType.FIXED32:
+      return [(w, v) => w.fixed32(int(v, 0, 2 ** 32 - 1)), 5, (v) => v === 0];
+    case ScalarType.INT64:
+      return [(w, v) => w.varint64(long(v, INT64_MIN, INT64_MAX)), 0, isZeroLong];
+    case ScalarType.UINT64:
+      return [(w, v) => w.varint64(long(v, 0n, UINT64_MAX)), 0, isZeroLong];
+    case ScalarType.SINT64:
+      return [(w, v) => w.varint64(zigzag64(long(v, INT64_MIN, INT64_MAX))), 0, isZeroLong];
+    case ScalarType.FIXED64:
+      return [(w, v) => w.fixed64(long(v, 0n, UINT64_MAX)), 1, isZeroLong];
+    case ScalarType.SFIXED64:
+      return [(w, v) => w.fixed64(long(v, INT64_MIN, INT64_MAX)), 1, isZeroLong];
+  }
+}
+
+/** Padded standard base64, which both Buffer and the library read the same way. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function finite(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw refused;
+  return v;
+}
+
+function number(v: unknown): number {
+  if (typeof v !== 'number') throw refused;
+  return v;
+}
+
+function float32(v: unknown): number {
+  const x = number(v);
+  if (Number.isFinite(x) && Math.abs(x) > FLOAT32_MAX) throw refused;
+  return x;
+}
+
+function int(v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw refused;
+  return v;
+}
+
+function long(v: unknown, min: bigint, max: bigint): bigint {
+  let x: bigint;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) x = BigInt(v);
+  else if (typeof v === 'string' && /^-?[0-9]{1,20}$/.test(v)) x = BigInt(v);
+  else throw refused;
+  if (x < min || x > max) throw refused;
+  return x;
+}
+
+function isZeroLong(v: unknown): boolean {
+  return v === 0 || v === '0' || v === '-0';
+}
+
+function zigzag64(x: bigint): bigint {
+  return BigInt.asUintN(64, (x << 1n) ^ (x >> 63n));
+}
+
+function messageBody(w: FastWriter, fields: FieldPlan[], json: unknown, depth: number): void {
+  if (depth > MAX_DEPTH) throw refused;
   const src = expectObject(json);
+  let oneofSeen: string[] | undefined;
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i];
-    const v = f.name in src ? src[f.name] : src[f.alt];
+    const byJson = f.jsonName in src;
+    const byName = f.name !== f.jsonName && f.name in src;
+    if (byJson && byName) throw refused;
+    const v = byJson ? src[f.jsonName] : byName ? src[f.name] : undefined;
+    // undefined is absent, as in the answer's JSON text.
     if (v === undefined) continue;
-    if (v === null && f.nullSkips) continue;
+    if (v === null && !(f.value && f.kind === 'single')) {
+      // null is absent for a scalar or an ordinary message, but a message oneof member is left to the library.
+      if (f.oneof && f.message) throw refused;
+      continue;
+    }
+    if (f.oneof) {
+      if (oneofSeen?.includes(f.oneof)) throw refused;
+      (oneofSeen ??= []).push(f.oneof);
+    }
     switch (f.kind) {
       case 'single':
-        putOne(w, f, f.tag, v, depth);
+        if (!f.isZero?.(v)) putOne(w, f, f.tag, v, depth);
         break;
       case 'repeated':
         if (!Array.isArray(v)) throw refused;
-        for (let j = 0; j < v.length; j++) putOne(w, f, f.tag, v[j], depth);
+        for (let j = 0; j < v.length; j++) {
+          if (v[j] === null && !f.value) throw refused;
+          putOne(w, f, f.tag, v[j], depth);
+        }
         break;
       case 'packed':
         if (!Array.isArray(v)) throw refused;
@@ -243,10 +269,10 @@ function messageBody(w: W, fields: FieldPlan[], json: unknown, depth: number): v
         const keys = Object.keys(obj);
         for (let j = 0; j < keys.length; j++) {
           const k = keys[j];
-          // The reference drops a "__proto__" key (assigning it sets a prototype, not an entry).
-          if (k === '__proto__') continue;
+          const x = obj[k];
+          if (k === '__proto__' || x === undefined || (x === null && !f.value)) throw refused;
           w.uint32(f.tag).fork().uint32(10).string(k);
-          putOne(w, f, f.valueTag, obj[k], depth);
+          putOne(w, f, f.valueTag, x, depth);
           w.ldelim();
         }
         break;
@@ -255,7 +281,7 @@ function messageBody(w: W, fields: FieldPlan[], json: unknown, depth: number): v
   }
 }
 
-function putOne(w: W, f: FieldPlan, tag: number, v: unknown, depth: number): void {
+function putOne(w: FastWriter, f: FieldPlan, tag: number, v: unknown, depth: number): void {
   w.uint32(tag);
   if (f.message) {
     w.fork();
@@ -269,15 +295,11 @@ function putOne(w: W, f: FieldPlan, tag: number, v: unknown, depth: number): voi
 // google.protobuf.Value: null_value = 1 (enum), number_value = 2, string_value = 3, bool_value = 4,
 // struct_value = 5, list_value = 6. Struct: map<string, Value> fields = 1. ListValue: repeated Value values = 1.
 
-function valueBody(w: W, v: unknown, depth: number): void {
-  checkDepth(depth);
-  if (v === null || v === undefined) {
-    w.uint32(8).int32(0);
-    return;
-  }
+function valueBody(w: FastWriter, v: unknown, depth: number): void {
+  if (depth > MAX_DEPTH) throw refused;
   switch (typeof v) {
     case 'number':
-      w.uint32(17).double(v);
+      w.uint32(17).double(finite(v));
       return;
     case 'string':
       w.uint32(26).string(v);
@@ -286,23 +308,24 @@ function valueBody(w: W, v: unknown, depth: number): void {
       w.uint32(32).bool(v);
       return;
     case 'object':
-      if (Array.isArray(v)) {
+      if (v === null) w.uint32(8).int32(0);
+      else if (Array.isArray(v)) {
         w.uint32(50).fork();
         listBody(w, v, depth + 1);
+        w.ldelim();
       } else {
         w.uint32(42).fork();
         structBody(w, v, depth + 1);
+        w.ldelim();
       }
-      w.ldelim();
       return;
     default:
       throw refused;
   }
 }
 
-function listBody(w: W, v: unknown, depth: number): void {
-  checkDepth(depth);
-  if (!Array.isArray(v)) throw refused;
+function listBody(w: FastWriter, v: unknown, depth: number): void {
+  if (depth > MAX_DEPTH || !Array.isArray(v)) throw refused;
   for (let i = 0; i < v.length; i++) {
     w.uint32(10).fork();
     valueBody(w, v[i], depth + 1);
@@ -310,23 +333,20 @@ function listBody(w: W, v: unknown, depth: number): void {
   }
 }
 
-function structBody(w: W, v: unknown, depth: number): void {
-  checkDepth(depth);
+function structBody(w: FastWriter, v: unknown, depth: number): void {
+  if (depth > MAX_DEPTH) throw refused;
   const o = expectObject(v);
   const keys = Object.keys(o);
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i];
     const x = o[k];
-    // The reference drops undefined members, and a "__proto__" key (it becomes a prototype, not a field).
-    if (x === undefined || k === '__proto__') continue;
+    // An undefined member is not in the answer's JSON text.
+    if (x === undefined) continue;
+    if (k === '__proto__') throw refused;
     w.uint32(10).fork().uint32(10).string(k).uint32(18).fork();
     valueBody(w, x, depth + 1);
     w.ldelim().ldelim();
   }
-}
-
-function checkDepth(depth: number): void {
-  if (depth > util.recursionLimit) throw refused;
 }
 
 function expectObject(v: unknown): Record<string, unknown> {
@@ -334,26 +354,12 @@ function expectObject(v: unknown): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function snake(camel: string): string {
-  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
 // ---- the writer ---------------------------------------------------------------------------------
 
-type LongLike = number | string | protobuf.Long;
-interface Bits {
-  lo: number;
-  hi: number;
-  zzEncode(): Bits;
-}
-const LongBits = (util as unknown as { LongBits: { from(v: LongLike): Bits; fromNumber(v: number): Bits } }).LongBits;
-const utf8Write = (util as unknown as { utf8: { write(s: string, buf: Uint8Array, pos: number): number } }).utf8.write;
-
 /**
- * protobufjs' BufferWriter, byte for byte, without its per-call operation list: values go straight into
- * one scratch buffer, reused from answer to answer. A length-delimited part reserves one byte for its
- * length and, when the length needs more (128 bytes and up), moves its body right by the difference.
- * finish() copies the bytes out into a Buffer of their own.
+ * Values go straight into one scratch buffer, reused from answer to answer. A length-delimited part
+ * reserves one byte for its length and, when the length needs more (128 bytes and up), moves its body
+ * right by the difference. finish() copies the bytes out into a Buffer of their own.
  */
 class FastWriter {
   static readonly shared = new FastWriter();
@@ -396,8 +402,9 @@ class FastWriter {
     return this;
   }
 
+  /** A negative int32 is sign-extended to ten bytes, as every protobuf writer does. */
   int32(value: number): this {
-    return value < 0 ? this.varint64(LongBits.fromNumber(value)) : this.uint32(value);
+    return value < 0 ? this.varint64(BigInt(value)) : this.uint32(value);
   }
 
   sint32(value: number): this {
@@ -409,10 +416,6 @@ class FastWriter {
     this.buf.writeUInt32LE(value >>> 0, this.pos);
     this.pos += 4;
     return this;
-  }
-
-  sfixed32(value: number): this {
-    return this.fixed32(value);
   }
 
   float(value: number): this {
@@ -435,67 +438,42 @@ class FastWriter {
     return this;
   }
 
-  uint64(value: LongLike): this {
-    return this.varint64(LongBits.from(value));
-  }
-
-  int64(value: LongLike): this {
-    return this.uint64(value);
-  }
-
-  sint64(value: LongLike): this {
-    return this.varint64(LongBits.from(value).zzEncode());
-  }
-
-  fixed64(value: LongLike): this {
-    const bits = LongBits.from(value);
-    return this.fixed32(bits.lo).fixed32(bits.hi);
-  }
-
-  sfixed64(value: LongLike): this {
-    return this.fixed64(value);
-  }
-
-  private varint64(bits: Bits): this {
-    let lo = bits.lo;
-    let hi = bits.hi;
+  varint64(value: bigint): this {
+    let v = BigInt.asUintN(64, value);
     this.ensure(10);
-    const buf = this.buf;
-    let pos = this.pos;
-    while (hi) {
-      buf[pos++] = (lo & 127) | 128;
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-      hi >>>= 7;
+    while (v > 127n) {
+      this.buf[this.pos++] = Number(v & 127n) | 128;
+      v >>= 7n;
     }
-    while (lo > 127) {
-      buf[pos++] = (lo & 127) | 128;
-      lo >>>= 7;
-    }
-    buf[pos++] = lo;
-    this.pos = pos;
+    this.buf[this.pos++] = Number(v);
     return this;
   }
 
+  fixed64(value: bigint): this {
+    this.ensure(8);
+    this.buf.writeBigUInt64LE(BigInt.asUintN(64, value), this.pos);
+    this.pos += 8;
+    return this;
+  }
+
+  /** UTF-8; a lone surrogate becomes U+FFFD, as TextEncoder (the library's encoder) writes it. */
   string(value: string): this {
     const len = value.length < 64 && isAscii(value) ? value.length : Buffer.byteLength(value);
     this.uint32(len);
     if (len) {
       this.ensure(len);
-      // As BufferWriter writes it (its own encoder below 40 UTF-16 units; it differs from Buffer's on lone surrogates).
-      if (value.length < 40) utf8Write(value, this.buf, this.pos);
-      else this.buf.write(value, this.pos, len, 'utf8');
+      this.buf.write(value, this.pos, len, len === value.length ? 'latin1' : 'utf8');
       this.pos += len;
     }
     return this;
   }
 
   bytes(value: Uint8Array): this {
-    const len = value.length >>> 0;
-    this.uint32(len);
-    if (len) {
-      this.ensure(len);
+    this.uint32(value.length);
+    if (value.length) {
+      this.ensure(value.length);
       this.buf.set(value, this.pos);
-      this.pos += len;
+      this.pos += value.length;
     }
     return this;
   }
