@@ -1,99 +1,37 @@
-// The part of the ONNX file format recserve reads and writes, declared from the published field
-// numbers of onnx.proto. onnxruntime-node exposes neither `metadata_props` nor initializer values,
-// and the trainer has to write models without Python, so we carry our own small schema.
-import protobuf from 'protobufjs';
-
-const schema = {
-  nested: {
-    onnx: {
-      nested: {
-        ModelProto: {
-          fields: {
-            irVersion: { type: 'int64', id: 1 },
-            producerName: { type: 'string', id: 2 },
-            producerVersion: { type: 'string', id: 3 },
-            domain: { type: 'string', id: 4 },
-            modelVersion: { type: 'int64', id: 5 },
-            docString: { type: 'string', id: 6 },
-            graph: { type: 'GraphProto', id: 7 },
-            opsetImport: { rule: 'repeated', type: 'OperatorSetIdProto', id: 8 },
-            metadataProps: { rule: 'repeated', type: 'StringStringEntryProto', id: 14 },
-          },
-        },
-        OperatorSetIdProto: {
-          fields: { domain: { type: 'string', id: 1 }, version: { type: 'int64', id: 2 } },
-        },
-        StringStringEntryProto: {
-          fields: { key: { type: 'string', id: 1 }, value: { type: 'string', id: 2 } },
-        },
-        GraphProto: {
-          fields: {
-            node: { rule: 'repeated', type: 'NodeProto', id: 1 },
-            name: { type: 'string', id: 2 },
-            initializer: { rule: 'repeated', type: 'TensorProto', id: 5 },
-            docString: { type: 'string', id: 10 },
-            input: { rule: 'repeated', type: 'ValueInfoProto', id: 11 },
-            output: { rule: 'repeated', type: 'ValueInfoProto', id: 12 },
-          },
-        },
-        NodeProto: {
-          fields: {
-            input: { rule: 'repeated', type: 'string', id: 1 },
-            output: { rule: 'repeated', type: 'string', id: 2 },
-            name: { type: 'string', id: 3 },
-            opType: { type: 'string', id: 4 },
-            attribute: { rule: 'repeated', type: 'AttributeProto', id: 5 },
-            domain: { type: 'string', id: 7 },
-          },
-        },
-        AttributeProto: {
-          fields: {
-            name: { type: 'string', id: 1 },
-            f: { type: 'float', id: 2 },
-            i: { type: 'int64', id: 3 },
-            s: { type: 'bytes', id: 4 },
-            t: { type: 'TensorProto', id: 5 },
-            floats: { rule: 'repeated', type: 'float', id: 7 },
-            ints: { rule: 'repeated', type: 'int64', id: 8 },
-            type: { type: 'int32', id: 20 },
-          },
-        },
-        TensorProto: {
-          fields: {
-            dims: { rule: 'repeated', type: 'int64', id: 1 },
-            dataType: { type: 'int32', id: 2 },
-            floatData: { rule: 'repeated', type: 'float', id: 4 },
-            int32Data: { rule: 'repeated', type: 'int32', id: 5 },
-            int64Data: { rule: 'repeated', type: 'int64', id: 7 },
-            name: { type: 'string', id: 8 },
-            rawData: { type: 'bytes', id: 9 },
-            doubleData: { rule: 'repeated', type: 'double', id: 10 },
-            dataLocation: { type: 'int32', id: 14 },
-          },
-        },
-        ValueInfoProto: {
-          fields: { name: { type: 'string', id: 1 }, type: { type: 'TypeProto', id: 2 } },
-        },
-        TypeProto: { fields: { tensorType: { type: 'TypeProtoTensor', id: 1 } } },
-        TypeProtoTensor: {
-          fields: { elemType: { type: 'int32', id: 1 }, shape: { type: 'TensorShapeProto', id: 2 } },
-        },
-        TensorShapeProto: { fields: { dim: { rule: 'repeated', type: 'Dimension', id: 1 } } },
-        Dimension: {
-          fields: { dimValue: { type: 'int64', id: 1 }, dimParam: { type: 'string', id: 2 } },
-        },
-      },
-    },
-  },
-};
-
-const root = protobuf.Root.fromJSON(schema);
-const ModelProto = root.lookupType('onnx.ModelProto');
+// The part of the ONNX file format recserve reads and writes, through the code generated from
+// proto/onnx/onnx.proto (src/gen/onnx). onnxruntime-node exposes neither `metadata_props` nor initializer
+// values, and the trainer has to write models without Python, so we carry our own small schema. Callers
+// see plain objects (below): 64-bit fields as numbers, absent fields and oneofs as undefined.
+import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import {
+  AttributeProto_AttributeType,
+  ModelProtoSchema,
+  TensorProto_DataLocation,
+  TensorProto_DataType,
+  type AttributeProto,
+  type GraphProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from '../gen/onnx/onnx_pb.js';
 
 /** ONNX TensorProto.DataType values used here. */
-export const DataType = { FLOAT: 1, INT32: 6, INT64: 7, STRING: 8, DOUBLE: 11 } as const;
+export const DataType = {
+  FLOAT: TensorProto_DataType.FLOAT,
+  INT32: TensorProto_DataType.INT32,
+  INT64: TensorProto_DataType.INT64,
+  STRING: TensorProto_DataType.STRING,
+  DOUBLE: TensorProto_DataType.DOUBLE,
+} as const;
 /** AttributeProto.AttributeType values used here. */
-export const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
+export const AttrType = {
+  FLOAT: AttributeProto_AttributeType.FLOAT,
+  INT: AttributeProto_AttributeType.INT,
+  STRING: AttributeProto_AttributeType.STRING,
+  TENSOR: AttributeProto_AttributeType.TENSOR,
+  FLOATS: AttributeProto_AttributeType.FLOATS,
+  INTS: AttributeProto_AttributeType.INTS,
+} as const;
 
 export interface OnnxDim { dimValue?: number | Long; dimParam?: string }
 export interface OnnxValueInfo {
@@ -136,13 +74,130 @@ export function toNumber(v: number | Long | undefined | null): number {
 }
 
 export function decodeModel(bytes: Uint8Array): OnnxModel {
-  return ModelProto.toObject(ModelProto.decode(bytes), { defaults: false, arrays: true }) as unknown as OnnxModel;
+  const m = fromBinary(ModelProtoSchema, bytes, { readUnknownFields: false });
+  return {
+    irVersion: Number(m.irVersion),
+    producerName: m.producerName,
+    producerVersion: m.producerVersion,
+    graph: m.graph && graphOf(m.graph),
+    opsetImport: m.opsetImport.map((o) => ({ domain: o.domain, version: Number(o.version) })),
+    metadataProps: m.metadataProps.map(({ key, value }) => ({ key, value })),
+  } as OnnxModel;
 }
 
+function graphOf(g: GraphProto): OnnxGraph {
+  return {
+    node: g.node.map(nodeOf),
+    name: g.name,
+    initializer: g.initializer.map(tensorOf),
+    input: g.input.map(valueInfoOf),
+    output: g.output.map(valueInfoOf),
+  };
+}
+
+function nodeOf(n: NodeProto): OnnxNode {
+  return { input: n.input, output: n.output, name: n.name, opType: n.opType, attribute: n.attribute.map(attributeOf), domain: n.domain };
+}
+
+function attributeOf(a: AttributeProto): OnnxAttribute {
+  return { name: a.name, type: a.type, f: a.f, i: Number(a.i), s: a.s, t: a.t && tensorOf(a.t), ints: a.ints.map(Number) };
+}
+
+function tensorOf(t: TensorProto): OnnxTensor {
+  return {
+    name: t.name,
+    dims: t.dims.map(Number),
+    dataType: t.dataType,
+    floatData: t.floatData,
+    int64Data: t.int64Data.map(Number),
+    rawData: t.rawData,
+    dataLocation: t.dataLocation,
+  };
+}
+
+function valueInfoOf(v: ValueInfoProto): OnnxValueInfo {
+  const tensor = v.type?.value.case === 'tensorType' ? v.type.value.value : undefined;
+  if (!tensor) return { name: v.name };
+  const dim = tensor.shape?.dim.map((d): OnnxDim => {
+    if (d.value.case === 'dimValue') return { dimValue: Number(d.value.value) };
+    if (d.value.case === 'dimParam') return { dimParam: d.value.value };
+    return {};
+  });
+  return { name: v.name, type: { tensorType: { elemType: tensor.elemType, ...(dim ? { shape: { dim } } : {}) } } };
+}
+
+/** Writes `model` (or a part of one: only the fields it sets are written). */
 export function encodeModel(model: OnnxModel): Uint8Array {
-  const err = ModelProto.verify(model);
-  if (err) throw new Error(`invalid ONNX model: ${err}`);
-  return ModelProto.encode(ModelProto.fromObject(model)).finish();
+  try {
+    return toBinary(ModelProtoSchema, create(ModelProtoSchema, modelInit(model)));
+  } catch (e) {
+    throw new Error(`invalid ONNX model: ${(e as Error).message}`);
+  }
+}
+
+type ModelInit = MessageInitShape<typeof ModelProtoSchema>;
+type Init<T> = Exclude<T, undefined>;
+type GraphInit = Init<ModelInit['graph']>;
+type NodeInit = Init<GraphInit['node']>[number];
+type TensorInit = Init<GraphInit['initializer']>[number];
+type ValueInfoInit = Init<GraphInit['input']>[number];
+type AttributeInit = Init<NodeInit['attribute']>[number];
+
+/** `o` without its undefined members: a proto2 field is written exactly when it is set. */
+function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+const big = (v: number | Long | undefined): bigint | undefined => (v === undefined ? undefined : BigInt(toNumber(v)));
+
+function modelInit(m: OnnxModel): ModelInit {
+  return defined<ModelInit>({
+    irVersion: big(m.irVersion),
+    producerName: m.producerName,
+    producerVersion: m.producerVersion,
+    opsetImport: m.opsetImport?.map((o) => defined({ domain: o.domain, version: big(o.version) })),
+    graph: m.graph && graphInit(m.graph),
+    metadataProps: m.metadataProps?.map(({ key, value }) => ({ key, value })),
+  });
+}
+
+function graphInit(g: OnnxGraph): GraphInit {
+  return defined<GraphInit>({
+    node: g.node?.map(nodeInit),
+    name: g.name,
+    initializer: g.initializer?.map(tensorInit),
+    input: g.input?.map(valueInfoInit),
+    output: g.output?.map(valueInfoInit),
+  });
+}
+
+function nodeInit(n: OnnxNode): NodeInit {
+  return defined<NodeInit>({ input: n.input, output: n.output, name: n.name, opType: n.opType, attribute: n.attribute?.map(attributeInit), domain: n.domain });
+}
+
+function attributeInit(a: OnnxAttribute): AttributeInit {
+  return defined<AttributeInit>({ name: a.name, type: a.type, f: a.f, i: big(a.i), s: a.s, t: a.t && tensorInit(a.t), ints: a.ints?.map((x) => BigInt(toNumber(x))) });
+}
+
+function tensorInit(t: OnnxTensor): TensorInit {
+  return defined<TensorInit>({
+    name: t.name,
+    dims: t.dims?.map((x) => BigInt(toNumber(x))),
+    dataType: t.dataType,
+    floatData: t.floatData,
+    int64Data: t.int64Data?.map((x) => BigInt(toNumber(x))),
+    rawData: t.rawData,
+    dataLocation: t.dataLocation,
+  });
+}
+
+function valueInfoInit(v: OnnxValueInfo): ValueInfoInit {
+  const tt = v.type?.tensorType;
+  if (!tt) return { name: v.name };
+  const dim = tt.shape?.dim?.map((d) => ({
+    value: d.dimValue !== undefined ? { case: 'dimValue' as const, value: BigInt(toNumber(d.dimValue)) } : d.dimParam !== undefined ? { case: 'dimParam' as const, value: d.dimParam } : { case: undefined },
+  }));
+  return { name: v.name, type: { value: { case: 'tensorType', value: defined({ elemType: tt.elemType, shape: dim && { dim } }) } } };
 }
 
 /** `metadata_props` as a plain record. */
@@ -161,7 +216,7 @@ export function shapeOf(v: OnnxValueInfo): number[] {
 export function floatTensor(t: OnnxTensor): { dims: number[]; data: Float32Array } {
   const dims = (t.dims ?? []).map(toNumber);
   if (t.dataType !== DataType.FLOAT) throw new Error(`initializer ${t.name} is not float32 (data_type ${t.dataType})`);
-  if (t.dataLocation === 1) throw new Error(`initializer ${t.name} uses external data, which recserve does not read`);
+  if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) throw new Error(`initializer ${t.name} uses external data, which recserve does not read`);
   const size = dims.reduce((a, b) => a * b, 1);
   let data: Float32Array;
   if (t.rawData && t.rawData.length > 0) {
