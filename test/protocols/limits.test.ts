@@ -6,7 +6,7 @@ import { DEFAULT_PARAMS } from '../../src/config/index.js';
 import { LIMIT_DEFAULTS } from '../../src/config/limits.js';
 import { decodePredict, ndarrayRows, tensorRows } from '../../src/protocols/seldon-v1/codec.js';
 import { scanText, textDepth, valueDepth } from '../../src/protocols/json.js';
-import { seldonProtos } from '../../src/protocols/seldon-v1/proto-json.js';
+import { encodeWithLibrary, seldonProtos } from '../../src/protocols/seldon-v1/proto-json.js';
 import { wireShape } from '../../src/transport/grpc/wire-budget.js';
 import { startTestServer, requestJson, type TestServer } from '../helpers/server.js';
 
@@ -101,25 +101,25 @@ describe('a message is counted before it is parsed or decoded', () => {
 
   it('counts protobuf fields and packed elements on the wire, into sub-messages and Struct maps', () => {
     const msg = seldonProtos().type('seldon.protos.SeldonMessage');
-    const metrics = msg.encode({ meta: { metrics: Array.from({ length: 300_000 }, () => ({})) } }).finish();
+    const metrics = encodeWithLibrary(msg, { meta: { metrics: Array.from({ length: 300_000 }, () => ({})) } });
     expect(wireShape(msg, metrics, 250_000, 72).values).toBeGreaterThan(250_000);
-    const packed = msg.encode({ data: { tensor: { shape: [50_000, 2], values: new Array(100_000).fill(1.5) } } }).finish();
+    const packed = encodeWithLibrary(msg, { data: { tensor: { shape: [50_000, 2], values: new Array(100_000).fill(1.5) } } });
     const shape = wireShape(msg, packed, 10_000_000, 72);
     expect(shape.values).toBeGreaterThanOrEqual(100_000);
     expect(shape.values).toBeLessThan(100_010);
     let value: unknown = 1;
-    for (let i = 0; i < 40; i++) value = { listValue: { values: [value] } };
-    const deep = msg.encode({ jsonData: value }).finish();
+    for (let i = 0; i < 40; i++) value = [value]; // a Value holding a ListValue holding a Value …
+    const deep = encodeWithLibrary(msg, { jsonData: value });
     expect(wireShape(msg, deep, 250_000, 72).depth).toBeGreaterThan(72);
-    // Read as protobufjs reads it: a group is refused (it would hide what follows), an over-long tag is
-    // its low 32 bits (field 2, meta), a length past the end is refused.
+    // Read as the decoder reads it: a group is refused (it would hide what follows), an over-long tag is
+    // counted as its low 32 bits (field 2, meta), a length past the end is refused.
     const metricsBody = metrics.subarray(0, metrics.length); // 12 <len> (2a 00)×300,000
     expect(wireShape(msg, Buffer.concat([Buffer.from([0x7b, 0x7c]), metricsBody]), 250_000, 72).malformedAt).toBe(0);
     const longTag = Buffer.concat([Buffer.from([0x92, 0x80, 0x80, 0x80, 0x10]), metricsBody.subarray(1)]);
     expect(wireShape(msg, longTag, 250_000, 72).values).toBeGreaterThan(250_000);
     expect(wireShape(msg, Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]), 250_000, 72).malformedAt).toBe(1);
     expect(wireShape(msg, Buffer.alloc(0), 250_000, 72)).toEqual({ values: 0, depth: 1, malformedAt: -1 });
-    const tags = msg.encode({ meta: { tags: { a: { listValue: { values: Array.from({ length: 20 }, () => ({ numberValue: 1 })) } } } } }).finish();
+    const tags = encodeWithLibrary(msg, { meta: { tags: { a: Array.from({ length: 20 }, () => 1) } } });
     expect(wireShape(msg, tags, 250_000, 72).values).toBeGreaterThanOrEqual(20);
   });
 });
