@@ -123,7 +123,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // 4. The protocols over the core, and 5. the transports that mount them.
   const dataplane = new DataPlane(service, config, log);
   const whenServing = () => service.whenServing();
-  const handlers = { ...seldonV1Handlers({ dataplane, config }), ...adminHandlers({ config, control, log }), ...v2Handlers({ models, config }), ...v2RepositoryHandlers({ repository, limits: config.limits }) };
+  const handlers = { ...seldonV1Handlers({ dataplane, config }), ...adminHandlers({ config, control, log }), ...v2Handlers({ models, config, repository: config.modelsRoot !== null }), ...v2RepositoryHandlers({ repository, limits: config.limits }) };
   const errorWriters = [{ prefix: V2_PREFIX, write: v2ErrorWriter }];
   const app = createRestApp({ config, metrics, log, handlers, needsModel: SELDON_NEEDS_MODEL, whenServing, errorWriters });
   const { limits } = config;
