@@ -17,6 +17,7 @@ import type { Learner } from './core/types.js';
 import { RetrainCoordination } from './feedback/retrain-coordination.js';
 import { startFeedbackLoop, type FeedbackLoop } from './feedback/runtime.js';
 import { ensureDemoModel } from './model-format/demo.js';
+import { VersionRepository, type StartupPreference } from './model-format/version-repository.js';
 import { servingScorerFactory } from './model/pool/factory.js';
 import { ModelRegistry, type RegistryOptions, type ScorerFactory } from './model/registry.js';
 import type { Recommender } from './model/recommender.js';
@@ -80,9 +81,12 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     log,
     batchObserver: metrics.batchObserver,
     poolObserver: metrics.poolObserver,
+    maxStartFailures: config.workerMaxStartFailures,
+    restartBackoffMs: config.workerRestartBackoffMs,
   });
   const registryOptions = { log, filterCacheBytes: config.limits.filterCacheBytes, graceMs: config.swapGraceMs };
-  registry = new ModelRegistry(scorers, { ...registryOptions, root: path.join(config.dataDir, 'models') });
+  const versions = new VersionRepository({ root: path.join(config.dataDir, 'models'), baseDir: config.modelDir, log });
+  registry = new ModelRegistry(scorers, { ...registryOptions, repository: versions });
   registry.onPrepare((rec) => loop.service.prepare(rec));
   registry.onActivate((rec) => {
     swaps.inc();
@@ -91,12 +95,13 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // Replicas on PostgreSQL serve the version the store records (src/feedback/retrain-coordination.ts).
   const coordination =
     loop.shared && config.storeUrl ? new RetrainCoordination({ url: config.storeUrl, registry, log, settings: { queryTimeoutMs: Math.max(2000, loop.settings.storeTimeoutMs) } }) : null;
+  let startFrom: StartupPreference | null = null;
   if (coordination) {
     const row = await coordination.serving().catch((e) => {
       log.warn({ err: (e as Error).message }, 'could not read the serving version from the shared store at start-up; following it once it answers');
       return null;
     });
-    if (row) registry.preferStartupVersion({ version: row.version, isBase: row.isBase });
+    if (row) startFrom = { version: row.version, isBase: row.isBase };
     coordination.start();
   }
 
@@ -162,7 +167,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       log.info({ dir: config.modelDir }, 'no model at /mnt/models and none named, --demo asked: serving the demo model');
       await ensureDemoModel(config.modelDir);
     }
-    const dir = registry.startupDir(config.modelDir); // resumes the last served version
+    const dir = versions.startupDir(startFrom); // resumes the last served version
     const missing = config.serveDefaultModel ? missingDefaultModel(config, dir) : null;
     if (!config.serveDefaultModel) {
       // Seldon Core 2: the agent loads every model by name; the Seldon v1 routes have no model to answer with.

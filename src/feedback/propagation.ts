@@ -33,7 +33,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { ThompsonBandit } from './bandit.js';
 import type { FoldInModel } from './fold-in.js';
 import { splitSchema, type PostgresStore } from './store/postgres.js';
-import { toInteraction } from './store/sqlite.js';
+import { toInteraction } from './store/contract.js';
 import type { ArmState, Interaction, InteractionStore } from './store/index.js';
 
 export interface PropagationSettings {

@@ -43,7 +43,7 @@ export interface FeedbackDeps {
 
 /** RECSERVE_STORE_TIMEOUT_MS / RECSERVE_STORE_MAX_WAITING, from the feedback settings. */
 function storeSafety(settings: FeedbackSettings): StoreSafetySettings {
-  return { timeoutMs: settings.storeTimeoutMs, maxWaiting: settings.storeMaxWaiting };
+  return { timeoutMs: settings.storeTimeoutMs, maxWaiting: settings.storeMaxWaiting, poolSize: settings.storePoolSize };
 }
 
 /** Opens the store (503s until it opens), loads the bandit's posterior from it, builds the learner. */

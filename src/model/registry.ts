@@ -7,8 +7,9 @@
 // are the VersionRepository's (src/model-format/version-repository.ts); the registry records each swap there.
 import { DomainError } from '../errors.js';
 import path from 'node:path';
+import { INFERENCE_DEFAULTS } from '../config/inference.js';
 import { loadArtifact, type Artifact } from '../model-format/artifact.js';
-import { ModelNotFoundError, VersionRepository, type RepositoryLogger, type StartupPreference } from '../model-format/version-repository.js';
+import { ModelNotFoundError, type RepositoryLogger, type VersionRepository } from '../model-format/version-repository.js';
 import { Recommender, type RecommenderOptions } from './recommender.js';
 import type { Scorer } from './scorer.js';
 
@@ -29,8 +30,6 @@ export interface RegistryOptions {
   graceMs?: number;
   /** Byte budget of each version's filter-mask cache (config.limits.filterCacheBytes). */
   filterCacheBytes?: number;
-  /** TRANSITION (until src/server.ts builds the VersionRepository): a versions root; startupDir(baseDir) makes the repository. */
-  root?: string | null;
 }
 
 /** A version that could not be loaded, warmed or prepared; the previous one still serves. */
@@ -74,7 +73,7 @@ export class ModelRegistry {
   private readonly prepareHooks: ((rec: Recommender) => Promise<void> | void)[] = [];
   private readonly activateListeners: ((rec: Recommender, replaced: Recommender | null) => void)[] = [];
   private readonly pendingCloses = new Map<NodeJS.Timeout, Recommender>();
-  private repository: VersionRepository | null;
+  private readonly repository: VersionRepository | null;
   private readonly log: RegistryLogger | null;
   private readonly graceMs: number;
   private readonly filterCacheBytes: number | undefined;
@@ -82,28 +81,13 @@ export class ModelRegistry {
   swaps = 0;
 
   constructor(
-    private readonly makeScorer: ScorerFactory = transitionInProcessScorer,
+    private readonly makeScorer: ScorerFactory,
     opts: RegistryOptions = {},
   ) {
-    this.transitionRoot = opts.root ?? null;
-    this.repository = opts.repository ?? (opts.root ? new VersionRepository({ root: opts.root, log: opts.log }) : null);
+    this.repository = opts.repository ?? null;
     this.log = opts.log ?? null;
-    this.graceMs = opts.graceMs ?? 5_000;
+    this.graceMs = opts.graceMs ?? INFERENCE_DEFAULTS.swapGraceMs;
     this.filterCacheBytes = opts.filterCacheBytes;
-  }
-
-  // TRANSITION: what src/server.ts and three tests still call; removed by the patch that moves them to
-  // VersionRepository.startupDir(preferred) and an explicit ScorerFactory.
-  private readonly transitionRoot: string | null;
-  private transitionPreferred: StartupPreference | null = null;
-
-  preferStartupVersion(v: StartupPreference | null): void {
-    this.transitionPreferred = v;
-  }
-
-  startupDir(baseDir: string): string {
-    if (this.transitionRoot) this.repository = new VersionRepository({ root: this.transitionRoot, baseDir, log: this.log });
-    return this.repository ? this.repository.startupDir(this.transitionPreferred) : baseDir;
   }
 
   /** The serving recommender, or null before the first load has been warmed. */
@@ -248,6 +232,7 @@ export class ModelRegistry {
     } catch (e) {
       return refuse('load', e);
     }
+    for (const warning of artifact.settings.warnings) this.log?.warn({ dir }, warning);
     let scorer: Scorer;
     try {
       scorer = await this.makeScorer(artifact);
@@ -293,9 +278,6 @@ export class ModelRegistry {
     this.pendingCloses.set(timer, rec);
   }
 }
-
-/** TRANSITION: the old default scorer, loaded on first use so importing the registry loads no onnxruntime. */
-const transitionInProcessScorer: ScorerFactory = async (a) => (await import('./ort-scorer.js')).OrtScorer.create(a.onnx, a.signature, a.itemIds.length);
 
 /** One real inference; a version whose answer is empty or not finite is refused. */
 async function warmUp(rec: Recommender): Promise<void> {

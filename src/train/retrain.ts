@@ -26,6 +26,7 @@
 //            holds this report. Its training record carries
 //            `interactions_through` (the newest feedback row it learnt from): a server loading it re-folds
 //            users with newer feedback, so the held-out feedback still reaches them through fold-in.
+import { RETRAIN_DEFAULTS } from '../config/retrain.js';
 import { DomainError } from '../errors.js';
 import path from 'node:path';
 import { loadArtifact, type Artifact } from '../model-format/artifact.js';
@@ -163,7 +164,7 @@ function rmseOf(fit: ReturnType<typeof fitAls>, rows: Row[], fallback: number): 
 export async function retrain(opts: RetrainOptions): Promise<RetrainReport> {
   const t0 = performance.now();
   const holdoutFraction = opts.holdoutFraction ?? 0.2;
-  const minHoldout = opts.minHoldout ?? 20;
+  const minHoldout = opts.minHoldout ?? RETRAIN_DEFAULTS.retrainMinHoldout;
   const tolerance = opts.tolerance ?? 0;
   const baseTolerance = opts.baseTolerance ?? BASE_TOLERANCE;
   const makeScorer = opts.makeScorer ?? inProcessScorer;

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { startGrpcServer, type RunningGrpcServer } from '../../src/transport/grpc/server.js';
 import { ModelRegistry } from '../../src/model/registry.js';
+import { inProcessScorer } from '../../src/model/pool/factory.js';
 import { DataPlane } from '../../src/protocols/seldon-v1/dataplane.js';
 import { RecommenderService } from '../../src/core/service.js';
 import { StartupGate } from '../../src/core/startup-gate.js';
@@ -415,7 +416,7 @@ describe('readiness', () => {
     const config = { ...ts.server.config, grpcPort: 0 };
     const log = createLogger('silent');
     const metrics = createMetrics(config);
-    const registry = new ModelRegistry();
+    const registry = new ModelRegistry(inProcessScorer);
     const service = new RecommenderService({ registry, limits: config.limits, metrics, learner: null, startup: new StartupGate(registry, 0) });
     const dataplane = new DataPlane(service, config, log);
     let srv: RunningGrpcServer | null = null;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadArtifact } from '../../src/model-format/artifact.js';
 import { ModelRegistry } from '../../src/model/registry.js';
+import { inProcessScorer } from '../../src/model/pool/factory.js';
 import { writeArtifact } from '../../src/model-format/export-onnx.js';
 import { readFactorTable } from '../../src/train/factor-tables.js';
 import { counts, inputOf, predictRaw, toFactorModel } from '../../src/train/model.js';
@@ -50,7 +51,7 @@ describe('trained model → model.onnx → onnxruntime', () => {
     for (let k = 0; k < cin.users.length; k++) seen[cin.users[k]].push(cin.items[k]);
     const out = path.join(dir, 'wals');
     await writeArtifact(out, c.model, { seen: seen.map((s) => Int32Array.from(s).sort()) });
-    const registry = new ModelRegistry();
+    const registry = new ModelRegistry(inProcessScorer);
     registries.push(registry);
     const rec = await registry.load(out);
     const [served] = await rec.recommend({ users: ['user-5'], k: 5, excludeSeen: true, filter: null });
@@ -90,7 +91,7 @@ describe('export from factor tables (Spark MLlib ALS output)', () => {
     expect(a.itemIds).toEqual(items);
     expect(Array.from(a.popularity)).toEqual([1, 1, 1, 0]);
     expect(a.seen?.map((x) => Array.from(x))).toEqual([[0, 1], [2], []]);
-    const registry = new ModelRegistry();
+    const registry = new ModelRegistry(inProcessScorer);
     registries.push(registry);
     const rec = await registry.load(out);
     const got = await rec.scorer.scorePairs(Int32Array.of(0, 1, 2, 2), Int32Array.of(3, 0, 1, 2));

@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { registerTrainCommands } from '../../src/cli/train-commands.js';
 import { ModelRegistry } from '../../src/model/registry.js';
+import { inProcessScorer } from '../../src/model/pool/factory.js';
 import { runFitJobs, type FitJob } from '../../src/train/jobs.js';
 import { inputOf } from '../../src/train/model.js';
 import { evaluateArtifact, evaluateCommand, trainCommand, tuneCommand } from '../../src/train/pipeline.js';
@@ -37,7 +38,7 @@ describe('recserve train', () => {
     const s = await trainCommand({ data: dataFile, items: { file: catalogFile }, out, algo: 'als', params: { factors: 4, epochs: 5 }, valid: { kind: 'random', test: 0.1, seed: 1 } });
     expect(s.verify?.ok).toBe(true);
     expect(s.validation?.rmse).toBeLessThan(1.2);
-    const registry = new ModelRegistry();
+    const registry = new ModelRegistry(inProcessScorer);
     registries.push(registry);
     const rec = await registry.load(out);
     expect(rec.artifact.catalog?.[0]).toHaveProperty('genre');

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { RecserveError } from '../../errors.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { STORE_SAFETY_DEFAULTS, STORE_UNAVAILABLE, StoreSchemaError, StoreUnavailableError, type InteractionStore } from './index.js';
+import { STORE_SAFETY_DEFAULTS, STORE_UNAVAILABLE, StoreSchemaError, StoreUnavailableError, type InteractionStore } from './contract.js';
 
 /** What a store operation throws to its caller: safe to answer with; `requestId` finds the details in the log. */
 export class PublicStoreError extends StoreUnavailableError {

@@ -1,7 +1,7 @@
 // Versioned schema migrations, one list for both backends. Each migration runs once, in its own
 // transaction, and is recorded in schema_migrations; a database newer than this build is refused
 // rather than written with a schema the code does not know. Never edit a released migration: add one.
-import { StoreSchemaError } from './index.js';
+import { StoreSchemaError } from './contract.js';
 
 export interface Migration {
   version: number;

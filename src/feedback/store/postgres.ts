@@ -9,7 +9,6 @@
 import pg from 'pg';
 import { STORE_DEFAULTS } from '../../config/store.js';
 import { pendingMigrations } from './migrations.js';
-import { toInteraction } from './sqlite.js';
 import {
   checkRows,
   mergeArms,
@@ -25,7 +24,8 @@ import {
   type NewInteraction,
   type SharedPredictionRow,
   type StoreStats,
-} from './index.js';
+  toInteraction,
+} from './contract.js';
 
 /** Rows per INSERT statement (9 parameters each, well under PostgreSQL's 65535). */
 const CHUNK = 2000;

@@ -21,40 +21,15 @@ import {
   type NewInteraction,
   type StoreSafetySettings,
   type StoreStats,
-} from './index.js';
+  toInteraction,
+  type InteractionRow,
+} from './contract.js';
 
 /** Longest the synchronous busy handler may hold the event loop per attempt, once the store is open (ms). */
 const BUSY_SLICE_MS = 50;
 /** Busy timeout while opening and migrating (ms); tools without safety bounds use it throughout. */
 const OPEN_BUSY_TIMEOUT_MS = 5000;
 
-interface InteractionRow {
-  id: number;
-  feedback_id: number;
-  user_id: string;
-  item_id: string;
-  reward: number;
-  kind: Interaction['kind'];
-  served_by: Interaction['servedBy'];
-  ts: number;
-  puid: string | null;
-  model_version: string | null;
-}
-
-export function toInteraction(r: InteractionRow): Interaction {
-  return {
-    id: Number(r.id),
-    feedbackId: Number(r.feedback_id),
-    userId: r.user_id,
-    itemId: r.item_id,
-    reward: Number(r.reward),
-    kind: r.kind,
-    servedBy: r.served_by,
-    ts: Number(r.ts),
-    puid: r.puid,
-    modelVersion: r.model_version,
-  };
-}
 
 export class SqliteStore implements InteractionStore {
   readonly backend = 'sqlite' as const;

@@ -17,6 +17,9 @@ export interface ServingScorerOptions {
   log?: PoolLogger;
   batchObserver?: BatchObserver;
   poolObserver?: PoolObserver;
+  /** Worker restarts: failed starts in a row before giving up, and the wait before a restart (ms). */
+  maxStartFailures?: number;
+  restartBackoffMs?: number;
 }
 
 /** One onnxruntime session on this thread, no batching. */
@@ -29,12 +32,14 @@ export function servingScorerFactory(opts: ServingScorerOptions): ScorerFactory 
       opts.workers > 0
         ? await WorkerPool.create(
             { onnx: artifact.onnx, signature: artifact.signature, nItems, seen: artifact.seen },
-            { workers: opts.workers, intraOpNumThreads: opts.intraOpThreads, log: opts.log, observer: opts.poolObserver },
+            { workers: opts.workers, intraOpNumThreads: opts.intraOpThreads, log: opts.log, observer: opts.poolObserver, maxStartFailures: opts.maxStartFailures, restartBackoffMs: opts.restartBackoffMs },
           )
         : await OrtScorer.create(artifact.onnx, artifact.signature, nItems, { intraOpNumThreads: opts.intraOpThreads });
+    // A model's model-settings.json (max_batch_size, max_batch_time) overrides the server's batching.
+    const { batching } = artifact.settings;
     return new MicroBatcher(inner, {
-      maxBatchSize: opts.maxBatchSize,
-      maxBatchDelayMs: opts.maxBatchDelayMs,
+      maxBatchSize: batching.maxBatchSize ?? opts.maxBatchSize,
+      maxBatchDelayMs: batching.maxBatchDelayMs ?? opts.maxBatchDelayMs,
       // One run per worker at a time; in-process, runs block the loop one after another anyway.
       concurrency: Math.max(1, opts.workers),
       observer: opts.batchObserver,
