@@ -2,8 +2,11 @@
 // items "1".."120", genre = GENRES[(id − 1) mod 8]) and real ONNX sessions: every /v2 route, the
 // tensors, parameters and outputs selection, the binary tensor data extension in both directions,
 // every kind of bad input answered {"error"} with the V2 status, and the feedback extension learning.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, DEMO } from '../../src/model-format/demo.js';
+import { buildDemo, DEMO, ensureDemoModel } from '../../src/model-format/demo.js';
 import { decodeBytes, decodeFp32, decodeInt64, encodeTensor } from '../../src/protocols/v2/binary.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -25,8 +28,8 @@ interface Answer {
   headers: Headers;
 }
 
-async function call(method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await fetch(t.url + path, { method, body: typeof body === 'string' || body === undefined ? body : new Uint8Array(body), headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers } });
+async function call(method: string, route: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
+  const res = await fetch((route.startsWith('http') ? '' : t.url) + route, { method, body: typeof body === 'string' || body === undefined ? body : new Uint8Array(body), headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers } });
   const raw = Buffer.from(await res.arrayBuffer());
   const text = raw.toString('utf8');
   let parsed: unknown = text;
@@ -38,7 +41,7 @@ async function call(method: string, path: string, body?: string | Buffer, header
   return { status: res.status, body: parsed, text, raw, headers: res.headers };
 }
 
-const infer = (request: unknown, path = `/v2/models/${MODEL}/infer`) => call('POST', path, typeof request === 'string' ? request : JSON.stringify(request));
+const infer = (request: unknown, route = `/v2/models/${MODEL}/infer`) => call('POST', route, typeof request === 'string' ? request : JSON.stringify(request));
 const userInput = (ids: (string | number)[], datatype = 'BYTES') => ({ name: 'user_id', datatype, shape: [ids.length], data: ids });
 const output = (a: Answer, name: string) => a.body.outputs.find((o: { name: string }) => o.name === name);
 /** Rows of an [n, w] output, each cut to its real length by `count`. */
@@ -66,10 +69,10 @@ describe('health and metadata', () => {
   });
 
   it('live, ready and model ready answer 200 with an empty body', async () => {
-    for (const path of ['/v2/health/live', '/v2/health/ready', `/v2/models/${MODEL}/ready`, `/v2/models/${MODEL}/versions/${DEMO.version}/ready`]) {
-      const a = await call('GET', path);
-      expect(a.status, path).toBe(200);
-      expect(a.text, path).toBe('');
+    for (const route of ['/v2/health/live', '/v2/health/ready', `/v2/models/${MODEL}/ready`, `/v2/models/${MODEL}/versions/${DEMO.version}/ready`]) {
+      const a = await call('GET', route);
+      expect(a.status, route).toBe(200);
+      expect(a.text, route).toBe('');
     }
   });
 
@@ -92,7 +95,7 @@ describe('health and metadata', () => {
   });
 
   it('an unknown model or version is a 404 {"error"} on every model route', async () => {
-    for (const [method, path] of [
+    for (const [method, route] of [
       ['GET', '/v2/models/nope'],
       ['GET', '/v2/models/nope/ready'],
       ['POST', '/v2/models/nope/infer'],
@@ -101,8 +104,8 @@ describe('health and metadata', () => {
       ['GET', `/v2/models/${MODEL}/versions/demo-0/ready`],
       ['POST', `/v2/models/${MODEL}/versions/demo-0/infer`],
     ]) {
-      const a = await call(method, path, method === 'POST' ? JSON.stringify({ inputs: [userInput(['1'])] }) : undefined);
-      expectV2Error(a, 404, path.includes('demo-0') ? /has no version "demo-0"; version "demo-1" serves/ : /model "nope" is not served here; served: demo-movies/);
+      const a = await call(method, route, method === 'POST' ? JSON.stringify({ inputs: [userInput(['1'])] }) : undefined);
+      expectV2Error(a, 404, route.includes('demo-0') ? /has no version "demo-0"; version "demo-1" serves/ : /model "nope" is not served here; served: demo-movies/);
     }
   });
 
@@ -341,5 +344,36 @@ describe('metrics', () => {
   it('count V2 requests by their route', async () => {
     const text = await (await fetch(`${t.metricsUrl}/prometheus`)).text();
     expect(text).toMatch(/route="\/v2\/models\/\{name\}\/infer",code="200"/);
+  });
+});
+
+describe('a server started with a models root and no model (as Seldon Core 2 starts it)', () => {
+  let root: string;
+  let sc2: TestServer;
+  const at = (p: string) => `${sc2.url}${p}`;
+  beforeAll(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'recserve-v2-root-'));
+    await ensureDemoModel(path.join(root, 'recs_1', '1'));
+    sc2 = await startTestServer({ RECSERVE_MODELS_ROOT: root, RECSERVE_DEMO: 'false' });
+  });
+  afterAll(async () => {
+    await sc2?.stop();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('is ready with no model, lists model_repository, and serves a model once it is loaded by name', async () => {
+    expect((await call('GET', at('/v2/health/ready'))).status).toBe(200);
+    expect((await call('GET', at('/v2'))).body.extensions).toEqual(['binary_tensor_data', 'recserve_feedback', 'model_repository']);
+    const request = JSON.stringify({ id: 'sc2', parameters: { k: 3 }, inputs: [userInput(['1'])] });
+    expectV2Error(await call('POST', at('/v2/models/recs_1/infer'), request), 404, /not served here \(no model is loaded\)/);
+    expect((await call('POST', at('/v2/repository/models/recs_1/load'), '')).status).toBe(200);
+    const a = await call('POST', at('/v2/models/recs_1/infer'), request);
+    expect(a.status, a.text).toBe(200);
+    expect(a.body).toMatchObject({ model_name: 'recs_1', model_version: DEMO.version, id: 'sc2' });
+    expect(rows(a)).toEqual(rows(await infer({ parameters: { k: 3 }, inputs: [userInput(['1'])] })));
+    expect((await call('GET', at('/v2/models/recs_1/ready'))).status).toBe(200);
+    expect((await call('GET', at('/v2/models/recs_1'))).body.name).toBe('recs_1');
+    expect((await call('POST', at('/v2/repository/models/recs_1/unload'), '')).status).toBe(200);
+    expectV2Error(await call('POST', at('/v2/models/recs_1/infer'), request), 404);
   });
 });
