@@ -228,6 +228,8 @@ describe('direct wire writer', () => {
     expect(compare(type, { jsonData: { recommendations: big }, meta: { puid: 'p', tags: { n: 5000 } } })).toBe('ok');
     expect(compare(type, { data: { tensor: { shape: [100000], values: Array.from({ length: 100000 }, (_, i) => i * 0.5) } } })).toBe('ok');
     const texts = ['\ud800', 'a\udc00b', '\ud83d\ude00', 'x'.repeat(39) + '\ud800', 'x'.repeat(40) + '\ud800', '\u0000', 'ß'.repeat(64), '€'.repeat(100)];
+    // Around the writer's short-string limit (42 UTF-16 units), a pair split by it or not.
+    texts.push('€'.repeat(42), '€'.repeat(43), 'x'.repeat(40) + '\ud83d\ude00', 'x'.repeat(41) + '\ud83d\ude00', 'x'.repeat(41) + '\ud83d', '\udbff\udfff'.repeat(21));
     for (const t of texts) expect(compare(type, { strData: t, meta: { puid: t, tags: { [t]: t } } })).toBe('ok');
     // The writer is shared: an answer after a large one is written from a clean start.
     expect(compare(type, { strData: 'small' })).toBe('ok');

@@ -172,16 +172,8 @@ function messageToJson(desc: DescMessage, msg: Message): JsonObject {
     taken.set(f, v);
     if (messageOf(f) && v !== undefined) setField(fields, f, f.fieldKind === 'list' ? [] : f.fieldKind === 'map' ? {} : undefined);
   }
-  const rest = toJson(desc, msg, JSON_WRITE) as JsonObject;
-  const out: JsonObject = {};
-  for (const f of desc.fields) {
-    if (!taken.has(f)) {
-      if (f.jsonName in rest) out[f.jsonName] = rest[f.jsonName];
-      continue;
-    }
-    const v = taken.get(f);
-    if (v !== undefined) out[f.jsonName] = specialToJson(f, v);
-  }
+  const out = toJson(desc, msg, JSON_WRITE) as JsonObject;
+  for (const [f, v] of taken) if (v !== undefined) out[f.jsonName] = specialToJson(f, v);
   return out;
 }
 

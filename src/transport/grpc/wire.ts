@@ -458,13 +458,47 @@ class FastWriter {
 
   /** UTF-8; a lone surrogate becomes U+FFFD, as TextEncoder (the library's encoder) writes it. */
   string(value: string): this {
-    const len = value.length < 64 && isAscii(value) ? value.length : Buffer.byteLength(value);
-    this.uint32(len);
-    if (len) {
-      this.ensure(len);
-      this.buf.write(value, this.pos, len, len === value.length ? 'latin1' : 'utf8');
-      this.pos += len;
+    // Short strings (most keys and ids) are encoded here: a native write costs more than the copy.
+    // At most 3 bytes per UTF-16 unit, so their length fits the one reserved byte.
+    if (value.length <= 42) {
+      this.ensure(1 + 3 * value.length);
+      const buf = this.buf;
+      const at = this.pos;
+      let pos = at + 1;
+      for (let i = 0; i < value.length; i++) {
+        let c = value.charCodeAt(i);
+        if (c < 0x80) buf[pos++] = c;
+        else if (c < 0x800) {
+          buf[pos++] = 0xc0 | (c >> 6);
+          buf[pos++] = 0x80 | (c & 63);
+        } else {
+          if (c >= 0xd800 && c <= 0xdfff) {
+            const next = value.charCodeAt(i + 1);
+            if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+              c = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+              i++;
+              buf[pos++] = 0xf0 | (c >> 18);
+              buf[pos++] = 0x80 | ((c >> 12) & 63);
+              buf[pos++] = 0x80 | ((c >> 6) & 63);
+              buf[pos++] = 0x80 | (c & 63);
+              continue;
+            }
+            c = 0xfffd; // a lone surrogate
+          }
+          buf[pos++] = 0xe0 | (c >> 12);
+          buf[pos++] = 0x80 | ((c >> 6) & 63);
+          buf[pos++] = 0x80 | (c & 63);
+        }
+      }
+      buf[at] = pos - at - 1;
+      this.pos = pos;
+      return this;
     }
+    const len = Buffer.byteLength(value);
+    this.uint32(len);
+    this.ensure(len);
+    this.buf.write(value, this.pos, len, 'utf8');
+    this.pos += len;
     return this;
   }
 
@@ -508,9 +542,4 @@ class FastWriter {
     buf[p] = v;
     return this;
   }
-}
-
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return false;
-  return true;
 }
