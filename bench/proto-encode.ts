@@ -49,9 +49,9 @@ function nsPerOp(fn: () => unknown, ms: number): number {
 }
 
 const protos = seldonProtos();
-const fmt = (ns: number) => `${Math.round(ns).toLocaleString('en-US')} ns`.padStart(12);
+const fmt = (ns: number) => `${Math.round(ns).toLocaleString('en-US')} ns`.padStart(14);
 console.log(`proto encode/decode, ${MS_PER_CASE} ms per case, node ${process.version}`);
-console.log(`${'answer'.padEnd(28)}${'bytes'.padStart(8)}${'wire.ts'.padStart(12)}${'generated'.padStart(12)}${'toBinary'.padStart(12)}  ratio`);
+console.log(`${'answer'.padEnd(28)}${'bytes'.padStart(8)}${'wire.ts'.padStart(14)}${'generated'.padStart(14)}${'toBinary'.padStart(14)}  generated / wire.ts`);
 for (const [name, typeName, json] of ANSWERS) {
   const desc = protos.type(typeName);
   const bytes = writeJson(desc, json).byteLength;
@@ -60,9 +60,9 @@ for (const [name, typeName, json] of ANSWERS) {
   // toBinary alone, from a message already built: the part fromJson does not cost.
   const msg = fromJson(desc, json as never, { ignoreUnknownFields: true });
   const binaryOnly = nsPerOp(() => toBinary(desc, msg), MS_PER_CASE);
-  console.log(`${name.padEnd(28)}${String(bytes).padStart(8)}${fmt(direct)}${fmt(generated)}${fmt(binaryOnly)}  ${(generated / direct).toFixed(2)}×`);
+  console.log(`${name.padEnd(28)}${String(bytes).padStart(8)}${fmt(direct)}${fmt(generated)}${fmt(binaryOnly)}  ${(generated / direct).toFixed(1)}×`);
 }
-console.log(`${'request'.padEnd(28)}${'bytes'.padStart(8)}${'decode'.padStart(12)}`);
+console.log(`${'request'.padEnd(28)}${'bytes'.padStart(8)}${'decode'.padStart(14)}`);
 for (const [name, typeName, json] of REQUESTS) {
   const desc = protos.type(typeName);
   const bytes = encodeWithLibrary(desc, json);
