@@ -55,7 +55,6 @@ function binaryDataSize(parameters: Parameters | undefined, where: string): numb
  */
 export function decodeBytes(buf: Buffer, count: number, maxBytes: number, where: string): string[] {
   const out: string[] = [];
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
   let at = 0;
   while (at < buf.length) {
     if (out.length === count) throw badData(`${where}: the binary data holds more than the ${count} elements its shape says`);
@@ -64,15 +63,22 @@ export function decodeBytes(buf: Buffer, count: number, maxBytes: number, where:
     at += 4;
     if (len > buf.length - at) throw badData(`${where}: element ${out.length} declares ${len} bytes but only ${buf.length - at} are left`);
     if (len > maxBytes) throw badData(`${where}: element ${out.length} is ${len} bytes; at most ${maxBytes}`);
-    try {
-      out.push(utf8.decode(buf.subarray(at, at + len)));
-    } catch {
-      throw badData(`${where}: element ${out.length} is not valid UTF-8`);
-    }
+    out.push(utf8Text(buf.subarray(at, at + len), `${where}: element ${out.length}`));
     at += len;
   }
   if (out.length !== count) throw badData(`${where}: the binary data holds ${out.length} elements but the shape says ${count}`);
   return out;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** An element's bytes as text; ids are UTF-8, so anything else is refused. */
+export function utf8Text(bytes: Uint8Array, at: string): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw badData(`${at} is not valid UTF-8`);
+  }
 }
 
 function checkFixedSize(buf: Buffer, count: number, size: number, datatype: string, where: string): void {

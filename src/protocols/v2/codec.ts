@@ -15,7 +15,7 @@ import { badData, quote } from '../../errors.js';
 import type { FilterValue, RecommendRequest } from '../../model/recommender.js';
 import { boundsOf, validate } from '../contract.js';
 import { parseJsonText } from '../json.js';
-import { decodeBytes, decodeInt64 } from './binary.js';
+import { decodeBytes, decodeInt64, utf8Text } from './binary.js';
 import { elementCount, type InferRequest, type InputTensor, type OutputTensor, type Parameters, type RequestedOutput } from './tensors.js';
 
 export const USER_INPUT = 'user_id';
@@ -29,6 +29,7 @@ export type OutputName = (typeof RECOMMEND_OUTPUTS)[number];
 
 /** A JSON number at or above this has lost its last digits in JSON.parse. */
 const JSON_SAFE = Number.MAX_SAFE_INTEGER;
+const JSON_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -167,11 +168,17 @@ function flatten(data: unknown, count: number, where: string): unknown[] {
   return out;
 }
 
+/** A BYTES element: a JSON string, or the bytes gRPC's bytes_contents carries (UTF-8 ids). */
 function bytesId(v: unknown, at: string, limits: Limits): string {
+  if (v instanceof Uint8Array) {
+    if (v.length > limits.maxIdLength * 4) throw badData(`${at} is ${v.length} bytes; an id is at most ${limits.maxIdLength} characters${limitHint(limits, 'maxIdLength')}`);
+    return bytesId(utf8Text(v, at), at, limits);
+  }
   if (typeof v !== 'string') throw badData(`${at} is ${describe(v)}; a BYTES element is a string (send numeric ids as INT64)`);
   checkIdText(v, at, limits);
   return v;
 }
+
 
 function checkIdText(id: string, at: string, limits: Limits): void {
   if (id.length === 0) throw badData(`${at} is empty; an id is a non-empty string`);
@@ -207,8 +214,10 @@ function recommendRequest(users: string[], p: Parameters, params: ModelParams, l
 function wholeParam(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+  // gRPC's int64_param arrives as a bigint.
+  if (typeof v === 'bigint' && v >= -JSON_SAFE_BIG && v <= JSON_SAFE_BIG) return Number(v);
   if (typeof v === 'string' && /^-?\d{1,15}$/.test(v.trim())) return Number(v.trim());
-  throw badData(`parameters.${name} must be a whole number, got ${quote(v)}`);
+  throw badData(`parameters.${name} must be a whole number, got ${describe(v)}`);
 }
 
 /**

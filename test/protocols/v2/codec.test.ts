@@ -117,6 +117,17 @@ describe('decodeInfer: recommend', () => {
   });
 });
 
+describe('decodeInfer: what a gRPC servicer hands over', () => {
+  it('takes bytes_contents as Uint8Array ids and int64 parameters as bigints', () => {
+    const ids = [Buffer.from('1'), new TextEncoder().encode('visitor-é')];
+    const d = decode({ parameters: { k: 4n, explore: 1n, exclude_seen: false, filter: '{"genre":"Drama"}' }, inputs: [users(ids)] });
+    expect(d.input).toEqual({ op: 'recommend', request: { users: ['1', 'visitor-é'], k: 4, excludeSeen: false, filter: { genre: 'Drama' }, explore: 1 } });
+    expect(refusal(() => decode({ inputs: [users([Uint8Array.from([0xc3, 0x28])])] }))).toMatch(/element 0 is not valid UTF-8/);
+    expect(refusal(() => decode({ inputs: [users([new Uint8Array(2000)])] }))).toMatch(/2000 bytes; an id is at most 256 characters/);
+    expect(refusal(() => decode({ parameters: { k: 2n ** 60n }, inputs: [users(['1'])] }))).toMatch(/k must be a whole number/);
+  });
+});
+
 describe('decodeInfer: pairs', () => {
   const items = (data: unknown[], datatype = 'BYTES'): InputTensor => ({ name: 'item_id', datatype, shape: [data.length], data });
   it('pairs user_id and item_id row by row', () => {
