@@ -129,7 +129,7 @@ export const DEPLOYMENT: Section<DeploymentSettings> = {
   parameters: { env: 'PREDICTIVE_UNIT_PARAMETERS', default: { ...DEFAULT_PARAMS }, parse: (raw) => parseParameters(raw), shown: '[]' },
   storeUrl: optionalTextField('RECSERVE_STORE_URL', 'sqlite:<data dir>/interactions.db'),
   modelsRoot: optionalTextField('RECSERVE_MODELS_ROOT'),
-  modelName: optionalTextField('RECSERVE_MODEL_NAME', "the model's own"),
+  modelName: optionalTextField('RECSERVE_MODEL_NAME'),
 };
 
 /** Every section the server reads; the README's configuration table has one row per variable in them. */
