@@ -187,7 +187,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }
     // gRPC opens after the model is warm, so every accepted call can be answered (or, with no model,
     // answers UNAVAILABLE with the reason, and its health service says NOT_SERVING).
-    grpcServer = await startGrpcServer({ config, dataplane, metrics, log });
+    grpcServer = await startGrpcServer({ config, dataplane, metrics, log, models, repository });
     log.info({ port: grpcServer.port }, 'gRPC listening');
   } catch (e) {
     // Release everything started so far: worker threads or an open store would keep the process alive.

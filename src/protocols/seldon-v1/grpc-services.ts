@@ -8,27 +8,24 @@
 //   Seldon.GraphMetadata             → UNIMPLEMENTED: graph metadata belongs to the executor
 // The method table comes from prediction.proto itself (its generated code), so a service added there without a behaviour
 // here fails at startup rather than at call time.
-import type * as grpc from '@grpc/grpc-js';
+import type { DescMessage } from '@bufbuild/protobuf';
+import type { Config } from '../../config/index.js';
 import { quote, RecserveError } from '../../errors.js';
+import { bindMethods, type GrpcProtocol } from '../grpc-binding.js';
 import { boundsOf, validate } from '../contract.js';
-import type { CallContext } from './dataplane.js';
+import { checkDepth } from '../json.js';
+import type { CallContext, DataPlane } from './dataplane.js';
 import type { Feedback, SeldonMessage } from './messages.js';
-import { seldonProtos, type JsonObject } from './proto-json.js';
-import { unary, type HandleDeps } from '../../transport/grpc/handle.js';
+import { decodeToJson, encodeFromJson, seldonProtos, type JsonObject } from './proto-json.js';
+
+/** The header the Seldon executor puts a request's puid in (REST reads the same one). */
+const PUID_HEADER = 'seldon-puid';
+/** Trailer naming the Seldon reason (MICROSERVICE_BAD_DATA, …) next to the gRPC status. */
+export const REASON_TRAILER = 'seldon-reason';
 
 type Behaviour = (request: JsonObject, ctx: CallContext) => unknown;
 
-export interface ServiceBinding {
-  name: string;
-  definition: grpc.ServiceDefinition;
-  implementation: grpc.UntypedServiceImplementation;
-}
-
-const identity = (b: Buffer) => b;
-
-export function seldonServices(deps: HandleDeps): ServiceBinding[] {
-  const { dataplane, config } = deps;
-
+export function seldonServices({ dataplane, config }: { dataplane: DataPlane; config: Config }): GrpcProtocol {
   const bounds = boundsOf(config);
   const predict: Behaviour = (msg, ctx) => {
     validate('SeldonMessage', msg, '', bounds);
@@ -59,7 +56,7 @@ export function seldonServices(deps: HandleDeps): ServiceBinding[] {
     throw new RecserveError('not_implemented', 'GraphMetadata not available on the Model level; ask the Seldon executor, or call ModelMetadata');
   };
 
-  const behaviours: Record<string, Behaviour> = {
+  const behaviours: Partial<Record<string, Behaviour>> = {
     'Generic/TransformInput': passThrough,
     'Generic/TransformOutput': passThrough,
     'Generic/Route': notARouter,
@@ -79,26 +76,37 @@ export function seldonServices(deps: HandleDeps): ServiceBinding[] {
     'Seldon/GraphMetadata': noGraph,
   };
 
-  return seldonProtos().services.map((svc) => {
-    const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
-    const implementation: grpc.UntypedServiceImplementation = {};
-    for (const method of svc.methods) {
-      const key = `${svc.name}/${method.name}`;
-      const run = behaviours[key];
-      if (!run) throw new Error(`prediction.proto declares ${key} but src/protocols/seldon-v1/grpc-services.ts has no behaviour for it`);
-      const path = `/${svc.typeName}/${method.name}`;
-      definition[method.name] = {
-        path,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-        originalName: method.localName,
-      };
-      implementation[method.name] = unary({ path, requestType: method.input, responseType: method.output, run }, deps);
-    }
-    return { name: svc.typeName, definition: definition as grpc.ServiceDefinition, implementation };
-  });
+  // Requests become the JSON form a REST caller would post; the same nesting bound as a REST body's
+  // applies before anything recurses over it.
+  const decode = (type: DescMessage) => (bytes: Uint8Array) => {
+    const request = decodeToJson(type, bytes);
+    checkDepth(request, config.limits.maxJsonDepth, 'the message');
+    return request;
+  };
+  const protos = seldonProtos();
+  return {
+    protocol: 'seldon-v1',
+    files: protos.files,
+    isServing: () => dataplane.isReady(),
+    puidHeader: PUID_HEADER,
+    errorTrailers: ({ reason }) => ({ [REASON_TRAILER]: reason }),
+    services: protos.services.map((svc) => ({
+      name: svc.typeName,
+      methods: bindMethods(
+        svc,
+        (m) => {
+          const run = behaviours[`${svc.name}/${m.name}`];
+          return (
+            run && {
+              decode: decode(m.input),
+              run,
+              encode: (result: unknown) => encodeFromJson(m.output, result),
+              answerId: (result: unknown) => (result as { meta?: { puid?: string } } | null)?.meta?.puid || undefined,
+            }
+          );
+        },
+        'src/protocols/seldon-v1/grpc-services.ts',
+      ),
+    })),
+  };
 }

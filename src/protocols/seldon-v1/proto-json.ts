@@ -15,7 +15,7 @@
 // Encoding back ignores keys the proto does not have (as Seldon's json_to_seldon_model_metadata does),
 // and is strict about values of the wrong type; an answer is first read as it is, and if the library
 // refuses it, as its JSON text has it (see asJsonText). Answers
-// are written by the direct writer (transport/grpc/wire.ts) where it can, to the same bytes.
+// are written by the direct writer (wire.ts) where it can, to the same bytes.
 import {
   create,
   createRegistry,
@@ -33,7 +33,7 @@ import {
 import { AnySchema, NullValue, type Any, type Value } from '@bufbuild/protobuf/wkt';
 import { file_prediction } from '../../gen/prediction_pb.js';
 import type { JsonValue } from './messages.js';
-import { Refused, writeJson } from '../../transport/grpc/wire.js';
+import { Refused, writeJson } from './wire.js';
 
 export type JsonObject = { [k: string]: JsonValue };
 

@@ -1,43 +1,53 @@
-// One wrapper around every unary RPC: it decodes the request bytes, runs the data-plane call with an
-// AbortSignal tied to the call's cancellation and deadline, encodes the answer, and guarantees that each
-// call is answered exactly once, with its error translated by the one error catalogue, counted in the
-// metrics and logged. grpc-js sees only bytes (identity serializers), so a malformed message is our
+// One wrapper around every unary RPC of every protocol (src/protocols/grpc-binding.ts): it checks the
+// request bytes against the wire budget, has the protocol decode them, runs its call with an AbortSignal
+// tied to the call's cancellation and deadline, has it encode the answer, and guarantees that each call
+// is answered exactly once, with its error translated by the one error catalogue, counted in the metrics
+// and logged. grpc-js sees only bytes (identity serializers), so a malformed message is our
 // INVALID_ARGUMENT rather than grpc-js' generic INTERNAL "Error deserializing request".
 import * as grpc from '@grpc/grpc-js';
-import type { DescMessage } from '@bufbuild/protobuf';
 import type { Config } from '../../config/index.js';
+import type { CallContext } from '../../core/types.js';
 import { badData, RecserveError, translate } from '../../errors.js';
-import type { CallContext, DataPlane } from '../../protocols/seldon-v1/dataplane.js';
+import type { GrpcProtocol, UnaryMethod } from '../../protocols/grpc-binding.js';
+import { checkValueCount, tooDeep } from '../../protocols/json.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { Metrics } from '../../telemetry/metrics.js';
-import { checkDepth, checkValueCount, tooDeep } from '../../protocols/json.js';
 import { wireShape } from './wire-budget.js';
-import { decodeToJson, encodeFromJson, type JsonObject } from '../../protocols/seldon-v1/proto-json.js';
 
-export interface HandleDeps {
+export interface CallDeps {
   config: Config;
-  dataplane: DataPlane;
   metrics: Metrics;
   log: Logger;
   /** Told the peer ("address:port") of every call, so the server can tell used connections from squatters. */
   onCall?: (peer: string) => void;
 }
 
-export interface UnaryRpc {
-  /** Full method path, e.g. /seldon.protos.Model/Predict. */
-  path: string;
-  requestType: DescMessage;
-  responseType: DescMessage;
-  /** The data-plane call: JSON-form request in, JSON-form response out. Throw a RecserveError to refuse. */
-  run(request: JsonObject, ctx: CallContext): unknown;
+const identity = (b: Buffer) => b;
+
+/** A protocol's services as grpc-js service definitions and implementations (bytes in, bytes out). */
+export function mountProtocol(server: grpc.Server, protocol: GrpcProtocol, deps: CallDeps): void {
+  for (const svc of protocol.services) {
+    const definition: Record<string, grpc.MethodDefinition<Buffer, Buffer>> = {};
+    const implementation: grpc.UntypedServiceImplementation = {};
+    for (const m of svc.methods) {
+      const name = m.path.slice(m.path.lastIndexOf('/') + 1);
+      definition[name] = {
+        path: m.path,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+        originalName: m.localName,
+      };
+      implementation[name] = unary(m, protocol, deps);
+    }
+    server.addService(definition as grpc.ServiceDefinition, implementation);
+  }
 }
 
-/** The header the Seldon executor puts a request's puid in (REST reads the same one). */
-const PUID_HEADER = 'seldon-puid';
-/** Trailer naming the Seldon reason (MICROSERVICE_BAD_DATA, …) next to the gRPC status. */
-export const REASON_TRAILER = 'seldon-reason';
-
-export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buffer, Buffer> {
+function unary(rpc: UnaryMethod, protocol: GrpcProtocol, deps: CallDeps): grpc.handleUnaryCall<Buffer, Buffer> {
   const { config, metrics, log } = deps;
   const route = rpc.path.slice(1);
   const maxSend = config.grpcMaxMessageBytes;
@@ -47,17 +57,17 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
     deps.onCall?.(call.getPeer());
     const endTimer = metrics.startRequest('grpc', route);
     const abort = new AbortController();
-    const puidHeader = call.metadata.get(PUID_HEADER)[0];
-    const ctx: CallContext = { transport: 'grpc', puid: typeof puidHeader === 'string' && puidHeader ? puidHeader : undefined, signal: abort.signal };
+    const puidHeader = protocol.puidHeader === undefined ? undefined : call.metadata.get(protocol.puidHeader)[0];
+    const ctx: CallContext = { transport: 'grpc', protocol: protocol.protocol, puid: typeof puidHeader === 'string' && puidHeader ? puidHeader : undefined, signal: abort.signal };
     let answered = false;
     let puid: string | undefined = ctx.puid;
-    let payload: unknown;
+    let request: unknown;
 
     const record = (code: grpc.status, err?: unknown) => {
       endTimer(grpc.status[code]);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const entry: Record<string, unknown> = { transport: 'grpc', route, code: grpc.status[code], duration_ms: Math.round(ms * 1000) / 1000, puid };
-      if (config.logPayloads && payload !== undefined) entry.payload = payload;
+      const entry: Record<string, unknown> = { transport: 'grpc', protocol: protocol.protocol, route, code: grpc.status[code], duration_ms: Math.round(ms * 1000) / 1000, puid };
+      if (config.logPayloads && request !== undefined) entry.payload = rpc.logged ? rpc.logged(request) : request;
       if (code === grpc.status.INTERNAL || code === grpc.status.UNKNOWN) log.error({ ...entry, err }, 'rpc failed');
       else log.info(entry, 'rpc');
     };
@@ -67,7 +77,7 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
       answered = true;
       const t = translate(err);
       const trailer = new grpc.Metadata();
-      trailer.set(REASON_TRAILER, t.reason);
+      for (const [k, v] of Object.entries(protocol.errorTrailers?.(t) ?? {})) trailer.set(k, v);
       callback({ code: t.grpc, details: t.message, metadata: trailer });
       record(t.grpc, t.kind === 'internal' ? err : undefined);
     };
@@ -100,25 +110,21 @@ export function unary(rpc: UnaryRpc, deps: HandleDeps): grpc.handleUnaryCall<Buf
       if (shape.malformedAt >= 0) throw badData(`malformed ${rpc.requestType.typeName} message: unreadable bytes at offset ${shape.malformedAt}`);
       checkValueCount(shape.values, limits.maxJsonValues, 'the message');
       if (shape.depth > wireDepth) throw tooDeep('the message', limits.maxJsonDepth);
-      let request: JsonObject;
       try {
-        request = decodeToJson(rpc.requestType, call.request);
+        request = rpc.decode(call.request);
       } catch (e) {
+        if (e instanceof RecserveError) throw e;
         // A RangeError here is a message nested past the stack (google.protobuf.Value in Value …).
         const why = e instanceof RangeError && /call stack/i.test(e.message) ? 'nested too deeply' : (e as Error).message;
         throw badData(`malformed ${rpc.requestType.typeName} message: ${why}`);
       }
-      // The same nesting bound as a REST body's, before anything recurses over the message.
-      checkDepth(request, config.limits.maxJsonDepth, 'the message');
-      payload = request;
       if (abort.signal.aborted || call.cancelled) return;
-      const result = (await rpc.run(request, ctx)) as JsonObject;
+      const result = await rpc.run(request, ctx);
       if (abort.signal.aborted || answered) return;
-      const meta = (result as { meta?: { puid?: string } }).meta;
-      if (meta?.puid) puid = meta.puid;
+      puid = rpc.answerId?.(result) ?? puid;
       let bytes: Uint8Array;
       try {
-        bytes = encodeFromJson(rpc.responseType, result);
+        bytes = rpc.encode(result);
       } catch (e) {
         log.error({ err: e, route }, 'cannot encode the response');
         throw new RecserveError('internal', 'internal error: the response could not be encoded');

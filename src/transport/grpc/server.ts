@@ -1,5 +1,6 @@
-// The gRPC server: the seven Seldon v1 services, server reflection (grpcurl and friends need no proto
-// file) and the standard grpc.health.v1 health service, which follows the data plane's readiness.
+// The gRPC server: the seven Seldon v1 services and the Open Inference Protocol's
+// inference.GRPCInferenceService, server reflection over both (grpcurl and friends need no proto file)
+// and the standard grpc.health.v1 health service, which follows each protocol's readiness.
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
@@ -7,9 +8,23 @@ import { limitHint } from '../../config/limits.js';
 import { HealthService, type ServingStatus } from './health.js';
 import { reflectionPackage } from './descriptors.js';
 import { file_grpc_health_v1_health } from '../../gen/grpc/health/v1/health_pb.js';
-import type { HandleDeps } from './handle.js';
+import { mountProtocol, type CallDeps } from './handle.js';
+import type { ModelHub } from '../../core/models.js';
+import type { ModelRepository } from '../../core/repository.js';
+import type { GrpcProtocol } from '../../protocols/grpc-binding.js';
+import type { DataPlane } from '../../protocols/seldon-v1/dataplane.js';
 import { seldonServices } from '../../protocols/seldon-v1/grpc-services.js';
-import { seldonProtos } from '../../protocols/seldon-v1/proto-json.js';
+import { v2Services } from '../../protocols/v2/grpc-services.js';
+import { withDependencies } from '../../protocols/seldon-v1/proto-json.js';
+
+export interface GrpcDeps extends Omit<CallDeps, 'onCall'> {
+  /** The Seldon v1 data plane (the default model). */
+  dataplane: DataPlane;
+  /** The models served by name: with them the Open Inference Protocol's service is mounted too. */
+  models?: ModelHub;
+  /** The V2 repository extension's models (load/unload by name). */
+  repository?: ModelRepository;
+}
 
 export interface GrpcServerOptions {
   /** How often the health status is re-read from the data plane (ms). */
@@ -52,7 +67,7 @@ const CLIENT_PREFACE_BYTES = HTTP2_MAGIC.length + 9;
 export interface RunningGrpcServer {
   server: grpc.Server;
   port: number;
-  /** Names the health service reports on: '' (the whole server) and every Seldon service. */
+  /** Names the health service reports on: '' (the whole server) and every service served. */
   healthServices: string[];
   /** Re-reads readiness into the health service now. */
   syncHealth(): void;
@@ -64,7 +79,7 @@ export interface RunningGrpcServer {
   close(timeoutMs: number): Promise<void>;
 }
 
-export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions = {}): Promise<RunningGrpcServer> {
+export async function startGrpcServer(deps: GrpcDeps, opts: GrpcServerOptions = {}): Promise<RunningGrpcServer> {
   const { config, dataplane } = deps;
   const conn = { ...GRPC_CONNECTION_DEFAULTS, ...opts.connections };
   const server = new grpc.Server({
@@ -84,13 +99,16 @@ export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions 
   // Remote ports of connections that have carried a call (a port is unique per client address; a
   // rare match across addresses only spares a socket). Entries leave with their socket.
   const calledPorts = new Set<number>();
-  const services = seldonServices({ ...deps, onCall: (peer) => calledPorts.add(Number(peer.slice(peer.lastIndexOf(':') + 1))) });
-  for (const s of services) server.addService(s.definition, s.implementation);
+  const callDeps: CallDeps = { ...deps, onCall: (peer) => calledPorts.add(Number(peer.slice(peer.lastIndexOf(':') + 1))) };
+  const protocols: GrpcProtocol[] = [seldonServices({ dataplane, config })];
+  if (deps.models) protocols.push(v2Services({ models: deps.models, repository: deps.repository ?? null, config }));
+  for (const p of protocols) mountProtocol(server, p, callDeps);
 
-  // Health: '' for the whole server plus each Seldon service, all following DataPlane.isReady().
-  const healthServices = ['', ...services.map((s) => s.name)];
-  const statusNow = (): ServingStatus => (dataplane.isReady() ? 'SERVING' : 'NOT_SERVING');
-  const health = new HealthService(healthServices, statusNow(), {
+  // Health: each service follows its protocol's readiness; '' (the whole server) serves while any protocol
+  // does (a Seldon Core 2 server has no default model, so only its V2 service ever serves).
+  const healthServices = ['', ...protocols.flatMap((p) => p.services.map((s) => s.name))];
+  const statusOf = (serving: boolean): ServingStatus => (serving ? 'SERVING' : 'NOT_SERVING');
+  const health = new HealthService(healthServices, 'NOT_SERVING', {
     maxNameLength: config.limits.maxIdLength,
     nameLimitHint: limitHint(config.limits, 'maxIdLength'),
     maxWatches: conn.maxHealthWatches,
@@ -98,13 +116,21 @@ export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions 
   health.addToServer(server);
   let closed = false;
   const syncHealth = () => {
-    if (!closed) health.setAll(statusNow());
+    if (closed) return;
+    let any = false;
+    for (const p of protocols) {
+      const serving = p.isServing();
+      any ||= serving;
+      for (const s of p.services) health.setStatus(s.name, statusOf(serving));
+    }
+    health.setStatus('', statusOf(any));
   };
+  syncHealth();
   const poll = setInterval(syncHealth, opts.healthPollMs ?? 1000);
   poll.unref();
 
-  // Reflection over the same protos the server speaks (prediction.proto, its imports, health).
-  new ReflectionService(reflectionPackage([...seldonProtos().files, file_grpc_health_v1_health])).addToServer(server);
+  // Reflection over the same protos the server speaks (prediction.proto and its imports, the V2 proto, health).
+  new ReflectionService(reflectionPackage(withDependencies(...protocols.flatMap((p) => p.files), file_grpc_health_v1_health))).addToServer(server);
 
   // grpc-js has no connection cap, so we own the listening socket and hand each connection to grpc-js
   // through its public connection injector. net.Server.maxConnections refuses connections past the
@@ -141,7 +167,7 @@ export async function startGrpcServer(deps: HandleDeps, opts: GrpcServerOptions 
       // Node's HTTP/2 session reads what is already buffered on the socket first.
       socket.unshift(bytes);
       injector.injectConnection(socket);
-      // A connection that sent its preface and no Seldon call yet is closed once the port is half full:
+      // A connection that sent its preface and no call yet is closed once the port is half full:
       // such sockets could otherwise hold every slot (grpc-js' idle timer never closes a session that
       // carried no stream). Below half, it is left alone: an abrupt close can fail a client's next call
       // while it reconnects, and a client may connect well before its first call.
