@@ -24,7 +24,7 @@ import type { Recommender } from './model/recommender.js';
 import { adminHandlers } from './protocols/admin/rest-routes.js';
 import { v2RepositoryHandlers } from './protocols/v2/repository-routes.js';
 import { DataPlane } from './protocols/seldon-v1/dataplane.js';
-import { SELDON_NEEDS_MODEL, seldonV1Handlers } from './protocols/seldon-v1/rest-routes.js';
+import { SELDON_NEEDS_MODEL, seldonV1Handlers, type Handler } from './protocols/seldon-v1/rest-routes.js';
 import { V2_PREFIX, v2ErrorWriter, v2Handlers } from './protocols/v2/rest-routes.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
@@ -128,7 +128,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   // 4. The protocols over the core, and 5. the transports that mount them.
   const dataplane = new DataPlane(service, config, log);
   const whenServing = () => service.whenServing();
-  const handlers = { ...seldonV1Handlers({ dataplane, config }), ...adminHandlers({ config, control, log }), ...v2Handlers({ models, config, repository: config.modelsRoot !== null }), ...v2RepositoryHandlers({ repository, limits: config.limits }) };
+  const handlers = restHandlers({ config, log, dataplane, control, models, repository });
   const errorWriters = [{ prefix: V2_PREFIX, write: v2ErrorWriter }];
   const app = createRestApp({ config, metrics, log, handlers, needsModel: SELDON_NEEDS_MODEL, whenServing, errorWriters });
   const { limits } = config;
@@ -219,6 +219,17 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       })();
       return closing;
     },
+  };
+}
+
+/** The REST handler tables of every protocol, by operationId (Seldon v1, admin, V2 and its repository extension). */
+export function restHandlers(deps: { config: Config; log: Logger; dataplane: DataPlane; control: VersionControl; models: ModelHub; repository: ModelRepository }): Record<string, Handler> {
+  const { config, log, dataplane, control, models, repository } = deps;
+  return {
+    ...seldonV1Handlers({ dataplane, config }),
+    ...adminHandlers({ config, control, log }),
+    ...v2Handlers({ models, config, repository: config.modelsRoot !== null }),
+    ...v2RepositoryHandlers({ repository, limits: config.limits }),
   };
 }
 

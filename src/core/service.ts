@@ -87,8 +87,9 @@ export class RecommenderService {
       let cold = 0;
       for (const r of output.recommendations) if (r.strategy === 'cold_start') cold++;
       const { recommendations } = this.deps.metrics;
-      if (cold > 0) recommendations.inc({ strategy: 'cold_start' }, cold);
-      if (output.recommendations.length > cold) recommendations.inc({ strategy: 'personalized' }, output.recommendations.length - cold);
+      const protocol = ctx.protocol ?? 'seldon-v1';
+      if (cold > 0) recommendations.inc({ strategy: 'cold_start', protocol }, cold);
+      if (output.recommendations.length > cold) recommendations.inc({ strategy: 'personalized', protocol }, output.recommendations.length - cold);
     }
     if (predictionId !== null) this.deps.learner?.remember?.({ puid: predictionId, modelVersion: model.version, input, output }, model);
     return { model, output };

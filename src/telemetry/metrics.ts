@@ -18,14 +18,14 @@ export function createMetrics(config: Config) {
 
   const requests = new client.Counter({
     name: 'recserve_requests_total',
-    help: 'Requests by transport, route (or gRPC method) and status code',
-    labelNames: ['transport', 'route', 'code'] as const,
+    help: 'Requests by protocol (seldon-v1, v2), transport, route (or gRPC method) and status code',
+    labelNames: ['transport', 'route', 'code', 'protocol'] as const,
     registers: [registry],
   });
   const latency = new client.Histogram({
     name: 'recserve_request_duration_seconds',
-    help: 'Request latency by transport and route (or gRPC method)',
-    labelNames: ['transport', 'route'] as const,
+    help: 'Request latency by protocol, transport and route (or gRPC method)',
+    labelNames: ['transport', 'route', 'protocol'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry],
   });
@@ -50,8 +50,8 @@ export function createMetrics(config: Config) {
   });
   const recommendations = new client.Counter({
     name: 'recserve_recommendations_total',
-    help: 'Users answered, by strategy',
-    labelNames: ['strategy'] as const,
+    help: 'Users answered, by protocol and strategy',
+    labelNames: ['strategy', 'protocol'] as const,
     registers: [registry],
   });
 
@@ -119,11 +119,23 @@ export function createMetrics(config: Config) {
     },
     /** Times one request; call the returned function with the status code when it ends. */
     startRequest(transport: 'rest' | 'grpc', route: string): (code: string | number) => void {
-      const end = latency.startTimer({ transport, route });
+      const protocol = protocolOfRoute(route);
+      const end = latency.startTimer({ transport, route, protocol });
       return (code) => {
         end();
-        requests.inc({ transport, route, code: String(code) });
+        requests.inc({ transport, route, code: String(code), protocol });
       };
     },
+    /** Counts one finished request that was timed elsewhere (the REST access log). */
+    recordRequest(transport: 'rest' | 'grpc', route: string, code: string | number, seconds: number): void {
+      const protocol = protocolOfRoute(route);
+      requests.inc({ transport, route, code: String(code), protocol });
+      latency.observe({ transport, route, protocol }, seconds);
+    },
   };
+}
+
+/** Which protocol a route (REST path template or gRPC method) belongs to, for the protocol label. */
+export function protocolOfRoute(route: string): 'v2' | 'seldon-v1' {
+  return route === '/v2' || route.startsWith('/v2/') || route.startsWith('inference.') ? 'v2' : 'seldon-v1';
 }

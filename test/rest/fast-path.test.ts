@@ -5,8 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminHandlers } from '../../src/protocols/admin/rest-routes.js';
-import { seldonV1Handlers } from '../../src/protocols/seldon-v1/rest-routes.js';
+import { restHandlers } from '../../src/server.js';
 import { createRestApp } from '../../src/transport/rest/app.js';
 import { withFastPath } from '../../src/transport/rest/fast-path.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -71,9 +70,8 @@ describe('REST fast path', () => {
 
   beforeAll(async () => {
     t = await startTestServer();
-    const { config, dataplane, metrics, log, control } = t.server;
-    const handlers = { ...seldonV1Handlers({ dataplane, config }), ...adminHandlers({ config, control, log }) };
-    const app = createRestApp({ config, metrics, log, handlers });
+    const { config, dataplane, metrics, log, control, models, repository } = t.server;
+    const app = createRestApp({ config, metrics, log, handlers: restHandlers({ config, log, dataplane, control, models, repository }) });
     plain = http.createServer(app);
     fast = http.createServer(
       withFastPath({ config, dataplane, metrics, log }, (req, res) => {

@@ -35,7 +35,7 @@ describe('openapi.yaml ⇄ express routes', () => {
     const res = await fetch(`${t.url}/docs/`);
     expect(res.status).toBe(200);
     expect(await res.text()).toMatch(/swagger-ui/);
-    for (const path of ['/api/v1.0/status/model', '/api/v1.0/doc', '/v2/models/x/infer']) {
+    for (const path of ['/api/v1.0/status/model', '/api/v1.0/doc', '/v2/models/x/generate']) {
       expect((await fetch(t.url + path)).status).toBe(404);
     }
   });

@@ -160,6 +160,32 @@ describe('Swagger UI at /docs', () => {
       const relevant = [...consoleErrors, ...pageErrors].filter((t) => !/favicon/i.test(t));
       expect(relevant, 'console errors during try-it-out').toEqual([]);
     });
+
+    it('Try it out → Execute on POST /v2/models/{name}/infer returns 200 with V2 output tensors', async () => {
+      if (!page.url().includes('/docs')) await page.goto(`${base}/docs`);
+      const op = page.locator('#operations-v2-v2ModelInfer');
+      await op.waitFor();
+      if (!(await op.locator('.opblock-body').isVisible())) await op.locator('.opblock-summary').first().click();
+      await op.locator('button.try-out__btn').click();
+      // The path parameter is prefilled from its example (the demo model's name).
+      await expect(op.locator('tr[data-param-name="name"] input').inputValue()).resolves.toBe('demo-movies');
+      const body = op.locator('.opblock-section-request-body');
+      await body.waitFor();
+      const editor = body.locator('textarea.body-param__text');
+      await editor.waitFor();
+      expect(JSON.parse(await editor.inputValue())).toMatchObject({ id: 'swagger-1', parameters: { k: 5 } });
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/v2/models/demo-movies/infer') && r.request().method() === 'POST'),
+        op.locator('button.execute').click(),
+      ]);
+      expect(response.status()).toBe(200);
+      const live = op.locator('.live-responses-table .response');
+      await live.first().waitFor();
+      const shown = JSON.parse(await live.locator('.response-col_description .highlight-code pre code').first().innerText()) as { id: string; outputs: { name: string; shape: number[] }[] };
+      expect(shown.id).toBe('swagger-1');
+      expect(shown.outputs.map((o) => [o.name, o.shape])).toEqual([['item_id', [1, 5]], ['score', [1, 5]], ['strategy', [1]], ['count', [1]]]);
+      expect(await errorsPanelText(page), 'Swagger UI error panel').toBe('');
+    });
   });
 });
 

@@ -85,13 +85,15 @@ export function createRestApp(deps: RestDeps): express.Express {
   const noWait = (_req: Request, _res: Response, next: NextFunction) => next();
   for (const [route, item] of Object.entries(doc.paths)) {
     const allowed: string[] = [];
+    // openapi's {name} is express's :name (express 5 reads braces as an optional part).
+    const expressPath = route.replace(/\{(\w+)\}/g, ':$1');
     for (const method of METHODS) {
       const op = item[method] as { operationId?: string } | undefined;
       if (!op) continue;
       const handler = op.operationId ? handlers[op.operationId] : undefined;
       if (!handler) throw new Error(`openapi.yaml ${method.toUpperCase()} ${route}: no handler for operationId ${op.operationId}`);
       allowed.push(method.toUpperCase());
-      app[method](route, (req, res, next) => {
+      app[method](expressPath, (req, res, next) => {
         res.locals.route = route;
         next();
       }, bodyReader, whenServing && needsModel.has(op.operationId!) ? waitForModel : noWait, async (req: Request, res: Response) => {
@@ -99,7 +101,7 @@ export function createRestApp(deps: RestDeps): express.Express {
       });
     }
     // The path exists but not for this method: 405 with the methods that do exist.
-    app.all(route, (req, res) => {
+    app.all(expressPath, (req, res) => {
       res.locals.route = route;
       res.setHeader('Allow', allowed.join(', '));
       sendError(req, res, new RecserveError('method_not_allowed', `${req.method} is not allowed on ${route}; use ${allowed.join(' or ')}`));
@@ -131,8 +133,7 @@ export function createRestApp(deps: RestDeps): express.Express {
 export function requestRecorder({ config, metrics, log }: Pick<RestDeps, 'config' | 'metrics' | 'log'>) {
   return (method: string, path: string, route: string, status: number, started: bigint, puid: unknown, payload: unknown): void => {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    metrics.requests.inc({ transport: 'rest', route, code: String(status) });
-    metrics.latency.observe({ transport: 'rest', route }, ms / 1000);
+    metrics.recordRequest('rest', route, status, ms / 1000);
     const entry: Record<string, unknown> = { puid, method, route, path, status, duration_ms: Math.round(ms * 1000) / 1000 };
     if (config.logPayloads && payload !== undefined) entry.payload = payload;
     if (status >= 500) log.error(entry, 'request failed');
@@ -181,6 +182,8 @@ export function clientError(err: NodeJS.ErrnoException & { code?: string }, sock
 export function bodyError(err: unknown): RecserveError | null {
   const e = err as { type?: string; code?: string; name?: string; status?: number; message?: string; limit?: number };
   if (err instanceof RecserveError) return err;
+  // express decodes path parameters: a %-sequence that is not UTF-8 is the client's.
+  if (err instanceof URIError) return badData('the path is not valid percent-encoded UTF-8');
   if (e?.type === 'entity.too.large' || e?.code === 'LIMIT_FILE_SIZE' || e?.code === 'LIMIT_FIELD_VALUE') return tooLarge(e.limit);
   if (e?.type === 'request.aborted') return badData('the client aborted the request body');
   return null;
