@@ -225,8 +225,8 @@ function fromTable(msg: SeldonMessage, tags: Record<string, JsonValue>, ctx: Ctx
   return { kind, input: { op: 'pairs', pairs } };
 }
 
-/** Ids are strings or whole numbers (a tensor's doubles arrive as 5 or 5.0; both mean "5"). */
-function idOf(v: JsonValue, at: string, limits: Limits): string {
+/** Ids are strings or whole numbers (a tensor's doubles arrive as 5 or 5.0; both mean "5"); at most maxIdLength characters everywhere. */
+export function idOf(v: JsonValue, at: string, limits: Limits): string {
   if (typeof v === 'string' && v.length > 0 && v.length <= limits.maxIdLength) return v;
   if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
   if (typeof v === 'string' && v.length > limits.maxIdLength) throw badData(`${at}: an id is at most ${limits.maxIdLength} characters, got ${v.length}${limitHint(limits, 'maxIdLength')}`);

@@ -7,13 +7,14 @@ import type { ModelParams } from '../../config/index.js';
 import { badData, quote, RecserveError } from '../../errors.js';
 import { limitHint, type Limits } from '../../config/limits.js';
 import type { Recommender } from '../../model/recommender.js';
-import { decodePredict } from './codec.js';
+import { decodePredict, idOf, ITEM_COLUMN_NAMES, tensorRows, USER_COLUMN_NAMES } from './codec.js';
 import { parseJsonText } from '../json.js';
 import type { JsonValue, SeldonMessage } from './messages.js';
 import type { ShownList } from '../../core/types.js';
 
-const ITEM_COLUMNS = ['item_id', 'item', 'items', 'iid', 'item_ids'];
-const USER_COLUMNS = ['user_id', 'user', 'users', 'uid'];
+// Truth and responses may also name the item column item_ids.
+const ITEM_COLUMNS = [...ITEM_COLUMN_NAMES, 'item_ids'];
+const USER_COLUMNS = USER_COLUMN_NAMES;
 
 /**
  * The lists a prediction showed, read from the feedback's request and response payloads (for
@@ -63,7 +64,7 @@ function shownInResponse(res: SeldonMessage, users: string[] | null, strategyOf:
   if (res.binData !== undefined) return fromResultJson(parseText(Buffer.from(res.binData, 'base64').toString('utf8'), 'feedback response binData', limits), strategyOf, limits, maxRows);
   const data = res.data;
   if (!data) return null;
-  const rows = tableRows(data, 'feedback response', maxRows, 'shown items', MAX_ROWS_HINT);
+  const rows = tableRows(data, 'feedback response', maxRows, 'shown items', MAX_ROWS_HINT, limits);
   const names = (data.names ?? []).map((n) => n.toLowerCase());
   const ic = names.findIndex((n) => ITEM_COLUMNS.includes(n));
   if (ic < 0) {
@@ -127,7 +128,7 @@ export function parseTruth(truth: SeldonMessage, limits: Limits): string[] {
     return parseTruth({ strData: Buffer.from(truth.binData, 'base64').toString('utf8') }, limits);
   }
   if (truth.data !== undefined) {
-    const rows = tableRows(truth.data, 'truth', max, 'truth rows', () => limitHint(limits, 'maxTruthItems'));
+    const rows = tableRows(truth.data, 'truth', max, 'truth rows', () => limitHint(limits, 'maxTruthItems'), limits);
     const names = (truth.data.names ?? []).map((n) => n.toLowerCase());
     let col = names.findIndex((n) => ITEM_COLUMNS.includes(n));
     if (col < 0) {
@@ -179,17 +180,11 @@ function idsFromJson(v: JsonValue, where: string, limits: Limits, budget: TruthB
 const MAX_ROWS_HINT = (max: number) => ` (limit RECSERVE_FEEDBACK_MAX_ROWS=${max})`;
 
 /** Rows of a table payload, refused above maxRows before any row is built. */
-function tableRows(data: NonNullable<SeldonMessage['data']>, where: string, maxRows: number, what: string, hint: (max: number) => string): JsonValue[][] {
+function tableRows(data: NonNullable<SeldonMessage['data']>, where: string, maxRows: number, what: string, hint: (max: number) => string, limits: Limits): JsonValue[][] {
   if (data.tensor) {
-    const { shape, values } = data.tensor;
-    if (!Array.isArray(shape) || !Array.isArray(values) || shape.length === 0 || shape.length > 2 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      throw badData(`${where}: a tensor of ids needs shape [n] or [n, columns], got ${quote(shape)}`);
-    }
-    const cols = shape.length === 2 ? shape[1] : 1;
-    if (values.length !== shape[0] * cols) throw badData(`${where}: tensor holds ${values.length} values but shape ${quote(shape)}`);
-    const n = values.length / Math.max(1, cols);
-    if (n > maxRows) throw badData(`${where}: ${n} ${what}; at most ${maxRows}${hint(maxRows)}`);
-    return Array.from({ length: n }, (_, r) => values.slice(r * cols, (r + 1) * cols));
+    const n = Array.isArray(data.tensor.shape) ? data.tensor.shape[0] : 0;
+    if (Number.isSafeInteger(n) && n > maxRows) throw badData(`${where}: ${n} ${what}; at most ${maxRows}${hint(maxRows)}`);
+    return tensorRows(data.tensor, limits, `${where}.data.tensor`);
   }
   if (data.ndarray) {
     if (data.ndarray.length > maxRows) throw badData(`${where}: ${data.ndarray.length} ${what}; at most ${maxRows}${hint(maxRows)}`);
@@ -204,11 +199,3 @@ function parseText(text: string, where: string, limits: Limits): JsonValue {
 }
 
 
-function idOf(v: JsonValue, at: string, limits: Limits): string {
-  if (typeof v === 'string' && v.length > 0 && v.length <= limits.maxIdLength) return v;
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
-  if (typeof v === 'string' && v.length > limits.maxIdLength) {
-    throw badData(`${at}: an id is at most ${limits.maxIdLength} characters, got ${v.length}: ${quote(v)}${limitHint(limits, 'maxIdLength')}`);
-  }
-  throw badData(`${at}: an id must be a non-empty string (at most ${limits.maxIdLength} characters) or a whole number, got ${quote(v)}`);
-}
