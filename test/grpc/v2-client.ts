@@ -3,7 +3,7 @@
 // its tensor conversion cannot hide behind the same code here. Raw tensors are framed here too.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { call, PROTO_ROOT, tryCall } from '../helpers/grpc-client.js';
+import { call, healthClient, PROTO_ROOT, tryCall } from '../helpers/grpc-client.js';
 
 export const V2_SERVICE = 'inference.GRPCInferenceService';
 
@@ -22,6 +22,22 @@ export function v2Client(address: string, options: grpc.ChannelOptions = {}): gr
 }
 
 export { call, tryCall };
+
+/** Waits (up to 5 s: the server re-reads readiness every second) until `service`'s health is `status`, and returns it. */
+export async function healthOf(address: string, service: string, status: 'SERVING' | 'NOT_SERVING'): Promise<string> {
+  const h = healthClient(address);
+  try {
+    const deadline = Date.now() + 5000;
+    let now = (await call(h, 'Check', { service })).status;
+    while (now !== status && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = (await call(h, 'Check', { service })).status;
+    }
+    return now;
+  } finally {
+    h.close();
+  }
+}
 
 /** An InferParameter for a JS value: booleans, whole numbers (int64) and strings (objects as JSON text). */
 export function param(v: unknown): Record<string, unknown> {

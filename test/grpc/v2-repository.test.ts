@@ -11,9 +11,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDemo, DEMO, ensureDemoModel } from '../../src/model-format/demo.js';
 import { writeArtifact } from '../../src/model-format/export-onnx.js';
-import { healthClient } from '../helpers/grpc-client.js';
 import { postJson, startTestServer, type TestServer } from '../helpers/server.js';
-import { call, idInput, inferRows, params, tryCall, v2Client, V2_SERVICE } from './v2-client.js';
+import { call, healthOf, idInput, inferRows, params, tryCall, v2Client, V2_SERVICE } from './v2-client.js';
 
 let root: string;
 let ts: TestServer;
@@ -88,14 +87,7 @@ describe("Seldon Core 2's agent sequence", () => {
     const ready = (await call(c, 'RepositoryIndex', { ready: true })).models.map((m: { name: string }) => m.name);
     expect(ready).toEqual(['books_1', 'movies_1']);
     expect((await call(c, 'ServerReady', {})).ready).toBe(true);
-    const h = healthClient(`127.0.0.1:${ts.server.ports.grpc}`);
-    try {
-      const deadline = Date.now() + 5000;
-      while ((await call(h, 'Check', { service: V2_SERVICE })).status !== 'SERVING' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      expect(await call(h, 'Check', { service: V2_SERVICE })).toEqual({ status: 'SERVING' });
-    } finally {
-      h.close();
-    }
+    expect(await healthOf(`127.0.0.1:${ts.server.ports.grpc}`, V2_SERVICE, 'SERVING')).toBe('SERVING');
   });
 
   it('a broken model folder is refused with INVALID_ARGUMENT, and the others keep serving', async () => {
