@@ -104,11 +104,14 @@ function rowByRowMask(filter: Record<string, string[]>): Uint8Array {
   return mask;
 }
 
-const rec = new Recommender(artifact, noScorer);
 const bandit = new ThompsonBandit({ seed: 7 });
-const policy = bandit.policyFor(rec);
-rec.coldStart = policy;
-rec.explorer = policy;
+let policy!: ReturnType<ThompsonBandit['policyFor']>;
+const rec = new Recommender(artifact, noScorer, {
+  learning: (r) => {
+    policy = bandit.policyFor(r);
+    return { coldStart: policy, explorer: policy };
+  },
+});
 let t0 = performance.now();
 await rec.ready();
 const firstPoolMs = performance.now() - t0;

@@ -86,7 +86,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   const registryOptions = { log, filterCacheBytes: config.limits.filterCacheBytes, graceMs: config.swapGraceMs };
   const versions = new VersionRepository({ root: path.join(config.dataDir, 'models'), baseDir: config.modelDir, log });
-  registry = new ModelRegistry(scorers, { ...registryOptions, repository: versions });
+  registry = new ModelRegistry(scorers, { ...registryOptions, repository: versions, learning: (rec) => loop.service.learning(rec) });
   registry.onPrepare((rec) => loop.service.prepare(rec));
   registry.onActivate((rec) => {
     swaps.inc();
@@ -266,7 +266,7 @@ function repositoryModelBuilder(deps: {
       bases.set(base, entry);
     }
     const loop = await entry.loop;
-    const registry = new ModelRegistry(deps.scorers, deps.registryOptions);
+    const registry = new ModelRegistry(deps.scorers, { ...deps.registryOptions, learning: (rec) => loop.service.learning(rec) });
     registry.onPrepare((rec) => loop.service.prepare(rec));
     entry.registries.add(registry);
     try {

@@ -3,7 +3,7 @@
 // durably (503 if the store cannot take them), then update the bandit and fold the users in.
 import { badData, RecserveError } from '../errors.js';
 import { limitHint, type Limits } from '../config/limits.js';
-import type { Recommender } from '../model/recommender.js';
+import type { LearningState, Recommender } from '../model/recommender.js';
 import type { CallContext, FeedbackEvent, FeedbackTags, Learner, PredictionRecord, ShownList } from '../core/types.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ThompsonBandit } from './bandit.js';
@@ -188,14 +188,16 @@ export class FeedbackService implements Learner {
     return tags;
   }
 
-  /** Installs the bandit and fold-in on a model version before it serves (a registry prepare hook). */
-  async prepare(model: Recommender): Promise<void> {
+  /** The bandit's policy and the fold-in of a model version, given to it as it is constructed. */
+  learning(model: Recommender): LearningState {
     const policy = this.deps.bandit.policyFor(model);
-    model.coldStart = policy;
-    model.explorer = policy;
+    return { coldStart: policy, explorer: policy, users: this.foldInOf(model) };
+  }
+
+  /** Before a version serves (a registry prepare hook): users with feedback newer than its training data are folded in. */
+  async prepare(model: Recommender): Promise<void> {
     const fold = this.foldInOf(model);
     if (!fold) return;
-    model.users = fold;
     const store = this.deps.stores.peek();
     if (!store || this.deps.settings.warmUsers <= 0) return;
     // Users with feedback newer than this version's training data get their fold-in now, not at their

@@ -12,6 +12,18 @@ export type { AllowedItems, FilterValue } from './filter-index.js';
 export interface RecommenderOptions {
   /** Byte budget of the filter-mask cache (config.limits.filterCacheBytes). */
   filterCacheBytes?: number;
+  /**
+   * What the feedback loop adds to this model version, asked for once at construction (the fields it
+   * fills are read-only afterwards): the bandit's cold-start and exploration policy, folded-in users.
+   */
+  learning?: (model: Recommender) => LearningState;
+}
+
+/** The feedback loop's part of a model version. */
+export interface LearningState {
+  coldStart?: ColdStartPolicy;
+  explorer?: ColdStartPolicy | null;
+  users?: UserStateSource | null;
 }
 
 export interface RecommendRequest {
@@ -103,10 +115,10 @@ export class Recommender {
   private readonly itemIndex: Map<string, number>;
   /** Built once here (model load), null without a catalog. */
   private readonly filters: FilterIndex | null;
-  coldStart: ColdStartPolicy;
+  readonly coldStart: ColdStartPolicy;
   /** Feedback loop: folded-in users, and the policy filling exploration slots. */
-  users: UserStateSource | null = null;
-  explorer: ColdStartPolicy | null = null;
+  readonly users: UserStateSource | null;
+  readonly explorer: ColdStartPolicy | null;
 
   constructor(
     readonly artifact: Artifact,
@@ -115,8 +127,11 @@ export class Recommender {
   ) {
     this.userIndex = new Map(artifact.userIds.map((id, i) => [id, i]));
     this.itemIndex = new Map(artifact.itemIds.map((id, i) => [id, i]));
-    this.coldStart = new PopularityColdStart(artifact.popularity);
     this.filters = artifact.catalog ? new FilterIndex(artifact.catalog, options.filterCacheBytes ?? LIMIT_DEFAULTS.filterCacheBytes) : null;
+    const learnt = options.learning?.(this) ?? {};
+    this.coldStart = learnt.coldStart ?? new PopularityColdStart(artifact.popularity);
+    this.explorer = learnt.explorer ?? null;
+    this.users = learnt.users ?? null;
   }
 
   /** Resolves once the cold-start and exploration policies can answer without blocking (the registry awaits it before a swap). */

@@ -30,6 +30,8 @@ export interface RegistryOptions {
   graceMs?: number;
   /** Byte budget of each version's filter-mask cache (config.limits.filterCacheBytes). */
   filterCacheBytes?: number;
+  /** The feedback loop's part of every version (bandit policy, fold-in), given at construction. */
+  learning?: RecommenderOptions['learning'];
 }
 
 /** A version that could not be loaded, warmed or prepared; the previous one still serves. */
@@ -77,6 +79,7 @@ export class ModelRegistry {
   private readonly log: RegistryLogger | null;
   private readonly graceMs: number;
   private readonly filterCacheBytes: number | undefined;
+  private readonly learning: RecommenderOptions['learning'];
   /** Completed swaps (loads and rollbacks) since start. */
   swaps = 0;
 
@@ -88,6 +91,7 @@ export class ModelRegistry {
     this.log = opts.log ?? null;
     this.graceMs = opts.graceMs ?? INFERENCE_DEFAULTS.swapGraceMs;
     this.filterCacheBytes = opts.filterCacheBytes;
+    this.learning = opts.learning;
   }
 
   /** The serving recommender, or null before the first load has been warmed. */
@@ -239,7 +243,7 @@ export class ModelRegistry {
     } catch (e) {
       return refuse('inference session', e);
     }
-    const rec = new Recommender(artifact, scorer, { filterCacheBytes: this.filterCacheBytes });
+    const rec = new Recommender(artifact, scorer, { filterCacheBytes: this.filterCacheBytes, learning: this.learning });
     try {
       await warmUp(rec);
     } catch (e) {

@@ -5,14 +5,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ThompsonBandit, type BanditSettings } from '../../src/feedback/bandit.js';
 import type { Artifact } from '../../src/model-format/artifact.js';
-import { Recommender } from '../../src/model/recommender.js';
+import { Recommender, type RecommenderOptions } from '../../src/model/recommender.js';
 import type { Scorer } from '../../src/model/scorer.js';
 
 const noScorer: Scorer = { nItems: 0, topK: async () => [], scorePairs: async () => new Float32Array(0), close: async () => undefined };
 const GENRES = ['Comedy', 'Drama', 'Action', 'Noir'];
 
 /** A model with n items ("i0".."i{n-1}"), genre by index (every 100th item is "Rare"), no users. */
-function model(n: number): Recommender {
+function model(n: number, learning?: RecommenderOptions['learning']): Recommender {
   const itemIds = Array.from({ length: n }, (_, i) => `i${i}`);
   const artifact = {
     dir: '/nowhere',
@@ -28,17 +28,18 @@ function model(n: number): Recommender {
     settings: {},
     metadata: {},
   } as unknown as Artifact;
-  return new Recommender(artifact, noScorer);
+  return new Recommender(artifact, noScorer, { learning });
 }
 
 const bandits: ThompsonBandit[] = [];
 async function setup(n: number, settings: Partial<BanditSettings> = {}) {
   const bandit = new ThompsonBandit({ seed: 11, poolRefreshMs: 0, ...settings });
   bandits.push(bandit);
-  const rec = model(n);
-  const policy = bandit.policyFor(rec);
-  rec.coldStart = policy;
-  rec.explorer = policy;
+  let policy!: ReturnType<ThompsonBandit['policyFor']>;
+  const rec = model(n, (r) => {
+    policy = bandit.policyFor(r);
+    return { coldStart: policy, explorer: policy };
+  });
   await rec.ready();
   return { bandit, rec, policy };
 }
