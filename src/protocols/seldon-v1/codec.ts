@@ -3,18 +3,14 @@
 import type { ModelParams } from '../../config/index.js';
 import { badData, quote } from '../../errors.js';
 import { LIMIT_DEFAULTS, limitHint, type Limits } from '../../config/limits.js';
-import type { FilterValue, Recommendation, RecommendRequest } from '../../model/recommender.js';
+import type { FilterValue, RecommendRequest } from '../../model/recommender.js';
 import { boundsOf, validate, type Bounds } from '../contract.js';
 import { parseJsonText } from '../json.js';
 import type { JsonValue, Meta, PayloadKind, SeldonMessage } from './messages.js';
 
-export type PredictInput =
-  | { op: 'recommend'; request: RecommendRequest }
-  | { op: 'pairs'; pairs: [string, string][] };
+import type { PredictInput, PredictOutput } from '../../core/types.js';
 
-export type PredictOutput =
-  | { op: 'recommend'; recommendations: Recommendation[] }
-  | { op: 'pairs'; scores: number[] };
+export type { PredictInput, PredictOutput } from '../../core/types.js';
 
 export interface DecodedPredict {
   kind: PayloadKind;

@@ -4,7 +4,7 @@
 // `cold_start_users`, `exploration`) is never read: the strategy follows from whether the model knows
 // the user, so a client cannot make its claims look like bandit impressions.
 import type { ModelParams } from '../../config/index.js';
-import { badData, quote, RecserveError } from '../../errors.js';
+import { badData, RecserveError } from '../../errors.js';
 import { limitHint, type Limits } from '../../config/limits.js';
 import type { Recommender } from '../../model/recommender.js';
 import { decodePredict, idOf, ITEM_COLUMN_NAMES, tensorRows, USER_COLUMN_NAMES } from './codec.js';

@@ -40,7 +40,7 @@ export const seldonErrorWriter: ErrorWriter = (err) => {
 };
 
 export function createRestApp(deps: RestDeps): express.Express {
-  const { config, metrics, log } = deps;
+  const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
