@@ -223,10 +223,11 @@ describe('reflection and health', () => {
     }
   });
 
-  it('metrics count V2 calls by method and code', async () => {
+  it('metrics count V2 calls by method and code, labelled protocol v2', async () => {
     const text = await (await fetch(`${ts.metricsUrl}/prometheus`)).text();
     expect(text).toMatch(/transport="grpc",route="inference\.GRPCInferenceService\/ModelInfer",code="OK"/);
     expect(text).toMatch(/transport="grpc",route="inference\.GRPCInferenceService\/ModelInfer",code="INVALID_ARGUMENT"/);
+    expect(text).toMatch(/recserve_requests_total\{[^}]*route="inference\.GRPCInferenceService\/ModelInfer"[^}]*protocol="v2"[^}]*\}/);
   });
 });
 
