@@ -20,7 +20,7 @@ ENV ONNXRUNTIME_NODE_INSTALL=skip \
     npm_config_update_notifier=false \
     npm_config_fund=false \
     npm_config_audit=false
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 
 FROM toolchain AS build
 RUN npm ci
@@ -55,7 +55,7 @@ ENV NODE_ENV=production \
     RECSERVE_DATA_DIR=/var/lib/recserve \
     LOG_LEVEL=info \
     NODE_OPTIONS=--max-old-space-size=640
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY openapi.yaml ./
