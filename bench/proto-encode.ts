@@ -1,10 +1,10 @@
-// Encoding the gRPC answers: the hand-written direct writer (src/transport/grpc/wire.ts)
+// Encoding the gRPC answers: the hand-written direct writer (src/protocols/seldon-v1/wire.ts)
 // against the generated code (@bufbuild/protobuf fromJson + toBinary, what src/protocols/seldon-v1/
 // proto-json.ts does), on the shapes the server sends most, plus decoding the matching requests.
 // Prints ns/op for each. Run: npm run build --silent && node dist/bench/proto-encode.js [ms per case]
 import { fromJson, toBinary } from '@bufbuild/protobuf';
 import { decodeToJson, encodeWithLibrary, seldonProtos } from '../src/protocols/seldon-v1/proto-json.js';
-import { writeJson } from '../src/transport/grpc/wire.js';
+import { writeJson } from '../src/protocols/seldon-v1/wire.js';
 
 const MS_PER_CASE = Number(process.argv[2] ?? 1500);
 

@@ -1,4 +1,4 @@
-// The direct JSON → wire writer (src/transport/grpc/wire.ts) against the reference path, the generated
+// The direct JSON → wire writer (src/protocols/seldon-v1/wire.ts) against the reference path, the generated
 // code (@bufbuild/protobuf fromJson → toBinary, proto-json.ts' encodeWithLibrary): the same bytes for every
 // message it writes, never a message the reference refuses, and what it leaves to the reference (Refused)
 // is rare on valid answers. Messages are random, seeded, and include the odd cases (snake_case keys,
@@ -6,7 +6,7 @@
 import { ScalarType, type DescField, type DescMessage } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { encodeFromJson, encodeWithLibrary, seldonProtos } from '../../src/protocols/seldon-v1/proto-json.js';
-import { Refused, writeJson } from '../../src/transport/grpc/wire.js';
+import { Refused, writeJson } from '../../src/protocols/seldon-v1/wire.js';
 import { rng } from '../../src/util/random.js';
 
 

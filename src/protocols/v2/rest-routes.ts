@@ -2,6 +2,7 @@
 // server and model metadata, model readiness, inference (JSON or the binary tensor extension) and
 // our feedback extension. Every failure under /v2 answers V2's body {"error": "…"} with the status
 // of V2_STATUS (v2ErrorWriter, mounted by the REST transport for the /v2 prefix).
+import { modelReadiness, serverReadiness, servingModel } from './serving.js';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Config } from '../../config/index.js';
@@ -71,17 +72,7 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
    */
   const serving = async (req: Request): Promise<{ name: string; service: RecommenderService; model: Recommender }> => {
     const name = pathParam(req, 'name') ?? '';
-    let service = models.find(name);
-    const first = models.default;
-    if (!service && first && first.current === null) {
-      await first.whenServing();
-      service = models.find(name);
-    }
-    service ??= models.resolve(name); // 404 naming what is served
-    if (service.current === null) await service.whenServing();
-    const model = service.model();
-    checkVersion(name, model, pathParam(req, 'version'));
-    return { name, service, model };
+    return { name, ...(await servingModel(models, name, pathParam(req, 'version'))) };
   };
 
   const metadata: Handler = async (req, res) => {
@@ -91,17 +82,8 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
 
   // Readiness answers now, never waits: 200 with no body, else 503 with the reason.
   const modelReady: Handler = (req, res) => {
-    const name = pathParam(req, 'name') ?? '';
-    const service = models.find(name);
-    if (!service) {
-      const first = models.default;
-      if (first && first.current === null) throw new RecserveError('unavailable', first.readiness().reason ?? 'the model is loading');
-      models.resolve(name);
-      return;
-    }
-    const r = service.readiness();
-    if (!r.ready) throw new RecserveError('unavailable', `model ${quote(name)} is not ready: ${r.reason}`);
-    checkVersion(name, service.model(), pathParam(req, 'version'));
+    const r = modelReadiness(models, pathParam(req, 'name') ?? '', pathParam(req, 'version'));
+    if (!r.ready) throw new RecserveError('unavailable', r.reason!);
     res.status(200).end();
   };
 
@@ -168,9 +150,8 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
     // Ready when every served model is (the default one still loading is not ready); a server with no
     // model at all (Seldon Core 2 starts it so) is ready to be given one.
     v2ServerReady: (_req, res) => {
-      const first = models.default;
-      const waiting = [...(first && first.current === null ? [{ name: 'the default model', service: first }] : []), ...models.list()].find((m) => !m.service.isReady());
-      if (waiting) throw new RecserveError('unavailable', `${waiting.name} is not ready: ${waiting.service.readiness().reason}`);
+      const r = serverReadiness(models);
+      if (!r.ready) throw new RecserveError('unavailable', r.reason!);
       res.status(200).end();
     },
     v2ModelMetadata: metadata,
@@ -186,13 +167,6 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
 function pathParam(req: Request, key: string): string | undefined {
   const v = (req.params as Record<string, string | string[] | undefined>)[key];
   return Array.isArray(v) ? v.join('/') : v;
-}
-
-/** A version in the path must be the one serving (a V2 client may not pick an older one). */
-function checkVersion(name: string, model: Recommender, version: string | undefined): void {
-  if (version !== undefined && version !== model.version) {
-    throw new RecserveError('not_found', `model ${quote(name)} has no version ${quote(version)}; version ${quote(model.version)} serves`);
-  }
 }
 
 /** The strategy the server would have used: a folded-in user is ranked personally too (as v1's feedback reads it). */
