@@ -30,7 +30,9 @@ export class DataPlane {
     return this.service.isReady();
   }
 
+  /** A SeldonMessage as it arrived (any transport): checked against the contract here, once. */
   async predict(msg: SeldonMessage, ctx: CallContext): Promise<SeldonMessage> {
+    validate('SeldonMessage', msg, '', boundsOf(this.config));
     this.service.model(); // 503 before any decoding when no model serves
     this.checkHeaderPuid(ctx);
     const decoded = decodePredict(msg, this.config.params, this.config.limits);
@@ -98,6 +100,7 @@ export class DataPlane {
 
   /** transform-input / transform-output without a hook: the message back, with response meta. */
   passThrough(msg: SeldonMessage, ctx: CallContext): SeldonMessage {
+    validate('SeldonMessage', msg, '', boundsOf(this.config));
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw badData('Invalid request data type: expected a SeldonMessage object');
     if (payloadKeyOf(msg) === null) throw badData('Invalid request data type: the message needs one of data, jsonData, strData, binData');
     checkMeta(msg.meta, this.config.limits);

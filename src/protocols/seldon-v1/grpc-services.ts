@@ -12,7 +12,6 @@ import type { DescMessage } from '@bufbuild/protobuf';
 import type { Config } from '../../config/index.js';
 import { quote, RecserveError } from '../../errors.js';
 import { bindMethods, type GrpcProtocol } from '../grpc-binding.js';
-import { boundsOf, validate } from '../contract.js';
 import { checkDepth } from '../json.js';
 import type { CallContext, DataPlane } from './dataplane.js';
 import type { Feedback, SeldonMessage } from './messages.js';
@@ -26,17 +25,10 @@ export const REASON_TRAILER = 'seldon-reason';
 type Behaviour = (request: JsonObject, ctx: CallContext) => unknown;
 
 export function seldonServices({ dataplane, config }: { dataplane: DataPlane; config: Config }): GrpcProtocol {
-  const bounds = boundsOf(config);
-  const predict: Behaviour = (msg, ctx) => {
-    validate('SeldonMessage', msg, '', bounds);
-    return dataplane.predict(msg as SeldonMessage, ctx);
-  };
+  const predict: Behaviour = (msg, ctx) => dataplane.predict(msg as SeldonMessage, ctx);
   const feedback: Behaviour = (fb, ctx) => dataplane.feedback(fb as Feedback, ctx);
   const metadata: Behaviour = () => dataplane.metadata();
-  const passThrough: Behaviour = (msg, ctx) => {
-    validate('SeldonMessage', msg, '', bounds);
-    return dataplane.passThrough(msg as SeldonMessage, ctx);
-  };
+  const passThrough: Behaviour = (msg, ctx) => dataplane.passThrough(msg as SeldonMessage, ctx);
   const modelMetadata: Behaviour = (req) => {
     const md = dataplane.metadata();
     const name = typeof req.name === 'string' ? req.name : '';

@@ -3,7 +3,7 @@
 // hands it to the data plane.
 import type { Request, Response } from 'express';
 import { badData, clip, RecserveError } from '../../errors.js';
-import { boundsOf, openapi, servedDocument, validate } from '../contract.js';
+import { boundsOf, openapi, servedDocument } from '../contract.js';
 import type { Config } from '../../config/index.js';
 import type { CallContext, DataPlane } from './dataplane.js';
 import type { Feedback, SeldonMessage } from './messages.js';
@@ -37,7 +37,6 @@ export function seldonV1Handlers({ dataplane, config }: { dataplane: DataPlane; 
   const predict: Handler = async (req, res) => {
     const msg = readMessage(req, config.limits);
     res.locals.payload = msg;
-    validate('SeldonMessage', msg, '', bounds);
     const out = await dataplane.predict(msg as SeldonMessage, context(req, res));
     res.locals.puid = out.meta?.puid;
     res.json(out);
@@ -61,7 +60,6 @@ export function seldonV1Handlers({ dataplane, config }: { dataplane: DataPlane; 
 
   const passThrough: Handler = (req, res) => {
     const msg = readMessage(req, config.limits);
-    validate('SeldonMessage', msg, '', bounds);
     const out = dataplane.passThrough(msg as SeldonMessage, context(req, res));
     res.locals.puid = out.meta?.puid;
     res.json(out);

@@ -7,12 +7,12 @@
 //   Transfer-Encoding, a Content-Length within the body limit.
 // Everything else (multipart, forms, ?json=, chunked or compressed bodies, other spellings of the
 // path, every other route) goes to the express app untouched. The answer is built by the same
-// functions the express routes use — parseJson, validate, the data plane, translate and the Seldon
+// functions the express routes use — parseJson, the data plane (which validates), translate and the Seldon
 // error body, and requestRecorder for the access log and metrics — so both paths answer alike
 // (test/rest/fast-path.test.ts sends the same requests through both and compares).
 import type http from 'node:http';
 import { seldonErrorBody, translate } from '../../errors.js';
-import { boundsOf, openapi, validate } from '../../protocols/contract.js';
+import { openapi } from '../../protocols/contract.js';
 import type { CallContext, DataPlane } from '../../protocols/seldon-v1/dataplane.js';
 import type { Feedback, SeldonMessage } from '../../protocols/seldon-v1/messages.js';
 import { bodyError, requestRecorder, type RestDeps } from './app.js';
@@ -42,7 +42,6 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
     if (id && FAST_OPERATIONS[id] && !route.includes('{')) routes.set(route, FAST_OPERATIONS[id]);
   }
   const limit = deps.config.bodyLimitBytes;
-  const bounds = boundsOf(deps.config);
   const record = requestRecorder(deps);
   const { dataplane, log, whenServing } = deps;
 
@@ -84,7 +83,6 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
       payload = msg;
       if (whenServing) await whenServing(); // before the model is warm, wait for it (bounded)
       if (op === 'predict') {
-        validate('SeldonMessage', msg, '', bounds);
         const out = await dataplane.predict(msg as SeldonMessage, ctx);
         puid = out.meta?.puid;
         writeJson(res, 200, out);
