@@ -93,7 +93,6 @@ async function storeQuery<T extends pg.QueryResultRow>(sql: string, params: unkn
 
 const predict = (r: Replica, user: string, k = K) => post(`${r.url}/api/v1.0/predictions`, { jsonData: { user_id: user, k } });
 const itemsOf = (body: any): string[] => body.jsonData.recommendations[0].items.map((i: { item_id: string }) => i.item_id);
-const pct = (xs: number[], q: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
 /** Runs `task(0..n-1)` with at most `width` in flight. */
 async function pool(n: number, width: number, task: (i: number) => Promise<void>): Promise<void> {

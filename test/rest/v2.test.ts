@@ -287,7 +287,7 @@ describe('binary tensor data extension', () => {
       ['leftover bytes', good.headers, Buffer.concat([good.body, Buffer.from('xx')]), /2 bytes of binary data after the JSON header/],
       ['too few bytes', good.headers, good.body.subarray(0, good.body.length - 1), /only 5 bytes of binary data are left/],
     ];
-    for (const [name, headers, body, message] of lies) expectV2Error(await call('POST', `/v2/models/${MODEL}/infer`, body, headers), 400, message);
+    for (const [, headers, body, message] of lies) expectV2Error(await call('POST', `/v2/models/${MODEL}/infer`, body, headers), 400, message);
     const lyingElement = binaryBody({ inputs: [{ name: 'user_id', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: 5 } }] }, Buffer.from([99, 0, 0, 0, 0x31]));
     expectV2Error(await binInfer(lyingElement), 400, /declares 99 bytes but only 1 are left/);
     const noHeader = await infer(header);
