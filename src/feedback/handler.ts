@@ -46,6 +46,8 @@ interface Target {
   modelVersion: string;
   lists: ShownList[];
   source: ShownSource;
+  /** The id named more than one recent prediction, so it was not used to find what was shown. */
+  reused?: boolean;
 }
 
 export class FeedbackService implements Learner {
@@ -129,7 +131,9 @@ export class FeedbackService implements Learner {
       .map((r) => ({ itemId: r.itemId, successes: r.reward, failures: 1 - r.reward }));
     if (rows.length === 0) {
       note ??=
-        target.source === 'none'
+        target.source === 'none' && target.reused
+          ? 'this id named more than one recent prediction, so it cannot say which was meant: stored as a reward event, nothing learned (use a new id per request, or send user_id and items)'
+          : target.source === 'none'
           ? target.puid
             ? 'no recent prediction has this puid and the feedback carries no payloads: stored as a reward event, nothing learned'
             : 'the feedback names no prediction and no items: stored as a reward event, nothing learned'
@@ -254,8 +258,13 @@ export class FeedbackService implements Learner {
   private async resolve(event: FeedbackEvent, model: Recommender): Promise<Target> {
     const { limits } = this.deps;
     const candidates: string[] = [];
+    let reused = false;
     for (const { id: p, where } of event.predictionIds) {
       if (p.length > limits.maxIdLength) throw badData(`${where} is ${p.length} characters; at most ${limits.maxIdLength}${limitHint(limits, 'maxIdLength')}`);
+      if (this.memory.isReused(p)) {
+        reused = true; // neither this replica's memory nor the shared one may pick one of its predictions
+        continue;
+      }
       const m = this.memory.get(p);
       if (m) return { puid: m.puid, modelVersion: m.modelVersion, lists: m.lists, source: 'memory' };
       if (!candidates.includes(p)) candidates.push(p);
@@ -281,7 +290,7 @@ export class FeedbackService implements Learner {
       return { puid, modelVersion: v !== undefined && v.length > 0 && v.length <= limits.maxIdLength ? v : model.version, lists, source: 'payloads' };
     }
     // Nothing says what was shown: a reward event (a router's or a client's outcome report), stored, learnt from by nothing.
-    return { puid, modelVersion: model.version, lists: [], source: 'none' };
+    return { puid, modelVersion: model.version, lists: [], source: 'none', reused };
   }
 }
 

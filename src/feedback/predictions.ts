@@ -95,6 +95,8 @@ interface Entry {
 export type FeedbackClaim = { duplicate: true } | { duplicate: false; followUp: boolean; settle(stored: boolean): void };
 
 export class PredictionMemory {
+  /** Ids that named more than one prediction, with when that was last seen. */
+  private readonly reused = new Map<string, number>();
   readonly options: PredictionMemoryOptions;
   private readonly entries = new Map<string, Entry>();
   private totalBytes = 0;
@@ -120,7 +122,32 @@ export class PredictionMemory {
     if (this.options.capacity <= 0) return undefined;
     const packed = packLists(shownLists(record));
     const at = this.now();
+    // One id, two different predictions (a client that sends a constant request id, or someone reusing
+    // another's): feedback by that id alone can no longer say which was meant, so neither is credited.
+    // A retry that showed the same lists is the same prediction and stays remembered.
+    const earlier = this.live(record.puid);
+    if (this.isReused(record.puid) || (earlier && earlier.packed !== packed)) {
+      this.forget(record.puid);
+      this.markReused(record.puid, at);
+      return undefined;
+    }
     return this.keep(record.puid, record.modelVersion, at, packed) ? { puid: record.puid, modelVersion: record.modelVersion, at, packed } : undefined;
+  }
+
+  /** Whether `puid` named more than one recent prediction (feedback by it alone is then not attributed). */
+  isReused(puid: string): boolean {
+    const at = this.reused.get(puid);
+    if (at === undefined) return false;
+    if (this.now() - at <= this.options.ttlMs) return true;
+    this.reused.delete(puid);
+    return false;
+  }
+
+  private markReused(puid: string, at: number): void {
+    this.reused.delete(puid);
+    this.reused.set(puid, at);
+    // Bounded like the memory itself: the oldest marks go first.
+    while (this.reused.size > this.options.capacity) this.reused.delete(this.reused.keys().next().value!);
   }
 
   /**

@@ -67,3 +67,32 @@ describe('PredictionMemory byte budget', () => {
     expect((await mem.claimFeedback('unknown', '1|*')).duplicate).toBe(false);
   });
 });
+
+describe('PredictionMemory and a reused id', () => {
+  const record = (puid: string, user: string): PredictionRecord => ({ puid, modelVersion: 'demo-1', input: { op: 'pairs', pairs: [[user, '7']] }, output: { op: 'pairs', scores: [1] } });
+
+  it('credits neither prediction when one id names two different ones, and forgets that after the TTL', () => {
+    let now = 0;
+    const mem = new PredictionMemory({ capacity: 100, ttlMs: 1000, maxBytes: 1 << 20 }, () => now);
+    mem.remember(record('1', 'user-10'));
+    expect(mem.get('1')?.lists[0].userId).toBe('user-10');
+    expect(mem.remember(record('1', 'attacker'))).toBeUndefined();
+    expect(mem.get('1')).toBeUndefined();
+    expect(mem.isReused('1')).toBe(true);
+    // A third prediction under the id does not make it usable again.
+    mem.remember(record('1', 'user-10'));
+    expect(mem.get('1')).toBeUndefined();
+    now = 1500;
+    expect(mem.isReused('1')).toBe(false);
+    mem.remember(record('1', 'user-10'));
+    expect(mem.get('1')?.lists[0].userId).toBe('user-10');
+  });
+
+  it('keeps a retry that showed the same lists', () => {
+    const mem = new PredictionMemory({ capacity: 100, ttlMs: 1000, maxBytes: 1 << 20 });
+    mem.remember(record('r', 'user-10'));
+    mem.remember(record('r', 'user-10'));
+    expect(mem.isReused('r')).toBe(false);
+    expect(mem.get('r')?.lists[0].userId).toBe('user-10');
+  });
+});
