@@ -171,7 +171,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     const missing = config.serveDefaultModel ? missingDefaultModel(config, dir) : null;
     if (!config.serveDefaultModel) {
       // Seldon Core 2: the agent loads every model by name; the Seldon v1 routes have no model to answer with.
-      startup.fail(`this server has no default model: it serves the models loaded by name from ${config.modelsRoot} (POST /v2/repository/models/{name}/load); use the V2 routes /v2/models/{name}/…`);
+      startup.fail(`this server has no default model: it serves the models loaded by name from its models root (POST /v2/repository/models/{name}/load); use the V2 routes /v2/models/{name}/…`);
       log.info({ modelsRoot: config.modelsRoot }, 'no default model: models are loaded by name through the repository extension');
     } else if (missing) {
       // Stay up and not ready with the reason (in the log, /ready and every refusal); never fake a model.

@@ -12,6 +12,8 @@ export interface ServedModel {
 
 export class ModelHub {
   private readonly named = new Map<string, RecommenderService>();
+  /** Names a repository load is working on: calls for them are UNAVAILABLE (retry), not NOT_FOUND. */
+  private readonly loading = new Set<string>();
 
   /**
    * `defaultModel`: the service the Seldon v1 routes use, addressed by `defaultName` (the --model-name
@@ -36,6 +38,12 @@ export class ModelHub {
     this.named.set(name, service);
   }
 
+  /** A repository load of `name` started (true) or ended (false). */
+  setLoading(name: string, on: boolean): void {
+    if (on) this.loading.add(name);
+    else this.loading.delete(name);
+  }
+
   remove(name: string): RecommenderService | undefined {
     const s = this.named.get(name);
     this.named.delete(name);
@@ -57,11 +65,15 @@ export class ModelHub {
     return name === this.defaultModelName && this.defaultModel ? this.defaultModel : undefined;
   }
 
-  /** The model by name; NOT_FOUND (404) naming what is served when there is none. */
+  /**
+   * The model by name; UNAVAILABLE while it loads, else NOT_FOUND. The answer names no other model: on a
+   * shared server (Seldon Core 2) those are other tenants' (the repository index lists them to operators).
+   */
   resolve(name: string): RecommenderService {
     const s = this.find(name);
     if (s) return s;
-    const names = this.list().map((m) => m.name);
-    throw new RecserveError('not_found', `model ${JSON.stringify(name.slice(0, 200))} is not served here${names.length ? `; served: ${names.slice(0, 10).join(', ')}` : ' (no model is loaded)'}`);
+    const shown = JSON.stringify(name.slice(0, 200));
+    if (this.loading.has(name)) throw new RecserveError('unavailable', `model ${shown} is loading`);
+    throw new RecserveError('not_found', `model ${shown} is not served here`);
   }
 }

@@ -3,7 +3,7 @@
 // `<root>/<name>/` holding a model.onnx, or numbered version folders `<root>/<name>/<n>/` (the highest
 // wins; Seldon Core 2 writes `<root>/<model>_<version>/1/`). A load returns only once the model is warm
 // and serving; a model that does not load is refused and every other model keeps serving.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { badData, RecserveError } from '../errors.js';
 import type { ModelHub } from './models.js';
@@ -86,15 +86,21 @@ export class ModelRepository {
     return this.serialised(name, async () => {
       const dir = this.modelDir(name);
       this.transient.set(name, { state: 'LOADING', reason: '' });
+      this.deps.hub.setLoading(name, true);
       let built: LoadedModel;
       const t0 = Date.now();
       try {
         built = await this.deps.build(name, dir);
       } catch (e) {
         const reason = (e as Error).message;
-        this.transient.set(name, { state: 'UNAVAILABLE', reason: `load failed: ${reason}` });
+        // The client sees the cause without the server's paths (the log has them).
+        const shown = this.deps.root ? reason.split(path.join(this.deps.root, name)).join(name).split(this.deps.root).join('<models root>') : reason;
+        this.transient.set(name, { state: 'UNAVAILABLE', reason: `load failed: ${shown}` });
         this.deps.log.warn({ model: name, dir, err: reason }, 'model load refused; the other models keep serving');
-        throw e instanceof RecserveError ? e : badData(`model ${name} could not be loaded: ${reason}`);
+        const kind = e instanceof RecserveError ? e.kind : 'bad_data';
+        throw new RecserveError(kind === 'internal' ? 'bad_data' : kind, `model ${name} could not be loaded: ${shown}`);
+      } finally {
+        this.deps.hub.setLoading(name, false);
       }
       this.transient.delete(name);
       const replaced = this.loaded.get(name);
@@ -110,7 +116,10 @@ export class ModelRepository {
     this.checkName(name);
     return this.serialised(name, async () => {
       const m = this.loaded.get(name);
-      if (!m) throw new RecserveError('not_found', `model ${name} is not loaded`);
+      if (!m) {
+        const isDefault = name === this.deps.hub.defaultModelName;
+        throw new RecserveError('not_found', isDefault ? `model ${name} is the server's default model (started with it); the repository does not unload it` : `model ${name} is not loaded`);
+      }
       this.transient.set(name, { state: 'UNLOADING', reason: '' });
       this.deps.hub.remove(name);
       this.loaded.delete(name);
@@ -136,12 +145,12 @@ export class ModelRepository {
     if (!root) throw new RecserveError('not_found', `model ${name}: this server has no models root to load from (start it with --models-root)`);
     const top = path.join(root, name);
     if (!isDir(top)) throw new RecserveError('not_found', `model ${name} not found: no folder ${name} in the models root`);
-    if (existsSync(path.join(top, 'model.onnx'))) return top;
+    if (existsSync(path.join(top, 'model.onnx'))) return inside(root, top, name);
     const versions = readdirSync(top)
       .filter((v) => /^\d+$/.test(v) && existsSync(path.join(top, v, 'model.onnx')))
       .sort((a, b) => Number(b) - Number(a));
     if (versions.length === 0) throw new RecserveError('not_found', `model ${name} not found: its folder holds no model.onnx, at the top or in a numbered version folder`);
-    return path.join(top, versions[0]);
+    return inside(root, path.join(top, versions[0]), name);
   }
 
   /** Model folders under the root (names a load would accept). */
@@ -158,6 +167,13 @@ export class ModelRepository {
   private serialised(name: string, fn: () => Promise<void>): Promise<void> {
     return this.queue.run(name, fn);
   }
+}
+
+/** `dir`, unless a link leads it out of the models root. */
+function inside(root: string, dir: string, name: string): string {
+  const realRoot = realpathSync(root);
+  if (!realpathSync(dir).startsWith(`${realRoot}${path.sep}`)) throw badData(`model ${name}: its folder leads outside the models root`);
+  return dir;
 }
 
 function isDir(p: string): boolean {

@@ -38,6 +38,8 @@ export interface FeedbackServiceDeps {
   sharedPredictions?: { backend?: 'sqlite' | 'postgres' };
 }
 
+const REUSED_ID_NOTE = 'this id named more than one recent prediction, so it cannot say which was meant: stored as a reward event, nothing learned (use a new id per request, or send user_id and items)';
+
 /** Where the shown lists of a feedback came from. */
 type ShownSource = 'memory' | 'payloads' | 'none';
 
@@ -111,9 +113,9 @@ export class FeedbackService implements Learner {
     const kept = keepCatalogItems(target.lists, event.chosen(), (id) => model.itemIdx(id) !== undefined);
     const tags: FeedbackTags = {};
     let truth = kept.truth;
-    let note: string | null = null;
+    let note: string | null = target.source === 'none' && target.reused ? REUSED_ID_NOTE : null;
     if (target.lists.length === 0 && truth !== null && truth.length > 0) {
-      note = 'truth names items but the feedback names no user (no known puid, no request or response payload): stored as a reward event, nothing learned';
+      note ??= 'truth names items but the feedback names no user (no known puid, no request or response payload): stored as a reward event, nothing learned';
       truth = null;
     }
     let rows = buildRows(kept.lists, truth, reward);
@@ -131,9 +133,7 @@ export class FeedbackService implements Learner {
       .map((r) => ({ itemId: r.itemId, successes: r.reward, failures: 1 - r.reward }));
     if (rows.length === 0) {
       note ??=
-        target.source === 'none' && target.reused
-          ? 'this id named more than one recent prediction, so it cannot say which was meant: stored as a reward event, nothing learned (use a new id per request, or send user_id and items)'
-          : target.source === 'none'
+        target.source === 'none'
           ? target.puid
             ? 'no recent prediction has this puid and the feedback carries no payloads: stored as a reward event, nothing learned'
             : 'the feedback names no prediction and no items: stored as a reward event, nothing learned'

@@ -3,6 +3,7 @@
 import { DomainError } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import { checkModelFile, MODEL_FILE_MAX_BYTES, SIDE_FILE_MAX_BYTES } from './files.js';
 import path from 'node:path';
 import { decodeModel, floatTensor, metadataOf, type OnnxModel } from './onnx-format.js';
 import { discoverSignature, embeddingRows, SignatureError, type Signature } from '../model/signature.js';
@@ -54,6 +55,7 @@ export class ArtifactError extends DomainError {
 export async function loadArtifact(dir: string): Promise<Artifact> {
   const file = path.join(dir, 'model.onnx');
   if (!existsSync(file)) throw new ArtifactError(`no model.onnx in ${dir}`);
+  await checkModelFile(file, MODEL_FILE_MAX_BYTES, (m) => new ArtifactError(m));
   const onnx = new Uint8Array(await readFile(file));
   let model: OnnxModel;
   try {
@@ -137,6 +139,7 @@ function indexIds(n: number | undefined, what: string, file: string): string[] {
 /** users.csv / items.csv: a header row, the id in the first column, other columns become catalog fields. */
 async function readIdCsv(file: string): Promise<{ ids: string[]; catalog: Record<string, unknown>[] | null } | null> {
   if (!existsSync(file)) return null;
+  await checkModelFile(file, SIDE_FILE_MAX_BYTES, (m) => new ArtifactError(m));
   let header: string[] | null = null;
   const ids: string[] = [];
   const catalog: Record<string, unknown>[] = [];

@@ -4,6 +4,7 @@
 // `implementation`, `max_batch_size`, `max_batch_time` — and every other key is named in a warning the
 // server logs once per load, so a misspelt or unsupported key is never silently dropped. A value of the
 // wrong type refuses the model.
+import { checkModelFile, SETTINGS_FILE_MAX_BYTES } from './files.js';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -107,6 +108,7 @@ function validator(): ReturnType<Ajv['compile']> {
 export async function readModelSettings(dir: string, fail: (message: string) => Error): Promise<ModelSettings> {
   const file = path.join(dir, MODEL_SETTINGS_FILE);
   if (!existsSync(file)) return { batching: {}, warnings: [] };
+  await checkModelFile(file, SETTINGS_FILE_MAX_BYTES, fail);
   let json: unknown;
   try {
     json = JSON.parse(await readFile(file, 'utf8'));

@@ -92,9 +92,10 @@ function fromJson(json: JsonValue | undefined, ctx: Ctx, where: string): Predict
   };
   if (j.pairs) {
     if (j.pairs.length > limits.maxPairs) throw badData(`${where}/pairs has ${j.pairs.length} rows; at most ${limits.maxPairs} per request${limitHint(limits, 'maxPairs')}`);
-    return { op: 'pairs', pairs: j.pairs.map(([u, i]) => [String(u), String(i)]) };
+    return { op: 'pairs', pairs: j.pairs.map(([u, i], r) => [idOf(u, `${where}/pairs/${r}/0`, limits), idOf(i, `${where}/pairs/${r}/1`, limits)]) };
   }
-  const users = j.users ? j.users.map(String) : [String(j.user_id)];
+  // Through idOf like every other form: a number past 2^53 has lost digits and is refused, and lengths count as everywhere.
+  const users = j.users ? j.users.map((u, r) => idOf(u, `${where}/users/${r}`, limits)) : [idOf(j.user_id!, `${where}/user_id`, limits)];
   if (j.filter) checkFilter(j.filter, limits, `${where}/filter`);
   return { op: 'recommend', request: recommendRequest(users, j.k, j.exclude_seen, j.filter ?? null, params, where) };
 }

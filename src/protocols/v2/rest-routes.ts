@@ -104,7 +104,8 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
     const id = request.id || randomUUID();
     res.locals.puid = id;
     const { model, output } = await service.predict(decoded.input, context(res), id);
-    const response: InferResponse = { model_name: name, model_version: model.version, id, outputs: encodeInfer(output, decoded.outputs) };
+    // An id given is echoed as given, even empty (then nothing can name the prediction for feedback).
+    const response: InferResponse = { model_name: name, model_version: model.version, id: request.id ?? id, outputs: encodeInfer(output, decoded.outputs) };
     const binary = binaryResponse(response, (_t, i) => binaryAsked[i]);
     if (binary === null) {
       res.json(response);
@@ -115,7 +116,7 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
 
   const feedback: Handler = async (req, res) => {
     const { name, service, model } = await serving(req);
-    const body = readJsonObject(req, limits, 'the feedback');
+    const body = readJsonObject(req, limits, 'feedback');
     for (const key of Object.keys(body)) if (!FEEDBACK_KEYS.has(key)) throw badData(`the feedback: unknown field ${quote(key)} (allowed: ${[...FEEDBACK_KEYS].join(', ')})`);
     const reward = service.checkReward(body.reward);
     const id = body.id === undefined ? null : idField(body.id, 'id', limits);
@@ -180,11 +181,15 @@ function boolParam(v: unknown, where: string): boolean | undefined {
   return v;
 }
 
-function readJsonObject(req: Request, limits: Limits, what: string): Record<string, unknown> {
+/** A JSON object body (depth- and size-checked like every body); `empty` is what an empty body reads as, if allowed. */
+export function readJsonObject(req: Request, limits: Limits, what: string, empty?: Record<string, unknown>): Record<string, unknown> {
   const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-  if (text.trim().length === 0) throw badData(`${what} is empty; send a JSON object`);
+  if (text.trim().length === 0) {
+    if (empty) return empty;
+    throw badData(`the ${what} is empty; send a JSON object`);
+  }
   const v = parseJsonText(text, what, limits.maxJsonDepth, '', limits.maxJsonValues);
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badData(`${what} must be a JSON object`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badData(`the ${what} must be a JSON object`);
   return v as Record<string, unknown>;
 }
 

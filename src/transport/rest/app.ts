@@ -74,7 +74,9 @@ export function createRestApp(deps: RestDeps): express.Express {
   const { handlers, whenServing } = deps;
   const writers = deps.errorWriters ?? [];
   const sendError = (req: Request, res: Response, err: unknown) => {
-    const writer = writers.find((w) => req.path === w.prefix || req.path.startsWith(`${w.prefix}/`))?.write ?? seldonErrorWriter;
+    // express routes ignore case (/V2/… reaches the V2 handlers), so the prefix does too.
+    const p = req.path.toLowerCase();
+    const writer = writers.find((w) => p === w.prefix || p.startsWith(`${w.prefix}/`))?.write ?? seldonErrorWriter;
     writeError(res, err, writer);
   };
   const needsModel = deps.needsModel ?? new Set<string>();
