@@ -6,7 +6,7 @@
 // printed beside each figure.
 //
 //   node dist/bench/serve.js [--catalog 50000] [--duration 15] [--connections 1,8,64] [--workers N]
-//        [--max-batch 64] [--max-delay-ms 2] [--tool wrk|autocannon] [--no-grpc] [--cpu-prof DIR]
+//        [--max-batch 64] [--max-delay-ms 2] [--tool wrk|autocannon] [--no-grpc] [--no-v2] [--cpu-prof DIR]
 //        [--log-level info] [--warmup 3]
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     'max-delay-ms': { type: 'string' },
     tool: { type: 'string' },
     'no-grpc': { type: 'boolean', default: false },
+    'no-v2': { type: 'boolean', default: false },
     'no-raw': { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
@@ -140,6 +141,22 @@ try {
   line(`REST (${tool}), ${seconds} s per level:`);
   for (const c of conns) await measure('rest', c, () => httpLoad({ base, connections: c, seconds, requests, tool }));
 
+  // The same users through the Open Inference Protocol V2 (JSON infer on the same port).
+  if (args['no-v2']) line('V2: skipped (--no-v2)');
+  else {
+    const index = (await (await fetch(`${base}/v2/repository/index`, { method: 'POST', body: '{}' })).json()) as { name: string; state: string }[];
+    const model = index.find((m) => m.state === 'READY')?.name;
+    if (!model) line('V2: skipped (no READY model in /v2/repository/index)');
+    else {
+      const v2Requests = Array.from({ length: 1000 }, (_, i) => ({
+        path: `/v2/models/${model}/infer`,
+        body: JSON.stringify({ inputs: [{ name: 'user_id', datatype: 'BYTES', shape: [1], data: [userId((i * 7919) % users)] }], parameters: { k: 10 } }),
+      }));
+      line(`V2 REST (${tool}), ${seconds} s per level:`);
+      for (const c of conns) await measure('v2', c, () => httpLoad({ base, connections: c, seconds, requests: v2Requests, tool }));
+    }
+  }
+
   if (args['no-grpc']) line('gRPC: skipped (--no-grpc)');
   else {
     const encode = seldonEncoder(PROTO_DIR);
@@ -181,6 +198,7 @@ try {
     rest_rps_c64: round(pick('rest', 64)?.rps, 0),
     rest_p99_ms_c64: round(pick('rest', 64)?.p99Ms),
     grpc_rps_c64: round(pick('grpc', 64)?.rps, 0),
+    v2_rps_c64: round(pick('v2', 64)?.rps, 0),
     raw_ms_batch1: round(raw.runMsBatch1, 4),
     raw_ms_per_user_batch64: round(raw.runMsPerUserBatch64, 4),
     rss_mb: round(rssEnd, 0),
