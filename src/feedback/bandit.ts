@@ -102,7 +102,7 @@ export class ThompsonBandit implements PolicyHost {
   /** The shared stream for draws without a user (simulations). */
   readonly sampler: BetaSampler;
   /** Computes the policies' draw pools off the event loop. */
-  readonly worker = new DrawWorker();
+  readonly worker: DrawWorker;
   private readonly counts = new Map<string, Counts>();
   /** Stored arms loaded before any model: applied (and pruned to its catalog) at the first policyFor. */
   private pending: ArmState[] | null = null;
@@ -110,19 +110,16 @@ export class ThompsonBandit implements PolicyHost {
   /** Bumped by every change of the posterior; part of the draw seeds. */
   version = 0;
   readonly salt: number;
-  private logger: BanditLogger | null = null;
-
-  constructor(settings: Partial<BanditSettings> = {}) {
+  /** `logger`: where dropped arms and draw-worker trouble are reported. */
+  constructor(
+    settings: Partial<BanditSettings> = {},
+    private readonly logger: BanditLogger | null = null,
+  ) {
+    this.worker = new DrawWorker(logger);
     this.settings = { ...BANDIT_DEFAULTS, ...settings };
     const seed = this.settings.seed ?? Math.floor(Math.random() * 2 ** 32);
     this.sampler = new BetaSampler(rng(seed));
     this.salt = this.settings.seed ?? 0x5eed;
-  }
-
-  /** Where dropped arms and draw-worker trouble are reported. */
-  set log(log: BanditLogger | null) {
-    this.logger = log;
-    this.worker.log = log;
   }
 
   /** Whether some live model's catalog lists the item (only those have arms). */

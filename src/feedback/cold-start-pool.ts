@@ -63,7 +63,8 @@ export class DrawWorker {
   private nextId = 1;
   private inFlight: { id: number; resolve: (v: DrawVectors) => void; reject: (e: Error) => void } | null = null;
   private chain: Promise<unknown> = Promise.resolve();
-  log: PoolLogger | null = null;
+
+  constructor(private readonly log: PoolLogger | null = null) {}
 
   compute(job: DrawJob): Promise<DrawVectors> {
     const run = this.chain.then(() => this.run(job));

@@ -56,8 +56,7 @@ export async function startFeedbackLoop(deps: FeedbackDeps): Promise<FeedbackLoo
 
   const safety = storeSafety(settings);
   const stores = new StoreHolder(() => openStore({ url: config.storeUrl, dataDir: config.dataDir, safety }), settings.storeRetryMs, log, safety.timeoutMs);
-  const bandit = new ThompsonBandit(settings.bandit);
-  bandit.log = log;
+  const bandit = new ThompsonBandit(settings.bandit, log);
   const backend = describeStoreUrl({ url: config.storeUrl, dataDir: config.dataDir }).backend;
   const shared = config.storeUrl !== null && backend === 'postgres';
   const service = new FeedbackService({

@@ -151,10 +151,9 @@ describe('bandit arms are bounded by the catalog', () => {
   it('drops stored arms for unknown ids, whether loaded before or after the first model', async () => {
     const junk = Array.from({ length: 10_000 }, (_, j) => ({ itemId: `junk-${j}`, successes: 1, failures: 0, trials: 1 }));
     const stored = [...junk, { itemId: 'i2', successes: 9, failures: 1, trials: 10 }];
-    const before = new ThompsonBandit({ seed: 1 });
-    bandits.push(before);
     const warnings: object[] = [];
-    before.log = { info: () => undefined, warn: (o) => warnings.push(o) };
+    const before = new ThompsonBandit({ seed: 1 }, { info: () => undefined, warn: (o) => warnings.push(o) });
+    bandits.push(before);
     expect(before.load(stored)).toEqual({ kept: 0, ignored: 0, deferred: stored.length });
     const policy = before.policyFor(model(50));
     expect(before.arms).toBe(1);
