@@ -2,15 +2,15 @@
 // only from the descriptors recserve serves over reflection, which Google's DescriptorPool validates
 // strictly, then calls recserve and prints proto3 JSON (json_format). Skipped where /usr/bin/python3 has
 // no grpcio/protobuf (Debian: python3-grpcio, python3-protobuf).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PYTHON, runPythonCalls } from '../helpers/python.js';
 import { postJson, startTestServer, type TestServer } from '../helpers/server.js';
 import { reflect, reflectionClient } from '../helpers/grpc-client.js';
 
-const PYTHON = '/usr/bin/python3';
 const hasPython = spawnSync(PYTHON, ['-c', 'import grpc, google.protobuf.json_format'], { stdio: 'ignore' }).status === 0;
 
 const SCRIPT = String.raw`
@@ -81,16 +81,7 @@ describe.skipIf(!hasPython)('interop with Google protobuf + grpcio (Python)', ()
     writeFileSync(path.join(dir, 'descriptors.json'), JSON.stringify(fd.file_descriptor_response.file_descriptor_proto.map((b: number[]) => Buffer.from(b).toString('base64'))));
     writeFileSync(path.join(dir, 'calls.json'), JSON.stringify(CALLS));
     writeFileSync(path.join(dir, 'client.py'), SCRIPT);
-    // Asynchronously: the server under test runs in this process.
-    const out = await new Promise<string>((resolve, reject) => {
-      const p = spawn(PYTHON, [path.join(dir, 'client.py'), path.join(dir, 'descriptors.json'), address, path.join(dir, 'calls.json')]);
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`python exited ${code}: ${stderr}`))));
-    });
-    const results = Object.fromEntries(out.trim().split('\n').map((l) => JSON.parse(l)).map((r) => [r.name, r]));
+    const results = await runPythonCalls([path.join(dir, 'client.py'), path.join(dir, 'descriptors.json'), address, path.join(dir, 'calls.json')]);
 
     expect(results.jsonData).toMatchObject({ ok: true });
     expect(results.jsonData.response.jsonData).toEqual(rest.body.jsonData);
