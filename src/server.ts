@@ -25,7 +25,7 @@ import { adminHandlers } from './protocols/admin/rest-routes.js';
 import { v2RepositoryHandlers } from './protocols/v2/repository-routes.js';
 import { DataPlane } from './protocols/seldon-v1/dataplane.js';
 import { SELDON_NEEDS_MODEL, seldonV1Handlers, type Handler } from './protocols/seldon-v1/rest-routes.js';
-import { V2_PREFIX, v2ErrorWriter, v2Handlers } from './protocols/v2/rest-routes.js';
+import { V2_PREFIX, v2ErrorWriter, v2Handlers, v2Infer } from './protocols/v2/rest-routes.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { createMetrics, type Metrics } from './telemetry/metrics.js';
 import { startGrpcServer, type RunningGrpcServer } from './transport/grpc/server.js';
@@ -141,7 +141,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   // Connection count and per-connection pipelining are bounded in front of both the fast path and express.
   const guard = guardConnections(httpServer, limits);
-  httpServer.on('request', guard.wrap(withFastPath({ config, dataplane, metrics, log, whenServing }, app))); // predict/feedback hot path without express
+  httpServer.on('request', guard.wrap(withFastPath({ config, dataplane, metrics, log, whenServing, v2: { infer: v2Infer({ models, config }), errorWriter: v2ErrorWriter } }, app))); // predict/feedback hot path without express
   // Expect other than 100-continue: Node would answer a bare 417; answer it in Seldon's format.
   httpServer.on('checkExpectation', expectationFailed);
   // What the HTTP parser refuses (e.g. a ?json= URL past the header limit) also gets a Seldon body.

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { restHandlers } from '../../src/server.js';
 import { createRestApp } from '../../src/transport/rest/app.js';
 import { withFastPath } from '../../src/transport/rest/fast-path.js';
+import { V2_PREFIX, v2ErrorWriter, v2Infer } from '../../src/protocols/v2/rest-routes.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 interface Answer {
@@ -58,6 +59,14 @@ const CASES: { name: string; path: string; body: string; headers?: Record<string
   { name: 'feedback', path: '/api/v1.0/feedback', body: '{"request":{"jsonData":{"user_id":"1"}},"truth":{"jsonData":{"item_id":"3"}},"reward":1}' },
   { name: 'feedback, bad reward', path: '/api/v0.1/feedback', body: '{"request":{"jsonData":{"user_id":"1"}},"reward":2}' },
   { name: 'feedback, not an object', path: '/send-feedback', body: '"x"' },
+  // Open Inference Protocol V2 infer (plain JSON; errors are V2's {"error"}).
+  { name: 'V2 infer', path: '/v2/models/demo-movies/infer', body: '{"id":"f1","inputs":[{"name":"user_id","datatype":"BYTES","shape":[2],"data":["1","nobody"]}],"parameters":{"k":3}}' },
+  { name: 'V2 infer, INT64 ids, outputs chosen', path: '/v2/models/demo-movies/infer', body: '{"id":"f2","inputs":[{"name":"user_id","datatype":"INT64","shape":[1],"data":[2]}],"outputs":[{"name":"score"}]}' },
+  { name: 'V2 pair scores', path: '/v2/models/demo-movies/infer', body: '{"id":"f3","inputs":[{"name":"user_id","datatype":"BYTES","shape":[1],"data":["1"]},{"name":"item_id","datatype":"BYTES","shape":[1],"data":["7"]}]}' },
+  { name: 'V2 binary output asked', path: '/v2/models/demo-movies/infer', body: '{"id":"f4","inputs":[{"name":"user_id","datatype":"BYTES","shape":[1],"data":["1"]}],"parameters":{"binary_data_output":true}}' },
+  { name: 'V2 invalid JSON', path: '/v2/models/demo-movies/infer', body: '{"inputs":' },
+  { name: 'V2 wrong datatype', path: '/v2/models/demo-movies/infer', body: '{"inputs":[{"name":"user_id","datatype":"FP32","shape":[1],"data":[1]}]}' },
+  { name: 'V2 unknown model', path: '/v2/models/nope/infer', body: '{"inputs":[{"name":"user_id","datatype":"BYTES","shape":[1],"data":["1"]}]}' },
 ];
 
 describe('REST fast path', () => {
@@ -71,10 +80,10 @@ describe('REST fast path', () => {
   beforeAll(async () => {
     t = await startTestServer();
     const { config, dataplane, metrics, log, control, models, repository } = t.server;
-    const app = createRestApp({ config, metrics, log, handlers: restHandlers({ config, log, dataplane, control, models, repository }) });
+    const app = createRestApp({ config, metrics, log, handlers: restHandlers({ config, log, dataplane, control, models, repository }), errorWriters: [{ prefix: V2_PREFIX, write: v2ErrorWriter }] });
     plain = http.createServer(app);
     fast = http.createServer(
-      withFastPath({ config, dataplane, metrics, log }, (req, res) => {
+      withFastPath({ config, dataplane, metrics, log, v2: { infer: v2Infer({ models, config }), errorWriter: v2ErrorWriter } }, (req, res) => {
         fellBack++;
         app(req, res);
       }),
@@ -121,6 +130,7 @@ describe('REST fast path', () => {
 
   it('leaves every other request form to express', async () => {
     const json = '{"jsonData":{"user_id":"1","k":2}}';
+    const V2_BODY = '{"id":"e1","inputs":[{"name":"user_id","datatype":"BYTES","shape":[1],"data":["1"]}]}';
     // Query string, form body, trailing slash, other case, text/plain, compressed: express decides.
     const forms: [string, string, Record<string, string>][] = [
       ['/api/v1.0/predictions?json=' + encodeURIComponent(json), '', {}],
@@ -129,6 +139,10 @@ describe('REST fast path', () => {
       ['/API/v1.0/predictions', json, { 'content-type': 'application/json' }],
       ['/api/v1.0/predictions', json, { 'content-type': 'text/plain' }],
       ['/api/v1.0/predictions', json, { 'content-type': 'application/vnd.seldon+json' }],
+      // V2: the binary extension's header, a percent-encoded name, a version segment.
+      ['/v2/models/demo-movies/infer', V2_BODY, { 'content-type': 'application/json', 'inference-header-content-length': String(Buffer.byteLength(V2_BODY)) }],
+      ['/v2/models/demo%2Dmovies/infer', V2_BODY, { 'content-type': 'application/json' }],
+      ['/v2/models/demo-movies/versions/demo-1/infer', V2_BODY, { 'content-type': 'application/json' }],
     ];
     for (const [path, body, headers] of forms) {
       const viaExpress = await send(plainBase, path, body, headers);

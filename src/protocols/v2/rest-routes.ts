@@ -55,8 +55,55 @@ export interface V2RestDeps {
 
 const FEEDBACK_KEYS = new Set(['id', 'user_id', 'items', 'truth', 'reward']);
 
+/** What an inference call has read so far, for the access log (the payload, the prediction id). */
+export interface InferSeen {
+  payload?: unknown;
+  id?: string;
+}
+
+export interface InferCall {
+  name: string;
+  version: string | undefined;
+  /** The whole body: the JSON request, then binary tensors when `headerLength` (Inference-Header-Content-Length) says so. */
+  body: Buffer;
+  headerLength: string | undefined;
+  ctx: CallContext;
+  seen: InferSeen;
+}
+
+export type InferAnswer = { json: InferResponse; binary: null } | { json: null; binary: { headerLength: number; body: Buffer } };
+
+/**
+ * One V2 inference, transport-free: the express route and the REST fast path (which skips express for a
+ * plain JSON infer) both call it, so both answer alike.
+ */
+export function v2Infer({ models, config }: Pick<V2RestDeps, 'models' | 'config'>): (call: InferCall) => Promise<InferAnswer> {
+  const { params, limits } = config;
+  return async ({ name, version, body, headerLength, ctx, seen }) => {
+    const { service } = await servingModel(models, name, version);
+    const parts = splitBody(body, headerLength);
+    if (parts.json.length === 0) throw badData('the body is empty; send an inference request {"inputs": [...]}');
+    const value = parseJsonText(parts.json.toString('utf8'), 'inference request', limits.maxJsonDepth, '', limits.maxJsonValues);
+    seen.payload = value;
+    const request = readInferRequest(value, limits);
+    attachBinaryInputs(request, parts.binary);
+    const decoded = decodeInfer(request, params, limits);
+    const binaryDefault = boolParam(request.parameters?.binary_data_output, 'parameters.binary_data_output') ?? false;
+    const binaryAsked = decoded.outputs.map((o, i) => boolParam(o.parameters?.binary_data, `outputs/${i}/parameters/binary_data`) ?? binaryDefault);
+    // The request id is the prediction's id: feedback names it (MLServer generates one when absent).
+    const id = request.id || randomUUID();
+    seen.id = id;
+    const { model, output } = await service.predict(decoded.input, ctx, id);
+    // An id given is echoed as given, even empty (then nothing can name the prediction for feedback).
+    const response: InferResponse = { model_name: name, model_version: model.version, id: request.id ?? id, outputs: encodeInfer(output, decoded.outputs) };
+    const binary = binaryResponse(response, (_t, i) => binaryAsked[i]);
+    return binary === null ? { json: response, binary: null } : { json: null, binary };
+  };
+}
+
 export function v2Handlers({ models, config, repository = false }: V2RestDeps): Record<string, Handler> {
   const { params, limits } = config;
+  const runInfer = v2Infer({ models, config });
 
   const context = (res: Response): CallContext => {
     const abort = new AbortController();
@@ -88,30 +135,21 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
   };
 
   const infer: Handler = async (req, res) => {
-    const { name, service } = await serving(req);
     const body = Buffer.isBuffer(req.body) ? req.body : null;
     if (body === null) throw badData('an inference request is a JSON body (optionally followed by binary tensors), not a form');
-    const parts = splitBody(body, req.get(HEADER_LENGTH));
-    if (parts.json.length === 0) throw badData('the body is empty; send an inference request {"inputs": [...]}');
-    const value = parseJsonText(parts.json.toString('utf8'), 'inference request', limits.maxJsonDepth, '', limits.maxJsonValues);
-    res.locals.payload = value;
-    const request = readInferRequest(value, limits);
-    attachBinaryInputs(request, parts.binary);
-    const decoded = decodeInfer(request, params, limits);
-    const binaryDefault = boolParam(request.parameters?.binary_data_output, 'parameters.binary_data_output') ?? false;
-    const binaryAsked = decoded.outputs.map((o, i) => boolParam(o.parameters?.binary_data, `outputs/${i}/parameters/binary_data`) ?? binaryDefault);
-    // The request id is the prediction's id: feedback names it (MLServer generates one when absent).
-    const id = request.id || randomUUID();
-    res.locals.puid = id;
-    const { model, output } = await service.predict(decoded.input, context(res), id);
-    // An id given is echoed as given, even empty (then nothing can name the prediction for feedback).
-    const response: InferResponse = { model_name: name, model_version: model.version, id: request.id ?? id, outputs: encodeInfer(output, decoded.outputs) };
-    const binary = binaryResponse(response, (_t, i) => binaryAsked[i]);
-    if (binary === null) {
-      res.json(response);
+    const seen: InferSeen = {};
+    let answer: InferAnswer;
+    try {
+      answer = await runInfer({ name: pathParam(req, 'name') ?? '', version: pathParam(req, 'version'), body, headerLength: req.get(HEADER_LENGTH), ctx: context(res), seen });
+    } finally {
+      res.locals.payload = seen.payload; // for the access log, refusals included
+      res.locals.puid = seen.id;
+    }
+    if (answer.binary === null) {
+      res.json(answer.json);
       return;
     }
-    res.status(200).set('Content-Type', 'application/octet-stream').set('Inference-Header-Content-Length', String(binary.headerLength)).send(binary.body);
+    res.status(200).set('Content-Type', 'application/octet-stream').set('Inference-Header-Content-Length', String(answer.binary.headerLength)).send(answer.binary.body);
   };
 
   const feedback: Handler = async (req, res) => {

@@ -2,7 +2,8 @@
 // per-request machinery (prototype swaps, the router's layer walk, body-parser, response helpers)
 // cost about 70 µs of event-loop time per request — more than decoding, the data plane and encoding
 // together — so the plainest, most common request skips it:
-//   POST to a predict or feedback route of openapi.yaml, exactly as spelled there, no query string,
+//   POST to a Seldon predict or feedback route of openapi.yaml, exactly as spelled there, or to a V2
+//   /v2/models/{name}/infer whose name is plain ([A-Za-z0-9_.-]) and with no binary part, no query string,
 //   Content-Type application/json (optionally ; charset=utf-8), no Content-Encoding or
 //   Transfer-Encoding, a Content-Length within the body limit.
 // Everything else (multipart, forms, ?json=, chunked or compressed bodies, other spellings of the
@@ -15,7 +16,8 @@ import { seldonErrorBody, translate } from '../../errors.js';
 import { openapi } from '../../protocols/contract.js';
 import type { CallContext, DataPlane } from '../../protocols/seldon-v1/dataplane.js';
 import type { Feedback, SeldonMessage } from '../../protocols/seldon-v1/messages.js';
-import { bodyError, requestRecorder, type RestDeps } from './app.js';
+import type { InferAnswer, InferCall, InferSeen } from '../../protocols/v2/rest-routes.js';
+import { bodyError, requestRecorder, type ErrorWriter, type RestDeps } from './app.js';
 import { parseJson } from '../../protocols/seldon-v1/rest-routes.js';
 
 type Op = 'predict' | 'feedback';
@@ -33,7 +35,13 @@ const FAST_OPERATIONS: Record<string, Op> = {
 /** Wraps the express app: fast requests are answered here, all others are passed to `app` as they came. */
 export interface FastPathDeps extends Pick<RestDeps, 'config' | 'metrics' | 'log' | 'whenServing'> {
   dataplane: DataPlane;
+  /** The V2 inference (protocols/v2) and its error body; without it V2 requests go to express. */
+  v2?: { infer: (call: InferCall) => Promise<InferAnswer>; errorWriter: ErrorWriter };
 }
+
+/** A V2 infer path this path answers: the route template for metrics, and the model name. */
+const V2_INFER = /^\/v2\/models\/([A-Za-z0-9_.-]{1,128})\/infer$/;
+const V2_INFER_ROUTE = '/v2/models/{name}/infer';
 
 export function withFastPath(deps: FastPathDeps, app: http.RequestListener): http.RequestListener {
   const routes = new Map<string, Op>();
@@ -46,17 +54,19 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
   const { dataplane, log, whenServing } = deps;
 
   return (req, res) => {
-    const op = req.method === 'POST' ? routes.get(req.url ?? '') : undefined;
+    const url = req.url ?? '';
+    const v2Model = req.method === 'POST' && deps.v2 && req.headers['inference-header-content-length'] === undefined ? V2_INFER.exec(url)?.[1] : undefined;
+    const op: Op | 'v2infer' | undefined = req.method === 'POST' ? (routes.get(url) ?? (v2Model !== undefined ? 'v2infer' : undefined)) : undefined;
     const length = op ? plainJsonLength(req.headers) : -1;
     if (!op || length <= 0 || length > limit) {
       app(req, res);
       return;
     }
-    const route = req.url!;
+    const route = op === 'v2infer' ? V2_INFER_ROUTE : url;
     const started = process.hrtime.bigint();
     let puid: unknown;
     let payload: unknown;
-    res.on('finish', () => record('POST', route, route, res.statusCode, started, puid, payload));
+    res.on('finish', () => record('POST', url, route, res.statusCode, started, puid, payload));
     // CORS for every origin, as the express app answers.
     res.setHeader('Access-Control-Allow-Origin', '*');
 
@@ -68,6 +78,11 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
         res.end();
         return;
       }
+      if (op === 'v2infer') {
+        const { status, body } = deps.v2!.errorWriter(e);
+        writeJson(res, status, body);
+        return;
+      }
       writeJson(res, t.http, seldonErrorBody(t.reason, t.message));
     };
 
@@ -77,6 +92,19 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
       res.on('close', () => {
         if (!res.writableFinished) abort.abort();
       });
+      if (op === 'v2infer') {
+        const seen: InferSeen = {};
+        try {
+          const answer = await deps.v2!.infer({ name: v2Model!, version: undefined, body, headerLength: undefined, ctx: { transport: 'rest', protocol: 'v2', signal: abort.signal }, seen });
+          // Binary answers (binary_data_output) are written as the express route writes them.
+          if (answer.binary === null) writeJson(res, 200, answer.json);
+          else writeBinary(res, answer.binary.headerLength, answer.binary.body);
+        } finally {
+          payload = seen.payload;
+          puid = seen.id;
+        }
+        return;
+      }
       const header = req.headers['seldon-puid'];
       const ctx: CallContext = { transport: 'rest', puid: (typeof header === 'string' && header) || undefined, signal: abort.signal };
       const msg = parseJson(body.toString('utf8'), 'body', deps.config.limits);
@@ -119,6 +147,15 @@ function plainJsonLength(h: http.IncomingHttpHeaders): number {
 
 /** The Content-Types taken here; any other spelling is left to express's own parser. */
 const PLAIN_JSON = /^application\/json(\s*;\s*charset="?utf-8"?)?\s*$/i;
+
+/** What the express V2 route writes for a binary answer. */
+function writeBinary(res: http.ServerResponse, headerLength: number, body: Buffer): void {
+  res.statusCode = 200;
+  res.setHeader('Content-Type', 'application/octet-stream');
+  res.setHeader('Inference-Header-Content-Length', String(headerLength));
+  res.setHeader('Content-Length', body.length);
+  res.end(body);
+}
 
 /** What express's res.json writes: the same body, Content-Type and Content-Length. */
 function writeJson(res: http.ServerResponse, status: number, body: unknown): void {
