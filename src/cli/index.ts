@@ -1,15 +1,22 @@
 #!/usr/bin/env node
 // `recserve <command>`: a thin layer over library calls; nothing parses argv at import elsewhere.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { PACKAGE_ROOT } from '../util/paths.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { startServer } from '../server.js';
 import { createLogger } from '../telemetry/logger.js';
 import { registerFeedbackCommands } from './feedback-commands.js';
 import { registerTrainCommands } from './train-commands.js';
 
+const { version } = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+
 const program = new Command('recserve')
-  .description('Serve, train and evaluate a collaborative-filtering recommender behind Seldon Core v1')
-  .showHelpAfterError();
+  .description('Serve, train and evaluate a collaborative-filtering recommender (Seldon v1 and Open Inference Protocol V2)')
+  .version(version, '-V, --version')
+  // One line and a hint, not the whole help, after a usage error.
+  .showHelpAfterError('(add --help for the options)');
 
 const portArg = (v: string) => {
   const n = Number(v);
@@ -18,7 +25,7 @@ const portArg = (v: string) => {
 };
 
 program
-  .command('serve', { isDefault: true })
+  .command('serve')
   .description('Serve the model over Seldon v1 and the Open Inference Protocol V2 (REST and gRPC), with metrics and Swagger UI')
   .option('--model <dir>', 'model directory holding model.onnx (env MODEL_PATH; default /mnt/models, else the demo model with --demo)')
   .option('--data-dir <dir>', 'writable state: demo model, interaction store (env RECSERVE_DATA_DIR; default ./.data)')
@@ -71,4 +78,6 @@ program
 registerTrainCommands(program);
 registerFeedbackCommands(program);
 
+// No command: the help (starting a server on 0.0.0.0 is never what a bare `recserve` should do).
+if (process.argv.length <= 2) program.help();
 await program.parseAsync(process.argv);
