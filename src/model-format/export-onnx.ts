@@ -2,6 +2,7 @@
 // catalog signature  user int64[N] → scores float[N, n_items]  computed as
 //   Gather(user_factors, user) · item_factorsᵀ + item_bias + (user_bias[user] + global_bias)
 // (Gather, then one Gemm for the whole batch), with id maps, catalog and popularity in metadata_props.
+import type { FactorTables } from '../util/factor-score.js';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -15,17 +16,9 @@ import {
 } from './onnx-format.js';
 
 /** A trained factor model, user × item orientation everywhere; matrices are row-major. */
-export interface FactorModel {
+export interface FactorModel extends FactorTables {
   userIds: string[];
   itemIds: string[];
-  factors: number;
-  /** n_users × factors */
-  userFactors: Float32Array;
-  /** n_items × factors */
-  itemFactors: Float32Array;
-  userBias?: Float32Array;
-  itemBias?: Float32Array;
-  globalBias?: number;
   /** 'explicit' scores are ratings; 'implicit' scores are preferences. */
   kind: 'explicit' | 'implicit';
   ratingRange?: [number, number];

@@ -11,7 +11,9 @@ export function biasedDot(bias: number, p: Float32Array, pAt: number, q: Float32
 /** Factor tables in the artifact's and exporter's layout (row-major, `factors` columns); absent biases are 0. */
 export interface FactorTables {
   factors: number;
+  /** n_users × factors */
   userFactors: Float32Array;
+  /** n_items × factors */
   itemFactors: Float32Array;
   userBias?: Float32Array;
   itemBias?: Float32Array;
