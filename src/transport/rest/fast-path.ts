@@ -55,8 +55,10 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
 
   return (req, res) => {
     const url = req.url ?? '';
-    const v2Model = req.method === 'POST' && deps.v2 && req.headers['inference-header-content-length'] === undefined ? V2_INFER.exec(url)?.[1] : undefined;
-    const op: Op | 'v2infer' | undefined = req.method === 'POST' ? (routes.get(url) ?? (v2Model !== undefined ? 'v2infer' : undefined)) : undefined;
+    const seldonOp = req.method === 'POST' ? routes.get(url) : undefined;
+    // The V2 pattern is tried only for a POST that is not a Seldon route.
+    const v2Model = req.method === 'POST' && seldonOp === undefined && deps.v2 && req.headers['inference-header-content-length'] === undefined ? V2_INFER.exec(url)?.[1] : undefined;
+    const op: Op | 'v2infer' | undefined = seldonOp ?? (v2Model !== undefined ? 'v2infer' : undefined);
     const length = op ? plainJsonLength(req.headers) : -1;
     if (!op || length <= 0 || length > limit) {
       app(req, res);
