@@ -11,7 +11,6 @@ import type { Config } from '../config/index.js';
 import type { FeedbackSettings } from '../config/feedback.js';
 import { badData, DomainError, RecserveError } from '../errors.js';
 import type { RetrainCoordination, RetrainLease } from '../feedback/retrain-coordination.js';
-import { RecordError } from '../feedback/retrain-coordination.js';
 import type { StoreHolder } from '../feedback/store/holder.js';
 import { ModelRefusedError, type ModelRegistry } from '../model/registry.js';
 import type { Recommender } from '../model/recommender.js';
@@ -302,7 +301,6 @@ function describe(rec: Recommender | null) {
   return rec ? { name: rec.name, version: rec.version, dir: rec.artifact.dir } : null;
 }
 
-export { RecordError };
 
 /** Retrains every `intervalS` seconds (RECSERVE_RETRAIN_INTERVAL_S); a tick while one runs anywhere skips. Returns the stop. */
 export function scheduleRetrains(retrainer: Retrainer, intervalS: number, log: Logger): () => void {

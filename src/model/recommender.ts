@@ -157,6 +157,11 @@ export class Recommender {
     return this.itemIndex.get(id);
   }
 
+  /** How this version answers a user: personally when it knows the user or has folded them in, else cold start. */
+  strategyFor(userId: string): Strategy {
+    return this.userIndex.has(userId) || this.users?.get(userId)?.scores ? 'personalized' : 'cold_start';
+  }
+
   async recommend(req: RecommendRequest): Promise<Recommendation[]> {
     const allow = req.filter ? this.allowed(req.filter) : null;
     // Nothing matches: every list is empty, with no ranking work at all.

@@ -29,7 +29,7 @@ export function listsFromPayloads(
   maxRows: number,
 ): ShownList[] | null {
   // What the server would have done for this user: a folded-in user is ranked personally too.
-  const strategyOf = (u: string): ShownList['strategy'] => (model.userIdx(u) !== undefined || model.users?.get(u)?.scores ? 'personalized' : 'cold_start');
+  const strategyOf = (u: string): ShownList['strategy'] => model.strategyFor(u);
   let requested: ReturnType<typeof decodePredict>['input'] | null = null;
   if (request && hasPayload(request)) {
     try {

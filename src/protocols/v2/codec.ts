@@ -282,7 +282,8 @@ function objectAt(v: unknown, where: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function unknownKeys(o: Record<string, unknown>, known: Set<string>, where: string): void {
+/** Refuses a field the object may not have, naming the ones it may. */
+export function unknownKeys(o: Record<string, unknown>, known: Set<string>, where: string): void {
   for (const key of Object.keys(o)) if (!known.has(key)) throw badData(`${where}: unknown field ${quote(key)} (allowed: ${[...known].join(', ')})`);
 }
 

@@ -1,7 +1,7 @@
 // Open Inference Protocol V2 REST handlers, keyed by the operationIds of openapi.yaml: health,
 // server and model metadata, model readiness, inference (JSON or the binary tensor extension) and
 // our feedback extension. Every failure under /v2 answers V2's body {"error": "…"} with the status
-// of V2_STATUS (v2ErrorWriter, mounted by the REST transport for the /v2 prefix).
+// of the one error table (v2ErrorWriter, mounted by the REST transport for the /v2 prefix).
 import { modelReadiness, serverReadiness, servingModel } from './serving.js';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
@@ -9,41 +9,27 @@ import type { Config } from '../../config/index.js';
 import { limitHint, type Limits } from '../../config/limits.js';
 import type { ModelHub } from '../../core/models.js';
 import type { RecommenderService } from '../../core/service.js';
-import type { CallContext, FeedbackEvent, ShownList } from '../../core/types.js';
-import { badData, quote, RecserveError, translate, type ErrorKind } from '../../errors.js';
+import type { CallContext, FeedbackEvent } from '../../core/types.js';
+import { badData, quote, RecserveError, translate } from '../../errors.js';
 import type { Recommender } from '../../model/recommender.js';
 import { parseJsonText } from '../json.js';
 import type { Handler } from '../seldon-v1/rest-routes.js';
 import { attachBinaryInputs, binaryResponse, HEADER_LENGTH, splitBody } from './binary.js';
-import { decodeInfer, encodeInfer, readInferRequest } from './codec.js';
+import { decodeInfer, encodeInfer, readInferRequest, unknownKeys } from './codec.js';
 import { modelMetadata, serverMetadata } from './metadata.js';
 import type { InferResponse } from './tensors.js';
 
 export const V2_PREFIX = '/v2';
 
 /**
- * The HTTP status of each error kind under /v2. Not ready is 503 (as KServe, and as recserve's /ready):
- * probes only read the status, and Seldon Core 2's agent reloads and retries on 404/400, which a
- * model that is still loading does not need. An unsupported call is 501 (Triton's UNSUPPORTED).
+ * V2's error body with the one table's status, but for an unsupported call: 501 (Triton's UNSUPPORTED)
+ * where Seldon's wrapper answers 400. Not ready stays 503 (as KServe and recserve's /ready): probes read
+ * only the status, and Seldon Core 2's agent reloads and retries on 404/400, which a model that is still
+ * loading does not need.
  */
-export const V2_STATUS: Record<ErrorKind, number> = {
-  bad_data: 400,
-  not_found: 404,
-  method_not_allowed: 405,
-  payload_too_large: 413,
-  unauthorized: 401,
-  forbidden: 403,
-  conflict: 409,
-  unavailable: 503,
-  not_implemented: 501,
-  bad_metadata: 500,
-  internal: 500,
-};
-
-/** V2's error body, for the REST transport's error writers. */
 export function v2ErrorWriter(err: unknown): { status: number; body: { error: string } } {
   const t = translate(err);
-  return { status: V2_STATUS[t.kind], body: { error: t.message } };
+  return { status: t.kind === 'not_implemented' ? 501 : t.http, body: { error: t.message } };
 }
 
 export interface V2RestDeps {
@@ -155,7 +141,7 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
   const feedback: Handler = async (req, res) => {
     const { name, service, model } = await serving(req);
     const body = readJsonObject(req, limits, 'feedback');
-    for (const key of Object.keys(body)) if (!FEEDBACK_KEYS.has(key)) throw badData(`the feedback: unknown field ${quote(key)} (allowed: ${[...FEEDBACK_KEYS].join(', ')})`);
+    unknownKeys(body, FEEDBACK_KEYS, 'the feedback');
     const reward = service.checkReward(body.reward);
     const id = body.id === undefined ? null : idField(body.id, 'id', limits);
     const user = body.user_id === undefined ? null : idField(body.user_id, 'user_id', limits);
@@ -171,7 +157,7 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
       shown: (m, maxRows) => {
         if (user === null) return null;
         if (items && items.length > maxRows) throw badData(`items lists ${items.length} shown items; at most ${maxRows} (limit RECSERVE_FEEDBACK_MAX_ROWS=${maxRows})`);
-        return [{ userId: user, strategy: strategyOf(m, user), items: items ?? [], explored: null }];
+        return [{ userId: user, strategy: m.strategyFor(user), items: items ?? [], explored: null }];
       },
       chosen: () => truth,
     };
@@ -206,11 +192,6 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
 function pathParam(req: Request, key: string): string | undefined {
   const v = (req.params as Record<string, string | string[] | undefined>)[key];
   return Array.isArray(v) ? v.join('/') : v;
-}
-
-/** The strategy the server would have used: a folded-in user is ranked personally too (as v1's feedback reads it). */
-function strategyOf(model: Recommender, user: string): ShownList['strategy'] {
-  return model.userIdx(user) !== undefined || model.users?.get(user)?.scores ? 'personalized' : 'cold_start';
 }
 
 function boolParam(v: unknown, where: string): boolean | undefined {
