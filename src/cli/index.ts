@@ -1,20 +1,16 @@
 #!/usr/bin/env node
 // `recserve <command>`: a thin layer over library calls; nothing parses argv at import elsewhere.
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { PACKAGE_ROOT } from '../util/paths.js';
+import { packageVersion } from '../util/paths.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { startServer } from '../server.js';
 import { createLogger } from '../telemetry/logger.js';
 import { registerFeedbackCommands } from './feedback-commands.js';
 import { registerTrainCommands } from './train-commands.js';
 
-const { version } = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
-
 const program = new Command('recserve')
   .description('Serve, train and evaluate a collaborative-filtering recommender (Seldon v1 and Open Inference Protocol V2)')
-  .version(version, '-V, --version')
+  .version(packageVersion(), '-V, --version')
   // One line and a hint, not the whole help, after a usage error.
   .showHelpAfterError('(add --help for the options)');
 

@@ -31,7 +31,6 @@ import type { Interaction } from './store/index.js';
 
 export { solveSpd }; // test/feedback/fold-in.test.ts checks solves against it from here
 
-export { FOLD_IN_DEFAULTS, type FoldInSettings } from '../config/fold-in.js';
 
 interface Folded {
   /** [p_u (d), b_u], or null while a new user has too few positives. */

@@ -17,7 +17,6 @@ import type client from 'prom-client';
 
 import type { StoreHolder } from './store/holder.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
-export { StoreHolder } from './store/holder.js';
 
 export interface FeedbackServiceDeps {
   stores: StoreHolder;

@@ -6,7 +6,6 @@
 import { PREDICTION_MEMORY_DEFAULTS, type PredictionMemoryOptions } from '../config/predictions.js';
 import type { PredictionRecord, ShownList } from '../core/types.js';
 
-export type { ShownList } from '../core/types.js';
 
 export interface RememberedPrediction {
   puid: string;
@@ -15,7 +14,6 @@ export interface RememberedPrediction {
   lists: ShownList[];
 }
 
-export { PREDICTION_MEMORY_DEFAULTS, type PredictionMemoryOptions } from '../config/predictions.js';
 
 /**
  * Fixed cost of one entry besides its strings: the Map slot, the entry object and the string headers.

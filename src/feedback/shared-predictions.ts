@@ -18,7 +18,6 @@ import type { SharedPredictionSettings } from '../config/predictions.js';
 import type { PackedPrediction } from './predictions.js';
 import type { InteractionStore, SharedPredictionRow } from './store/index.js';
 
-export { SHARED_PREDICTION_DEFAULTS, type SharedPredictionSettings } from '../config/predictions.js';
 
 /** Counts for metrics (sharedPredictionMetrics makes one on a registry). */
 export interface SharedPredictionObserver {

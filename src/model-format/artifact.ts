@@ -11,7 +11,6 @@ import { Init, MetaKey } from './export-onnx.js';
 import { readModelSettings, type ModelSettings } from './settings.js';
 import { readCsv } from '../util/csv.js';
 
-export type { ModelSettings } from './settings.js';
 
 export interface Factors {
   factors: number;

@@ -78,7 +78,7 @@ export class VersionRepository {
         this.log?.info({ version }, 'starting from the base model, which the other replicas serve');
         return baseDir;
       }
-      const dir = path.join(this.root, version);
+      const dir = this.publishedDir(version);
       if (existsSync(path.join(dir, MODEL_FILE))) {
         this.log?.info({ version, dir }, 'starting from the version the other replicas serve (the shared store records it)');
         return dir;
@@ -107,14 +107,14 @@ export class VersionRepository {
   /** The directory of a published version, or null when there is none; throws ModelNotFoundError for a non-name. */
   findVersion(version: string): string | null {
     if (!VERSION_NAME.test(version)) throw new ModelNotFoundError(`"${version}" is not a version name`);
-    const dir = path.join(this.root, version);
+    const dir = this.publishedDir(version);
     return existsSync(dir) ? dir : null;
   }
 
   /** Published versions, oldest first (r2 before r10), with their publish.json when readable. */
   list(): PublishedVersion[] {
     return this.names().map((version) => {
-      const dir = path.join(this.root, version);
+      const dir = this.publishedDir(version);
       const info: PublishedVersion = { version, dir };
       const report = path.join(dir, PUBLISH_FILE);
       if (existsSync(report)) {

@@ -153,7 +153,7 @@ export class ModelRegistry {
     const dir = repository.findVersion(version);
     if (!dir) {
       const serving = this.current?.version ?? null;
-      this.log?.error({ version, dir: path.join(repository.root, version), serving }, `model version refused: ${version} does not exist; still serving ${serving ?? 'nothing'}`);
+      this.log?.error({ version, dir: repository.publishedDir(version), serving }, `model version refused: ${version} does not exist; still serving ${serving ?? 'nothing'}`);
       throw new ModelNotFoundError(`no model version "${version}" under ${repository.root}`);
     }
     return dir;

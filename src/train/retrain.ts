@@ -83,10 +83,7 @@ export interface GateMetrics {
 
 /** The full report; the server reads the RetrainSummary part of it (src/model-format/retrain-contract.ts). */
 export interface RetrainReport extends RetrainSummary {
-  published: boolean;
-  version: string | null;
   dir: string | null;
-  reason: string;
   parent: { version: string; dir: string };
   data: {
     baseSource: string;
@@ -106,7 +103,6 @@ export interface RetrainReport extends RetrainSummary {
   /** current/candidate: on the feedback holdout; gate: the base holdout and the score the decision used. */
   metrics: { current: HoldoutMetrics; candidate: HoldoutMetrics; gate: GateMetrics } | null;
   params: { factors: number; epochs: number; reg: number; weightedReg: boolean };
-  seconds: number;
   at: string;
 }
 

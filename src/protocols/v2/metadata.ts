@@ -1,11 +1,9 @@
 // Server and model metadata of the Open Inference Protocol. The model metadata is how a V2 client
 // discovers the recommender's tensors (see codec.ts) and its request parameters with their defaults.
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { ModelParams } from '../../config/index.js';
 import type { Limits } from '../../config/limits.js';
 import type { Recommender } from '../../model/recommender.js';
-import { PACKAGE_ROOT } from '../../util/paths.js';
+import { packageVersion } from '../../util/paths.js';
 import { ID_DATATYPES, ITEM_INPUT, USER_INPUT } from './codec.js';
 import type { ParamValue } from './tensors.js';
 
@@ -13,12 +11,6 @@ export const SERVER_NAME = 'recserve';
 /** The feedback route, POST /v2/models/{name}/feedback: our own extension (V2 has no feedback call). */
 export const FEEDBACK_EXTENSION = 'recserve_feedback';
 export const PLATFORM = 'recserve_onnx';
-
-let packageVersion: string | null = null;
-function version(): string {
-  packageVersion ??= String((JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: unknown }).version ?? '0.0.0');
-  return packageVersion;
-}
 
 export interface ServerMetadata {
   name: string;
@@ -30,7 +22,7 @@ export interface ServerMetadata {
 export function serverMetadata(options: { repository: boolean }): ServerMetadata {
   const extensions = ['binary_tensor_data', FEEDBACK_EXTENSION];
   if (options.repository) extensions.push('model_repository');
-  return { name: SERVER_NAME, version: version(), extensions };
+  return { name: SERVER_NAME, version: packageVersion(), extensions };
 }
 
 export interface TensorMetadata {

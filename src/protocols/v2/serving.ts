@@ -1,7 +1,7 @@
 // Which model a V2 call names and whether it can answer, for every V2 transport (REST routes and the
 // gRPC servicer), so both wait, refuse and report readiness the same way.
 import type { ModelHub } from '../../core/models.js';
-import type { RecommenderService } from '../../core/service.js';
+import type { Readiness as CoreReadiness, RecommenderService } from '../../core/service.js';
 import { quote, RecserveError } from '../../errors.js';
 import type { Recommender } from '../../model/recommender.js';
 
@@ -31,11 +31,8 @@ export function checkVersion(name: string, model: Recommender, version: string |
   }
 }
 
-export interface Readiness {
-  ready: boolean;
-  /** Why not, when not ready. */
-  reason: string | null;
-}
+/** Readiness as the core reports it, without the model (a V2 answer names the model itself). */
+export type Readiness = Omit<CoreReadiness, 'model'>;
 
 /**
  * A model's readiness now, never waiting; NOT_FOUND for a model that is not served (unless the default

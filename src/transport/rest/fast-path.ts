@@ -12,12 +12,12 @@
 // error body, and requestRecorder for the access log and metrics — so both paths answer alike
 // (test/rest/fast-path.test.ts sends the same requests through both and compares).
 import type http from 'node:http';
-import { seldonErrorBody, translate } from '../../errors.js';
+import { translate } from '../../errors.js';
 import { openapi } from '../../protocols/contract.js';
 import type { CallContext, DataPlane } from '../../protocols/seldon-v1/dataplane.js';
 import type { Feedback, SeldonMessage } from '../../protocols/seldon-v1/messages.js';
 import type { InferAnswer, InferCall, InferSeen } from '../../protocols/v2/rest-routes.js';
-import { bodyError, requestRecorder, type ErrorWriter, type RestDeps } from './app.js';
+import { bodyError, requestRecorder, seldonErrorWriter, type ErrorWriter, type RestDeps } from './app.js';
 import { parseJson } from '../../protocols/seldon-v1/rest-routes.js';
 
 type Op = 'predict' | 'feedback';
@@ -80,12 +80,8 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
         res.end();
         return;
       }
-      if (op === 'v2infer') {
-        const { status, body } = deps.v2!.errorWriter(e);
-        writeJson(res, status, body);
-        return;
-      }
-      writeJson(res, t.http, seldonErrorBody(t.reason, t.message));
+      const { status, body } = (op === 'v2infer' ? deps.v2!.errorWriter : seldonErrorWriter)(e);
+      writeJson(res, status, body);
     };
 
     const run = async (body: Buffer) => {
