@@ -4,11 +4,11 @@
 // RECSERVE_ADMIN_TOKEN is set (404); then `Authorization: Bearer <token>` is required (401 without it,
 // 403 with another token). Errors use Seldon's body.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Request } from 'express';
 import type { Config } from '../../config/index.js';
 import type { VersionControl } from '../../core/control.js';
 import { badData, RecserveError } from '../../errors.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { readJsonObject } from '../http.js';
 import type { Handler } from '../seldon-v1/rest-routes.js';
 
 export interface AdminDeps {
@@ -41,7 +41,7 @@ export function adminHandlers({ config, control, log }: AdminDeps): Record<strin
   };
 
   const reload: Handler = async (req, res) => {
-    const body = readBody(req);
+    const body = readJsonObject(req, config.limits, 'body', {});
     const version = body.version;
     if (version !== undefined && (typeof version !== 'string' || version.length === 0)) throw badData('version must be a non-empty string');
     await control.reload(version as string | undefined);
@@ -54,7 +54,7 @@ export function adminHandlers({ config, control, log }: AdminDeps): Record<strin
   };
 
   const retrain: Handler = async (req, res) => {
-    const body = readBody(req);
+    const body = readJsonObject(req, config.limits, 'body', {});
     if (body.wait !== undefined && typeof body.wait !== 'boolean') throw badData('wait must be true or false');
     const run = await control.retrain('admin');
     if (body.wait === false) {
@@ -84,17 +84,4 @@ function sameSecret(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b);
-}
-
-function readBody(req: Request): Record<string, unknown> {
-  const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8').trim() : '';
-  if (raw.length === 0) return {};
-  let v: unknown;
-  try {
-    v = JSON.parse(raw);
-  } catch (e) {
-    throw badData(`the body is not valid JSON: ${(e as Error).message}`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badData('the body must be a JSON object');
-  return v as Record<string, unknown>;
 }

@@ -8,6 +8,7 @@ import type { Config } from '../../config/index.js';
 import type { CallContext, DataPlane } from './dataplane.js';
 import type { Feedback, SeldonMessage } from './messages.js';
 import { LIMIT_DEFAULTS, type Limits } from '../../config/limits.js';
+import { abortOnClose } from '../http.js';
 import { parseJsonText } from '../json.js';
 
 export type Handler = (req: Request, res: Response) => void | Promise<void>;
@@ -26,12 +27,7 @@ export function seldonV1Handlers({ dataplane, config }: { dataplane: DataPlane; 
   const bounds = boundsOf(config);
   const context = (req: Request, res: Response): CallContext => {
     const puid = req.get('seldon-puid');
-    const abort = new AbortController();
-    // The response closing before it was written means the client went away.
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
-    return { transport: 'rest', puid: puid || undefined, signal: abort.signal };
+    return { transport: 'rest', puid: puid || undefined, signal: abortOnClose(res) };
   };
 
   const predict: Handler = async (req, res) => {

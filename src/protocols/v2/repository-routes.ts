@@ -6,7 +6,7 @@ import type { Limits } from '../../config/limits.js';
 import type { ModelRepository } from '../../core/repository.js';
 import { badData } from '../../errors.js';
 import type { Handler } from '../seldon-v1/rest-routes.js';
-import { readJsonObject } from './rest-routes.js';
+import { readJsonObject } from '../http.js';
 
 export function v2RepositoryHandlers({ repository, limits }: { repository: ModelRepository; limits: Limits }): Record<string, Handler> {
   const name = (req: Request): string => String(req.params.name ?? '');

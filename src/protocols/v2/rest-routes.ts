@@ -12,6 +12,7 @@ import type { RecommenderService } from '../../core/service.js';
 import type { CallContext, FeedbackEvent } from '../../core/types.js';
 import { badData, quote, RecserveError, translate } from '../../errors.js';
 import type { Recommender } from '../../model/recommender.js';
+import { abortOnClose, readJsonObject } from '../http.js';
 import { parseJsonText } from '../json.js';
 import type { Handler } from '../seldon-v1/rest-routes.js';
 import { attachBinaryInputs, binaryResponse, HEADER_LENGTH, splitBody } from './binary.js';
@@ -91,13 +92,7 @@ export function v2Handlers({ models, config, repository = false }: V2RestDeps): 
   const { params, limits } = config;
   const runInfer = v2Infer({ models, config });
 
-  const context = (res: Response): CallContext => {
-    const abort = new AbortController();
-    res.on('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
-    return { transport: 'rest', protocol: 'v2', signal: abort.signal };
-  };
+  const context = (res: Response): CallContext => ({ transport: 'rest', protocol: 'v2', signal: abortOnClose(res) });
 
   /**
    * The model a route names, once it serves (waiting, bounded, while the server's first model loads:
@@ -198,18 +193,6 @@ function boolParam(v: unknown, where: string): boolean | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'boolean') throw badData(`${where} must be true or false, got ${quote(v)}`);
   return v;
-}
-
-/** A JSON object body (depth- and size-checked like every body); `empty` is what an empty body reads as, if allowed. */
-export function readJsonObject(req: Request, limits: Limits, what: string, empty?: Record<string, unknown>): Record<string, unknown> {
-  const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-  if (text.trim().length === 0) {
-    if (empty) return empty;
-    throw badData(`the ${what} is empty; send a JSON object`);
-  }
-  const v = parseJsonText(text, what, limits.maxJsonDepth, '', limits.maxJsonValues);
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badData(`the ${what} must be a JSON object`);
-  return v as Record<string, unknown>;
 }
 
 function idField(v: unknown, where: string, limits: Limits): string {

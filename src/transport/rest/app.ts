@@ -213,8 +213,9 @@ function short(text: string): string {
 }
 
 /** Content-Length as a number; -1 when absent (chunked) or not a plain decimal (Node rejects those). */
-function declaredLength(req: Request): number {
-  const len = req.headers['content-length'];
+/** The declared Content-Length, or -1 when there is none (or it is not a plain number). */
+export function contentLength(headers: http.IncomingHttpHeaders): number {
+  const len = headers['content-length'];
   return len !== undefined && /^\d{1,15}$/.test(len) ? Number(len) : -1;
 }
 
@@ -233,7 +234,7 @@ function readBody(limit: number, limits: Limits) {
   }).any();
   return (req: Request, res: Response, next: NextFunction) => {
     if (req.method === 'GET') return next();
-    if (declaredLength(req) > limit) return next(tooLarge(limit));
+    if (contentLength(req.headers) > limit) return next(tooLarge(limit));
     if (req.is('multipart/form-data')) return readMultipart(multi, limit, parts, limits, req, res, next);
     raw(req, res, (err?: unknown) => next(err ? rawBodyError(err) : undefined));
   };

@@ -14,10 +14,11 @@
 import type http from 'node:http';
 import { translate } from '../../errors.js';
 import { openapi } from '../../protocols/contract.js';
+import { abortOnClose } from '../../protocols/http.js';
 import type { CallContext, DataPlane } from '../../protocols/seldon-v1/dataplane.js';
 import type { Feedback, SeldonMessage } from '../../protocols/seldon-v1/messages.js';
 import type { InferAnswer, InferCall, InferSeen } from '../../protocols/v2/rest-routes.js';
-import { bodyError, requestRecorder, seldonErrorWriter, type ErrorWriter, type RestDeps } from './app.js';
+import { bodyError, contentLength, requestRecorder, seldonErrorWriter, type ErrorWriter, type RestDeps } from './app.js';
 import { parseJson } from '../../protocols/seldon-v1/rest-routes.js';
 
 type Op = 'predict' | 'feedback';
@@ -85,15 +86,11 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
     };
 
     const run = async (body: Buffer) => {
-      const abort = new AbortController();
-      // The response closing before it was written means the client went away.
-      res.on('close', () => {
-        if (!res.writableFinished) abort.abort();
-      });
+      const signal = abortOnClose(res);
       if (op === 'v2infer') {
         const seen: InferSeen = {};
         try {
-          const answer = await deps.v2!.infer({ name: v2Model!, version: undefined, body, headerLength: undefined, ctx: { transport: 'rest', protocol: 'v2', signal: abort.signal }, seen });
+          const answer = await deps.v2!.infer({ name: v2Model!, version: undefined, body, headerLength: undefined, ctx: { transport: 'rest', protocol: 'v2', signal }, seen });
           // Binary answers (binary_data_output) are written as the express route writes them.
           if (answer.binary === null) writeJson(res, 200, answer.json);
           else writeBinary(res, answer.binary.headerLength, answer.binary.body);
@@ -104,7 +101,7 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
         return;
       }
       const header = req.headers['seldon-puid'];
-      const ctx: CallContext = { transport: 'rest', puid: (typeof header === 'string' && header) || undefined, signal: abort.signal };
+      const ctx: CallContext = { transport: 'rest', puid: (typeof header === 'string' && header) || undefined, signal };
       const msg = parseJson(body.toString('utf8'), 'body', deps.config.limits);
       payload = msg;
       if (whenServing) await whenServing(); // before the model is warm, wait for it (bounded)
@@ -139,8 +136,7 @@ export function withFastPath(deps: FastPathDeps, app: http.RequestListener): htt
 function plainJsonLength(h: http.IncomingHttpHeaders): number {
   const type = h['content-type'];
   if (type === undefined || !PLAIN_JSON.test(type) || h['content-encoding'] !== undefined || h['transfer-encoding'] !== undefined) return -1;
-  const len = h['content-length'];
-  return len !== undefined && /^\d{1,15}$/.test(len) ? Number(len) : -1;
+  return contentLength(h);
 }
 
 /** The Content-Types taken here; any other spelling is left to express's own parser. */
