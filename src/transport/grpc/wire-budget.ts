@@ -1,8 +1,9 @@
 // The size of a protobuf message counted on its wire bytes, before it is decoded. A decoder builds an
 // object for every field it reads, and only then can the JSON-form checks refuse a list that is too
 // long: 5 MB of empty `Metric` entries (2 bytes each) became 2.5 million objects, and two such calls at
-// once exhausted the heap. This walk allocates nothing; it follows the schema into sub-messages (and map
-// entries) and counts every field occurrence and every packed element, stopping at the budget.
+// once exhausted the heap. This walk builds no object per field (the plan of each message type is built
+// once, varints are read into numbers); it follows the schema into sub-messages (and map entries) and counts every field occurrence and
+// every packed element, stopping at the budget.
 import { ScalarType, type DescField, type DescMessage } from '@bufbuild/protobuf';
 
 export interface WireShape {
@@ -37,27 +38,50 @@ export function wireShape(type: DescMessage, bytes: Uint8Array, maxValues: numbe
 type Child = { walk: Fields } | { packedWidth: number } | { packedVarints: true } | null;
 type Fields = (fieldNo: number) => Child;
 
+/** No field of a scalar-valued map entry holds more fields. */
+const NO_FIELDS: Fields = () => null;
+
+/**
+ * The field plan of a message type, built once per type and field (the walk runs on every gRPC call).
+ * Only the schema's own field numbers are kept, so a message of made-up numbers cannot grow the cache.
+ */
+const plans = new WeakMap<DescMessage, Fields>();
 function messageFields(type: DescMessage): Fields {
-  return (fieldNo) => {
-    const field = fieldsByNumber(type).get(fieldNo);
-    if (!field) return null;
-    switch (field.fieldKind) {
-      case 'message':
-        return { walk: messageFields(field.message) };
-      // A map entry is a message {1: key, 2: value}; only a message value can hold more.
-      case 'map':
-        return { walk: field.mapKind === 'message' ? mapEntryFields(field.message) : () => null };
-      case 'list': {
-        if (field.listKind === 'message') return { walk: messageFields(field.message) };
-        if (field.listKind === 'enum') return { packedVarints: true };
-        const width = PACKABLE_WIDTH[field.scalar];
-        if (width) return { packedWidth: width };
-        return VARINT_TYPES.has(field.scalar) ? { packedVarints: true } : null;
+  let plan = plans.get(type);
+  if (!plan) {
+    const known = new Map<number, Child>();
+    plan = (fieldNo) => {
+      let child = known.get(fieldNo);
+      if (child === undefined) {
+        const field = fieldsByNumber(type).get(fieldNo);
+        if (!field) return null;
+        child = childOf(field);
+        known.set(fieldNo, child);
       }
-      default:
-        return null;
+      return child;
+    };
+    plans.set(type, plan);
+  }
+  return plan;
+}
+
+function childOf(field: DescField): Child {
+  switch (field.fieldKind) {
+    case 'message':
+      return { walk: messageFields(field.message) };
+    // A map entry is a message {1: key, 2: value}; only a message value can hold more.
+    case 'map':
+      return { walk: field.mapKind === 'message' ? mapEntryFields(field.message) : NO_FIELDS };
+    case 'list': {
+      if (field.listKind === 'message') return { walk: messageFields(field.message) };
+      if (field.listKind === 'enum') return { packedVarints: true };
+      const width = PACKABLE_WIDTH[field.scalar];
+      if (width) return { packedWidth: width };
+      return VARINT_TYPES.has(field.scalar) ? { packedVarints: true } : null;
     }
-  };
+    default:
+      return null;
+  }
 }
 
 const byNumber = new WeakMap<DescMessage, Map<number, DescField>>();
@@ -67,9 +91,15 @@ function fieldsByNumber(type: DescMessage): Map<number, DescField> {
   return m;
 }
 
+const entryPlans = new WeakMap<DescMessage, Fields>();
 function mapEntryFields(valueType: DescMessage): Fields {
-  const value = messageFields(valueType);
-  return (fieldNo) => (fieldNo === 2 ? { walk: value } : null);
+  let plan = entryPlans.get(valueType);
+  if (!plan) {
+    const value: Child = { walk: messageFields(valueType) };
+    plan = (fieldNo) => (fieldNo === 2 ? value : null);
+    entryPlans.set(valueType, plan);
+  }
+  return plan;
 }
 
 function walk(fields: Fields, buf: Uint8Array, start: number, end: number, depth: number, shape: WireShape, maxValues: number, maxDepth: number): boolean {
@@ -79,22 +109,21 @@ function walk(fields: Fields, buf: Uint8Array, start: number, end: number, depth
   while (at < end) {
     const tagAt = at;
     const tag = readVarint(buf, at, end);
-    if (tag === null) return malformed(shape, tagAt);
-    at = tag.next;
-    const wireType = tag.value & 7;
+    if (tag < 0) return malformed(shape, tagAt);
+    at = varintEnd;
+    const wireType = tag & 7;
     if (++shape.values > maxValues) return false;
     if (wireType === 0) {
-      const v = readVarint(buf, at, end);
-      if (v === null) return malformed(shape, at);
-      at = v.next;
+      if (readVarint(buf, at, end) < 0) return malformed(shape, at);
+      at = varintEnd;
     } else if (wireType === 1) at += 8;
     else if (wireType === 5) at += 4;
     else if (wireType === 2) {
       const len = readVarint(buf, at, end);
-      if (len === null || len.next + len.value > end) return malformed(shape, at);
-      const from = len.next;
-      at = from + len.value;
-      const child = fields(tag.value >>> 3);
+      if (len < 0 || varintEnd + len > end) return malformed(shape, at);
+      const from = varintEnd;
+      at = from + len;
+      const child = fields(tag >>> 3);
       if (child === null) continue;
       if ('walk' in child) {
         if (!walk(child.walk, buf, from, at, depth + 1, shape, maxValues, maxDepth)) return false;
@@ -102,7 +131,7 @@ function walk(fields: Fields, buf: Uint8Array, start: number, end: number, depth
       }
       // A packed run of scalars: count its elements.
       let n = 0;
-      if ('packedWidth' in child) n = Math.floor(len.value / child.packedWidth);
+      if ('packedWidth' in child) n = Math.floor(len / child.packedWidth);
       else for (let i = from; i < at; i++) if (buf[i] < 0x80) n++;
       shape.values += Math.max(0, n - 1);
       if (shape.values > maxValues) return false;
@@ -117,17 +146,24 @@ function malformed(shape: WireShape, at: number): false {
   return false;
 }
 
+/** Where the last varint read ended (set by readVarint: the walk is synchronous, so one slot serves). */
+let varintEnd = 0;
+
 /**
  * A varint at `at`, kept to its low 32 bits as an unsigned number — what the reader's uint32() returns
- * for tags and lengths (higher bits are read past and dropped). Values of varint fields are only skipped.
+ * for tags and lengths (higher bits are read past and dropped); -1 when it is cut short or longer than
+ * 10 bytes. Its end is left in `varintEnd`. Values of varint fields are only skipped.
  */
-function readVarint(buf: Uint8Array, at: number, end: number): { value: number; next: number } | null {
+function readVarint(buf: Uint8Array, at: number, end: number): number {
   let value = 0;
   for (let i = 0; i < 10; i++) {
-    if (at >= end) return null;
+    if (at >= end) return -1;
     const b = buf[at++];
     if (i < 5) value = (value | ((b & 0x7f) << (7 * i))) >>> 0;
-    if (b < 0x80) return { value, next: at };
+    if (b < 0x80) {
+      varintEnd = at;
+      return value;
+    }
   }
-  return null; // more than 10 bytes: not a varint
+  return -1;
 }
