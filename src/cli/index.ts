@@ -5,6 +5,7 @@ import { packageVersion } from '../util/paths.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { startServer } from '../server.js';
 import { createLogger } from '../telemetry/logger.js';
+import { registerDeployCommands } from './deploy-commands.js';
 import { registerFeedbackCommands } from './feedback-commands.js';
 import { registerTrainCommands } from './train-commands.js';
 
@@ -73,6 +74,7 @@ program
 
 registerTrainCommands(program);
 registerFeedbackCommands(program);
+registerDeployCommands(program);
 
 // No command: the help (starting a server on 0.0.0.0 is never what a bare `recserve` should do).
 if (process.argv.length <= 2) program.help();
