@@ -4,8 +4,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DataError, type Aggregate, type CatalogOptions, type ReadOptions } from '../train/data.js';
-import { evaluateArtifact, evaluateCommand, exportCommand, trainCommand, tuneCommand, type CatalogSource, type ProtocolName } from '../train/pipeline.js';
+import { evaluateArtifact, evaluateCommand, exportCommand, trainCommand, tuneCommand, validateData, type CatalogSource, type ProtocolName, type TrainSummary } from '../train/pipeline.js';
 import { createProgress, type ProgressMode } from '../train/progress.js';
+import { metricLines, REPORT_HTML, REPORT_JSON } from '../train/report.js';
 import type { InputOptions } from '../train/protocols.js';
 import { parseSplitSpec, type PredefinedSplit, type SplitSpec } from '../train/split.js';
 import { ALGO_INFO, ALGOS, isAlgo, kebab, PARAMS, type Algo, type Params } from '../train/trainers.js';
@@ -171,6 +172,40 @@ function fmt(v: number): string {
   return Number.isInteger(v) ? String(v) : v.toFixed(4);
 }
 
+const refitArg = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--refit takes an iteration count ≥ 1, or nothing for the best validation epoch');
+  return n;
+};
+
+/** The shell form of a path: bare when it needs no quoting. */
+function shellPath(p: string): string {
+  return /^[\w./-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The last line of every command that writes a model: what to run next. */
+function serveHint(dir: string): string {
+  return `serve it: npx recserve serve --model ${shellPath(dir)}`;
+}
+
+function reportLine(dir: string): string {
+  return `report: ${path.join(dir, REPORT_HTML)} (data: ${path.join(dir, REPORT_JSON)})`;
+}
+
+/** The per-epoch table of a validated training run. */
+function epochTable(s: TrainSummary): string[] {
+  const rows = s.epochs ?? [];
+  const names = [...new Set(rows.flatMap((r) => Object.keys(r.validation ?? {})))].filter((n) => ['rmse', 'mae', 'ndcg@10', 'recall@10'].includes(n));
+  if (rows.length === 0 || names.length === 0) return [];
+  const head = ['epoch', rows[0].loss_name, ...names.map((n) => `valid_${n}`)];
+  const width = head.map((h) => Math.max(8, h.length));
+  const line = (cells: string[]) => cells.map((c, j) => c.padStart(width[j])).join('  ');
+  const cell = (v: number | undefined) => (v === undefined ? '—' : v.toFixed(4));
+  const out = [line(head)];
+  for (const r of rows) out.push(line([String(r.epoch), cell(r.loss), ...names.map((n) => cell(r.validation?.[n]))]) + (r.epoch === s.bestEpoch ? '  ← best' : ''));
+  return out;
+}
+
 export function registerTrainCommands(program: Command): void {
   // ---------------------------------------------------------------- train
   const train = program
@@ -178,7 +213,8 @@ export function registerTrainCommands(program: Command): void {
     .description('Train a factor model from an interaction log and write <out>/model.onnx (checked by loading it back with onnxruntime)')
     .requiredOption('--data <file>', 'interaction log: MovieLens u.data / ratings.dat / ratings.csv, or a CSV/TSV of user,item[,rating][,timestamp]')
     .requiredOption('--out <dir>', 'model directory to write (model.onnx with id maps, catalog, popularity and seen items inside)')
-    .option('--valid <split>', 'hold out a validation split and print its metrics (random:0.1:1, stratified-item:0.75:42, stratified-user:0.75:42, kfold:5:0:1); the exported model is trained without it')
+    .option('--valid <split>', 'hold out a validation split and report its metrics after every epoch (random:0.1:1, stratified-item:0.75:42, stratified-user:0.75:42, kfold:5:0:1); without --refit the exported model is trained without it')
+    .option('--refit [iterations]', 'with --valid: then retrain on all data and export that model, with the best validation epoch count (or the iteration count given)', refitArg)
     .option('--name <name>', 'model name stored in the artifact (default: the --out directory name)')
     .option('--model-version <v>', 'model version stored in the artifact (default: a timestamp)')
     .option('--no-seen', 'do not store each user\'s training items (the server then cannot exclude seen items)')
@@ -210,16 +246,29 @@ Examples:
         params: m.params,
         input: m.input,
         valid: o.valid ? splitArg(o.valid as string) : undefined,
+        refit: o.refit as boolean | number | undefined,
         name: o.name as string | undefined,
         version: o.modelVersion as string | undefined,
         noSeen: o.seen === false,
         noVerify: o.verify === false,
         progress,
       });
-      if (o.json) console.log(JSON.stringify(s));
+      const { reportData, ...summary } = s;
+      if (o.json) console.log(JSON.stringify(summary));
       else {
+        for (const l of epochTable(s)) console.log(l);
         console.log(`${s.file}: ${s.algo}, ${s.users} users × ${s.items} items, ${s.factors} factors, trained in ${s.seconds.toFixed(1)} s`);
         if (s.validation) console.log(`validation: ${Object.entries(s.validation).map(([k, v]) => `${k} ${fmt(v)}`).join('  ')}`);
+        const v = reportData?.validation;
+        if (s.refit) console.log(`refit: retrained on all ${s.interactions} interactions with ${s.refit.parameter} ${s.refit.iterations} (${s.refit.chosenBy === 'given' ? 'as given' : `best validation epoch ${s.bestEpoch}`}); the export has every user and item`);
+        else if (v) {
+          const parts = [[v.only_held_out.users, 'users'], [v.only_held_out.items, 'items']].filter(([n]) => n !== 0).map(([n, what]) => `${n} ${what}`);
+          const lost = parts.length > 0 ? `, so ${parts.join(' and ')} that appear only there are not in it` : '';
+          console.log(`note: the exported model was trained without the ${v.held_out_rows} held-out rows${lost}; add --refit to retrain on all data with ${ALGO_INFO[m.algo].iterations} ${v.best_iterations} (the best validation epoch)`);
+        }
+        if (s.report) console.log(reportLine(o.out as string));
+        if (s.validation) for (const l of metricLines(s.validation)) console.log(l);
+        console.log(serveHint(o.out as string));
       }
     } catch (e) {
       fail('train', e);
@@ -243,7 +292,8 @@ Examples:
     .option('--threads <n>', 'worker threads for independent folds (default: min(2, cores); env RECSERVE_TRAIN_THREADS)', int('--threads'))
     .option('--model <dir>', 'evaluate this exported model instead of training (needs --test)')
     .option('--test <file>', 'with --model: the held-out interactions to score')
-    .option('--train <file>', 'with --model: training interactions to remove from top-k lists (default: the seen items stored in the model)');
+    .option('--train <file>', 'with --model: training interactions to remove from top-k lists (default: the seen items stored in the model)')
+    .option('--report <dir>', 'write report.html and report.json (metrics table with the published anchors, data summary, timings) into this directory');
   addReadOptions(evaluate);
   addParamOptions(evaluate);
   addCommonOptions(evaluate);
@@ -260,9 +310,13 @@ Examples:
     try {
       if (o.model) {
         if (!o.test) throw new Error('--model needs --test FILE');
-        const r = await evaluateArtifact({ model: o.model as string, test: o.test as string, train: o.train as string | undefined, read: readOptions(o), k: o.k as number });
+        const r = await evaluateArtifact({ model: o.model as string, test: o.test as string, train: o.train as string | undefined, read: readOptions(o), k: o.k as number, report: o.report as string | undefined });
         if (o.json) console.log(JSON.stringify(r));
-        else for (const [k, v] of Object.entries(r)) console.log(`${k.padEnd(20)} ${fmt(v)}`);
+        else {
+          for (const [k, v] of Object.entries(r)) console.log(`${k.padEnd(20)} ${fmt(v)}`);
+          if (o.report) console.log(reportLine(o.report as string));
+          for (const l of metricLines(r)) console.log(l);
+        }
         return;
       }
       if (!o.data) throw new Error('--data is required (or --model with --test)');
@@ -290,6 +344,7 @@ Examples:
         metrics,
         k: o.k as number,
         threads: o.threads as number | undefined,
+        report: o.report as string | undefined,
         progress: createProgress(o.progress as ProgressMode),
       });
       if (o.json) console.log(JSON.stringify(res.map((r) => ({ name: r.name, description: r.description, algo: m.algo, params: r.jobs[0]?.params, metrics: r.metrics, std: r.std, folds: r.jobs.map((j) => ({ id: j.id, ...j.metrics, seconds: j.seconds })), train_seconds: r.trainSeconds }))));
@@ -299,6 +354,8 @@ Examples:
           for (const j of r.jobs) console.log(`  ${j.id.padEnd(28)} ${Object.entries(j.metrics).map(([k, v]) => `${k} ${fmt(v)}`).join('  ')}  (${j.seconds.toFixed(1)} s)`);
           console.log(`  ${'mean'.padEnd(28)} ${Object.entries(r.metrics).map(([k, v]) => `${k} ${fmt(v)}${r.std[k] !== undefined ? ` ±${r.std[k].toFixed(4)}` : ''}`).join('  ')}`);
         }
+        if (o.report) console.log(reportLine(o.report as string));
+        for (const r of res) for (const l of metricLines(r.metrics, res.length > 1 ? `${r.name}_` : '')) console.log(l);
       }
     } catch (e) {
       fail('evaluate', e);
@@ -324,7 +381,8 @@ Examples:
     .option('--save-key <key>', 'entry name in --save-best (default: rating for rmse/mae objectives, ranking otherwise)')
     .option('--out <dir>', 'also train the best parameters on all of --data and export the model here')
     .option('--name <name>', 'with --out: model name')
-    .option('--model-version <v>', 'with --out: model version');
+    .option('--model-version <v>', 'with --out: model version')
+    .option('--report <dir>', 'write report.html and report.json (trial scores, data summary, timings) here (default: --out, when given)');
   addReadOptions(tuneCmd);
   addCatalogOptions(tuneCmd);
   addParamOptions(tuneCmd);
@@ -346,7 +404,7 @@ Examples:
       const objective = (o.objective as string | undefined) ?? (explicit ? 'rmse' : 'ndcg@10');
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
       const log = (o.log as string | undefined) ?? path.join('runs', `tune-${m.algo}-${stamp}.jsonl`);
-      const { result, exported } = await tuneCommand({
+      const { result, exported, report } = await tuneCommand({
         data: o.data as string,
         read: readOptions(o),
         algo: m.algo,
@@ -366,15 +424,19 @@ Examples:
         out: o.out as string | undefined,
         items: catalogSource(o),
         exportMeta: { name: o.name as string | undefined, version: o.modelVersion as string | undefined },
+        report: o.report as string | undefined,
         progress: createProgress(o.progress as ProgressMode),
       });
-      if (o.json) console.log(JSON.stringify({ best: result.best, log: result.log, exported }));
+      if (o.json) console.log(JSON.stringify({ best: result.best, log: result.log, exported: exported && { ...exported, reportData: undefined }, report }));
       else {
         const sorted = [...result.trials].sort((a, b) => (result.mode === 'min' ? a.value - b.value : b.value - a.value));
         for (const t of sorted.slice(0, 10)) console.log(`trial ${String(t.trial).padStart(3)}  ${result.objective} ${fmt(t.value)}  ${JSON.stringify(t.params)}  (${t.seconds.toFixed(1)} s)`);
         console.log(`best: trial ${result.best.trial}, ${result.objective} ${fmt(result.best.value)}, ${JSON.stringify(result.best.params)}`);
         console.log(`run log: ${result.log}`);
         if (exported) console.log(`exported ${exported.file}`);
+        if (report) console.log(reportLine(path.dirname(report.html)));
+        for (const l of metricLines(result.best.metrics)) console.log(l);
+        if (exported) console.log(serveHint(o.out as string));
       }
     } catch (e) {
       fail('tune', e);
@@ -435,9 +497,39 @@ Spark MLlib, for example:
         progress: createProgress(o.progress as ProgressMode),
       });
       if (o.json) console.log(JSON.stringify(s));
-      else console.log(`${s.file}: ${s.users} users × ${s.items} items, ${s.factors} factors${s.verify ? `, verified (max |Δ| ${s.verify.maxAbsDiff.toExponential(2)})` : ''}`);
+      else {
+        console.log(`${s.file}: ${s.users} users × ${s.items} items, ${s.factors} factors${s.verify ? `, verified (max |Δ| ${s.verify.maxAbsDiff.toExponential(2)})` : ''}`);
+        console.log(serveHint(o.out as string));
+      }
     } catch (e) {
       fail('export', e);
+    }
+  });
+
+  // ---------------------------------------------------------------- validate-data
+  const check = program
+    .command('validate-data')
+    .description('Check an interaction log with the same read options as train: rows, users, items, rating range, repeated pairs, unreadable rows; exits 1 with one line when train could not use it')
+    .requiredOption('--data <file>', 'interaction log to check')
+    .option('--max-bad-rows <n>', 'unreadable rows tolerated before the data counts as unusable (train itself stops at the first)', int('--max-bad-rows'), 0)
+    .option('--out <file>', 'also write the check as JSON to this file (a pipeline metrics artifact); written even when the data is unusable');
+  addReadOptions(check);
+  check.option('--json', 'print the check as one JSON object on stdout');
+  check.action(async (o: Opts) => {
+    try {
+      const c = await validateData(o.data as string, { read: readOptions(o), maxBadRows: o.maxBadRows as number, out: o.out as string | undefined });
+      if (o.json) console.log(JSON.stringify(c));
+      else if (c.usable) {
+        console.log(`${c.file}: usable`);
+        console.log(`  rows ${c.rows}  users ${c.users}  items ${c.items}  interactions ${c.interactions}  sparsity ${(c.sparsity * 100).toFixed(2)} %`);
+        console.log(`  ${c.explicit ? 'ratings' : 'event weights'} ${c.rating_min} – ${c.rating_max}${c.explicit ? '' : ' (implicit: no rating column)'}`);
+        console.log(`  repeated (user, item) rows ${c.duplicates}${c.duplicates > 0 ? ' (train merges them, see --aggregate)' : ''}`);
+        console.log(`  unreadable rows ${c.bad_rows}${c.bad_examples[0] ? ` (first: ${c.bad_examples[0]})` : ''}`);
+        for (const l of metricLines({ rows: c.rows, users: c.users, items: c.items, duplicates: c.duplicates, bad_rows: c.bad_rows })) console.log(l);
+      }
+      if (!c.usable) fail('validate-data', new Error(c.problem));
+    } catch (e) {
+      fail('validate-data', e);
     }
   });
 }

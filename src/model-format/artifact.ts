@@ -42,6 +42,8 @@ export interface Artifact {
   settings: ModelSettings;
   /** Raw metadata_props, for metadata and audit. */
   metadata: Record<string, string>;
+  /** The training report's headline numbers (users, items, validation metrics…), when `recserve train` wrote the model. */
+  headline: Record<string, number | string> | null;
 }
 
 /** A model directory that cannot be read as a recserve model. */
@@ -113,7 +115,22 @@ export async function loadArtifact(dir: string): Promise<Artifact> {
     factors,
     settings,
     metadata: meta,
+    headline: headlineOf(meta),
   };
+}
+
+/** recserve.training's `headline`, keeping only scalar entries (metadata endpoints print them as strings). */
+function headlineOf(meta: Record<string, string>): Record<string, number | string> | null {
+  let h: unknown;
+  try {
+    h = (JSON.parse(meta[MetaKey.training] ?? 'null') as { headline?: unknown } | null)?.headline;
+  } catch {
+    return null; // a free-form audit record: never a reason to refuse the model
+  }
+  if (typeof h !== 'object' || h === null || Array.isArray(h)) return null;
+  const out: Record<string, number | string> = {};
+  for (const [k, v] of Object.entries(h)) if (typeof v === 'number' || typeof v === 'string') out[k] = v;
+  return out;
 }
 
 function jsonMeta<T>(meta: Record<string, string>, key: string): T | undefined {

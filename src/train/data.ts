@@ -85,6 +85,8 @@ export interface ReadOptions {
   itemIds?: IdMap;
   /** Called every 100k rows with the number of rows read so far. */
   onRows?: (rows: number) => void;
+  /** Called with each unreadable row, which is then skipped (default: the first one stops the read). */
+  onBadRow?: (error: DataError) => void;
 }
 
 const USER_NAMES = ['user', 'user_id', 'userid', 'uid', 'customer', 'customer_id', 'visitorid', 'visitor_id'];
@@ -222,6 +224,11 @@ export async function readInteractions(file: string, opts: ReadOptions = {}): Pr
   let hasTime = true;
   const minRating = opts.minRating ?? -Infinity;
   const weights = opts.eventWeights;
+  const badRow = (what: string) => {
+    const e = new DataError(`${file}:${lineNo}: ${what}`);
+    if (!opts.onBadRow) throw e;
+    opts.onBadRow(e);
+  };
 
   const configure = (first: string): boolean => {
     // Returns true when `first` was a header line (consumed).
@@ -280,26 +287,36 @@ export async function readInteractions(file: string, opts: ReadOptions = {}): Pr
     try {
       cells = splitLine(line, delimiter);
     } catch (e) {
-      throw new DataError(`${file}:${lineNo}: ${(e as Error).message}`);
+      badRow((e as Error).message);
+      continue;
     }
     const need = Math.max(cu, ci, cr, ct, ce) + 1;
     if (cells.length < need) {
-      throw new DataError(`${file}:${lineNo}: expected at least ${need} fields separated by ${JSON.stringify(delimiter)}, found ${cells.length}: ${clip(line)}`);
+      badRow(`expected at least ${need} fields separated by ${JSON.stringify(delimiter)}, found ${cells.length}: ${clip(line)}`);
+      continue;
     }
     const u = cells[cu].trim();
     const it = cells[ci].trim();
-    if (u === '') throw new DataError(`${file}:${lineNo}: empty user id: ${clip(line)}`);
-    if (it === '') throw new DataError(`${file}:${lineNo}: empty item id: ${clip(line)}`);
+    if (u === '' || it === '') {
+      badRow(`empty ${u === '' ? 'user' : 'item'} id: ${clip(line)}`);
+      continue;
+    }
     let r = 1;
     if (hasRating) {
       const s = cells[cr].trim();
       r = Number(s);
-      if (s === '' || !Number.isFinite(r)) throw new DataError(`${file}:${lineNo}: rating ${JSON.stringify(cells[cr])} is not a number: ${clip(line)}`);
+      if (s === '' || !Number.isFinite(r)) {
+        badRow(`rating ${JSON.stringify(cells[cr])} is not a number: ${clip(line)}`);
+        continue;
+      }
     }
     if (ce >= 0) {
       const ev = cells[ce].trim();
       const w = weights![ev] ?? weights![ev.toLowerCase()];
-      if (w === undefined) throw new DataError(`${file}:${lineNo}: event "${ev}" has no weight (known: ${Object.keys(weights!).join(', ')})`);
+      if (w === undefined) {
+        badRow(`event "${ev}" has no weight (known: ${Object.keys(weights!).join(', ')})`);
+        continue;
+      }
       r = hasRating ? r * w : w;
     }
     if (r < minRating) continue;
@@ -309,7 +326,10 @@ export async function readInteractions(file: string, opts: ReadOptions = {}): Pr
       t = s === '' ? NaN : Number(s);
       if (s !== '' && !Number.isFinite(t)) {
         const parsed = Date.parse(s);
-        if (!Number.isFinite(parsed)) throw new DataError(`${file}:${lineNo}: timestamp ${JSON.stringify(s)} is neither a number nor a date: ${clip(line)}`);
+        if (!Number.isFinite(parsed)) {
+          badRow(`timestamp ${JSON.stringify(s)} is neither a number nor a date: ${clip(line)}`);
+          continue;
+        }
         t = parsed / 1000;
       }
     }

@@ -41,6 +41,8 @@ export interface TopKOptions {
   excludeSeen?: boolean;
   /** Which items may be recommended: those with training rows (default) or every item of the model. */
   candidates?: 'trained' | 'all';
+  /** Rank only the users with an entry here (e.g. the users of a test set; default every user). */
+  only?: ArrayLike<unknown>;
 }
 
 /**
@@ -58,6 +60,7 @@ export function topKLists(m: MfModel, seen: Csr, opts: TopKOptions): (Int32Array
     const s = seen.indptr[u];
     const e = seen.indptr[u + 1];
     if (e === s && opts.candidates !== 'all') continue;
+    if (opts.only && !opts.only[u]) continue;
     scoreItems(m, u, scores);
     const exclude = opts.excludeSeen === false ? null : seen.indices.subarray(s, e);
     out[u] = selectTopK(scores, 0, m.nItems, opts.k, exclude, allow).items;
@@ -78,8 +81,10 @@ export function relevantSets(test: Pairs, nUsers: number): (Set<number> | null)[
 /** Microsoft Recommenders protocol: top-k with seen items removed, every test interaction relevant. */
 export function rankingReport(m: MfModel, train: Pairs, test: Pairs, k = 10, candidates: 'trained' | 'all' = 'trained'): RankingMetrics {
   const seen = seenMatrix(m.nUsers, m.nItems, train);
-  const lists = topKLists(m, seen, { k, excludeSeen: true, candidates });
-  return rankingMetrics(lists, relevantSets(test, m.nUsers), k);
+  const relevant = relevantSets(test, m.nUsers);
+  // Only users with test interactions count, so only they are ranked.
+  const lists = topKLists(m, seen, { k, excludeSeen: true, candidates, only: relevant });
+  return rankingMetrics(lists, relevant, k);
 }
 
 export interface LightfmReport {

@@ -1,8 +1,9 @@
 // The logic behind `recserve train | evaluate | tune | export`: each command is one function here,
 // so the CLI only parses flags and prints.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { alignCatalog, dedupe, IdMap, readCatalog, readInteractions, subset, type Aggregate, type CatalogOptions, type Interactions, type ReadOptions } from './data.js';
-import { writeArtifact, type ArtifactExtras, type FactorModel } from '../model-format/export-onnx.js';
+import { MetaKey, writeArtifact, type ArtifactExtras, type FactorModel } from '../model-format/export-onnx.js';
 import { readBiasTable, readFactorTable, type TableOptions } from './factor-tables.js';
 import type { EvalKind, EvalSpec, FitJob } from './jobs.js';
 import { evaluateModel } from './jobs.js';
@@ -14,6 +15,8 @@ import { applySplit, formatSplitSpec, makeSplits, readPredefinedSplit, type Pred
 import { ALGO_INFO, fit, type Algo, type Params } from './trainers.js';
 import { saveBest, tune, type SearchSpace, type TrialRecord, type TuneResult } from './tune.js';
 import { verifyArtifact, type VerifyReport } from './verify.js';
+import { evaluationSection, REPORT_FORMAT, round, summarizeData, writeReport, type EpochRow, type Headline, type RefitSection, type Report, type ValidationSection } from './report.js';
+import { epochValidator } from './validation.js';
 import { loadArtifact } from '../model-format/artifact.js';
 
 export interface CatalogSource {
@@ -39,8 +42,15 @@ export interface TrainOptions extends ExportMeta {
   algo: Algo;
   params?: Params;
   input?: InputOptions;
-  /** Hold out a validation split, report its metrics, and export the model trained without it. */
+  /** Hold out a validation split and report its metrics after every epoch. */
   valid?: SplitSpec;
+  /**
+   * With valid: retrain on all rows and export that model — true: with the best validation epoch's
+   * iteration count; a number: with that many. Without it the export is the model trained without the held-out rows.
+   */
+  refit?: boolean | number;
+  /** Write report.json and report.html into out (default true). */
+  report?: boolean;
   progress?: Progress;
 }
 
@@ -56,6 +66,16 @@ export interface TrainSummary {
   validation?: Record<string, number>;
   verify?: VerifyReport;
   catalogMissing?: number;
+  /** Training loss (and validation metrics with --valid) per epoch of the validated run. */
+  epochs?: EpochRow[];
+  bestEpoch?: number;
+  /** Users / items whose every row was held out (missing from the export unless refit). */
+  onlyHeldOut?: { users: number; items: number };
+  refit?: { parameter: string; iterations: number; chosenBy: RefitSection['chosen_by'] };
+  headline?: Headline;
+  /** Paths of report.json / report.html when written. */
+  report?: { json: string; html: string };
+  reportData?: Report;
 }
 
 /** Builds the artifact extras (catalog, popularity, seen) for a compacted model. */
@@ -103,9 +123,16 @@ async function extrasFor(
 
 export async function trainCommand(o: TrainOptions): Promise<TrainSummary> {
   const progress = o.progress ?? createProgress('quiet');
+  const refitAsked = o.refit !== undefined && o.refit !== false;
+  if (refitAsked && !o.valid) throw new Error('--refit needs --valid: it retrains on all data with the epoch count chosen on the validation split');
+  const started = performance.now();
+  const timings: Record<string, number> = {};
+  const since = (t: number) => (performance.now() - t) / 1000;
   progress.log(`reading ${o.data}`);
+  let t = performance.now();
   const raw = await readInteractions(o.data, o.read);
   const data = dedupe(raw, o.aggregate);
+  timings.read = since(t);
   if (data.users.length !== raw.users.length) progress.log(`merged ${raw.users.length - data.users.length} repeated (user, item) rows (${o.aggregate ?? (raw.explicit ? 'last' : 'sum')})`);
   progress.log(`${data.users.length} interactions, ${data.userIds.size} users, ${data.itemIds.size} items${data.explicit ? '' : ' (implicit)'}`);
   let train: Interactions = data;
@@ -120,65 +147,208 @@ export async function trainCommand(o: TrainOptions): Promise<TrainSummary> {
   const input = trainInputFor(o.algo, train, o.input);
   const info = ALGO_INFO[o.algo];
   const params = o.params ?? {};
-  const total = o.algo === 'bayes' ? Number(params.burnIn ?? info.defaults.burnIn) + Number(params.samples ?? info.defaults.samples) : Number(params.epochs ?? info.defaults.epochs);
-  progress.start(`${o.algo}`, total);
+  // Bayes averages samples only after the burn-in: before it there is no model to validate.
+  const burnIn = o.algo === 'bayes' ? Number(params.burnIn ?? info.defaults.burnIn) : 0;
+  const validator = valid ? epochValidator(info.kind, train, valid) : null;
+  const shown = info.kind === 'explicit' ? ['rmse', 'ndcg@10'] : ['ndcg@10', 'recall@10'];
+  const epochs: EpochRow[] = [];
+  const best = { epoch: 0, value: NaN };
+  let validSeconds = 0;
+  progress.start(`${o.algo}`, iterationsTotal(o.algo, params));
+  t = performance.now();
   const result = fit(
     o.algo,
     input,
     params,
-    (r) => {
-      progress.update(r.epoch, { [r.lossName]: r.loss, 's/epoch': r.seconds });
+    (r, model) => {
+      const row: EpochRow = { epoch: r.epoch, loss: r.loss, loss_name: r.lossName, seconds: r.seconds };
+      const fields: Record<string, number> = { [r.lossName]: r.loss, 's/epoch': r.seconds };
+      if (validator && r.epoch > burnIn) {
+        const tv = performance.now();
+        row.validation = validator.evaluate(model());
+        validSeconds += since(tv);
+        const v = row.validation[validator.objective];
+        if (best.epoch === 0 || validator.better(v, best.value)) Object.assign(best, { epoch: r.epoch, value: v });
+        for (const k of shown) fields[`valid_${k}`] = row.validation[k];
+      }
+      epochs.push(row);
+      progress.update(r.epoch, fields);
       return false;
     },
     ratingRangeOf(train),
   );
   progress.stop();
+  timings.train = since(t) - validSeconds;
+  if (validator) timings.validation_per_epoch = validSeconds;
   let validation: Record<string, number> | undefined;
-  if (valid) {
+  let validationSection: ValidationSection | undefined;
+  if (valid && validator) {
+    t = performance.now();
     const evals: EvalSpec[] = [];
     if (info.kind === 'explicit') evals.push({ kind: 'rating', test: valid });
     evals.push({ kind: 'ranking', test: valid, k: 10 });
     validation = evaluateModel(result.model, train, evals);
+    timings.validation_final = since(t);
+    const bestEpoch = best.epoch || Number(result.params[info.iterations]) + burnIn;
+    validationSection = {
+      split: formatSplitSpec(o.valid!),
+      train_rows: train.users.length,
+      held_out_rows: valid.users.length,
+      ranking_users: validator.rankingUsers,
+      objective: validator.objective,
+      mode: validator.mode,
+      best_epoch: bestEpoch,
+      best_iterations: Math.max(1, bestEpoch - burnIn),
+      final: validation,
+      only_held_out: { users: onlyIn(data.users, train.users, data.userIds.size), items: onlyIn(data.items, train.items, data.itemIds.size) },
+    };
   }
-  const uc = counts(result.model.nUsers, input.users);
-  const ic = counts(result.model.nItems, input.items);
-  const { model: fm, userRows, itemRows } = toFactorModel(result.model, data.userIds.ids, data.itemIds.ids, uc, ic);
-  const { extras, catalogMissing } = await extrasFor(fm, itemRows, userRows, train, result.model.nUsers, result.model.nItems, o.items, o.noSeen, progress);
+
+  // --refit: the model to export is retrained on every row with the chosen iteration count.
+  let final = result;
+  let finalTrain = train;
+  let finalInput = input;
+  let refit: RefitSection | undefined;
+  if (refitAsked && validationSection) {
+    const iterations = typeof o.refit === 'number' ? o.refit : validationSection.best_iterations;
+    const refitParams: Params = { ...params, [info.iterations]: iterations };
+    finalInput = trainInputFor(o.algo, data, o.input);
+    finalTrain = data;
+    const refitEpochs: EpochRow[] = [];
+    progress.log(`refit: retraining on all ${data.users.length} interactions with ${info.iterations} ${iterations} (${typeof o.refit === 'number' ? 'as given' : `best validation epoch ${validationSection.best_epoch}`})`);
+    progress.start(`${o.algo} refit`, iterationsTotal(o.algo, refitParams));
+    t = performance.now();
+    final = fit(
+      o.algo,
+      finalInput,
+      refitParams,
+      (r) => {
+        refitEpochs.push({ epoch: r.epoch, loss: r.loss, loss_name: r.lossName, seconds: r.seconds });
+        progress.update(r.epoch, { [r.lossName]: r.loss, 's/epoch': r.seconds });
+        return false;
+      },
+      ratingRangeOf(data),
+    );
+    progress.stop();
+    timings.refit = since(t);
+    refit = {
+      parameter: info.iterations,
+      iterations,
+      chosen_by: typeof o.refit === 'number' ? 'given' : 'best-validation-epoch',
+      users: 0,
+      items: 0,
+      interactions: finalInput.users.length,
+      seconds: timings.refit,
+      epochs: refitEpochs,
+    };
+  }
+
+  const uc = counts(final.model.nUsers, finalInput.users);
+  const ic = counts(final.model.nItems, finalInput.items);
+  const { model: fm, userRows, itemRows } = toFactorModel(final.model, data.userIds.ids, data.itemIds.ids, uc, ic);
+  if (refit) Object.assign(refit, { users: fm.userIds.length, items: fm.itemIds.length });
+  const { extras, catalogMissing } = await extrasFor(fm, itemRows, userRows, finalTrain, final.model.nUsers, final.model.nItems, o.items, o.noSeen, progress);
+  // The validation figures that describe the exported model: the refit reproduces the best epoch.
+  const described = refit && validationSection ? { epoch: validationSection.best_epoch, metrics: epochs.find((e) => e.epoch === validationSection!.best_epoch)?.validation ?? validation } : validation && { epoch: epochs.at(-1)?.epoch ?? 0, metrics: validation };
+  const headline = trainHeadline(o.algo, fm, finalInput.users.length, Number(final.params[info.iterations]), info.iterations, described, refit);
   extras.name = o.name ?? path.basename(path.resolve(o.out));
   extras.version = o.version ?? new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
-  extras.regularization = result.regularization;
+  extras.regularization = final.regularization;
   extras.training = {
     command: 'train',
     algo: o.algo,
-    params: result.params,
+    params: final.params,
     input: o.input ?? {},
     data: { source: o.data, rows: data.users.length, users: fm.userIds.length, items: fm.itemIds.length, explicit: data.explicit },
     valid: o.valid ? formatSplitSpec(o.valid) : undefined,
     validation,
-    seconds: Number(result.seconds.toFixed(3)),
+    refit: refit ? { [refit.parameter]: refit.iterations, chosen_by: refit.chosen_by } : undefined,
+    headline,
+    seconds: Number(final.seconds.toFixed(3)),
     created: new Date().toISOString(),
   };
+  t = performance.now();
   const file = await writeArtifact(o.out, fm, extras);
+  timings.export = since(t);
   progress.log(`wrote ${file} (${fm.userIds.length} users × ${fm.itemIds.length} items, ${fm.factors} factors)`);
   let verify: VerifyReport | undefined;
   if (!o.noVerify) {
+    t = performance.now();
     verify = await verifyArtifact(o.out, fm);
+    timings.verify = since(t);
     if (!verify.ok) throw new Error(`exported model does not reproduce the trained scores: max |Δ| ${verify.maxAbsDiff}, ids match ${verify.idsMatch}`);
     progress.log(`verified with onnxruntime: ${verify.pairs} scores, max |Δ| ${verify.maxAbsDiff.toExponential(2)}`);
   }
+  timings.total = since(started);
+  const report: Report = {
+    format: REPORT_FORMAT,
+    command: 'train',
+    created: String(extras.training.created),
+    algo: o.algo,
+    params: final.params,
+    data: summarizeData(data, raw.users.length - data.users.length),
+    model: { dir: o.out, file, name: extras.name, version: extras.version, users: fm.userIds.length, items: fm.itemIds.length, factors: fm.factors },
+    epochs,
+    timings,
+    headline,
+  };
+  if (validationSection) report.validation = validationSection;
+  if (refit) report.refit = refit;
+  const written = o.report === false ? undefined : writeReport(o.out, report);
   return {
     file,
     algo: o.algo,
-    params: result.params,
+    params: final.params,
     users: fm.userIds.length,
     items: fm.itemIds.length,
-    interactions: input.users.length,
+    interactions: finalInput.users.length,
     factors: fm.factors,
-    seconds: result.seconds,
+    seconds: final.seconds,
     validation,
     verify,
     catalogMissing,
+    epochs,
+    bestEpoch: validationSection?.best_epoch,
+    onlyHeldOut: validationSection?.only_held_out,
+    refit: refit ? { parameter: refit.parameter, iterations: refit.iterations, chosenBy: refit.chosen_by } : undefined,
+    headline,
+    report: written,
+    reportData: report,
   };
+}
+
+/** Iterations a trainer runs with these parameters (Gibbs sweeps for bayes: burn-in + samples). */
+function iterationsTotal(algo: Algo, params: Params): number {
+  const d = ALGO_INFO[algo].defaults;
+  return algo === 'bayes' ? Number(params.burnIn ?? d.burnIn) + Number(params.samples ?? d.samples) : Number(params.epochs ?? d.epochs);
+}
+
+/** Ids present in `all` but never in `part` (both index arrays over the same id map of size n). */
+function onlyIn(all: Int32Array, part: Int32Array, n: number): number {
+  const inPart = counts(n, part);
+  const inAll = counts(n, all);
+  let c = 0;
+  for (let j = 0; j < n; j++) if (inAll[j] > 0 && inPart[j] === 0) c++;
+  return c;
+}
+
+const HEADLINE_METRICS = ['rmse', 'mae', 'ndcg@10', 'precision@10', 'recall@10'];
+
+function trainHeadline(
+  algo: Algo,
+  fm: FactorModel,
+  interactions: number,
+  iterations: number,
+  iterationName: string,
+  validation: { epoch: number; metrics?: Record<string, number> } | undefined,
+  refit: RefitSection | undefined,
+): Headline {
+  const h: Headline = { algo, users: fm.userIds.length, items: fm.itemIds.length, interactions, factors: fm.factors, [iterationName]: iterations };
+  if (!validation) return h;
+  for (const k of HEADLINE_METRICS) if (validation.metrics?.[k] !== undefined) h[`valid_${k}`] = round(validation.metrics[k]);
+  h.valid_epoch = validation.epoch;
+  h.refit = refit ? 'yes' : 'no';
+  return h;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +367,8 @@ export interface EvaluateOptions {
   metrics?: EvalKind[];
   k?: number;
   threads?: number;
+  /** Write report.json and report.html into this directory. */
+  report?: string;
   progress?: Progress;
 }
 
@@ -206,6 +378,7 @@ function dirOf(p: string): string {
 
 export async function evaluateCommand(o: EvaluateOptions): Promise<ProtocolSummary[]> {
   const progress = o.progress ?? createProgress('quiet');
+  const started = performance.now();
   const m: ModelChoice = { algo: o.algo, params: o.params ?? {}, input: o.input };
   const k = o.k ?? 10;
   const plans: ProtocolPlan[] = [];
@@ -239,6 +412,27 @@ export async function evaluateCommand(o: EvaluateOptions): Promise<ProtocolSumma
   progress.start(`evaluate ${o.algo}`, total);
   const out = await runPlans(plans, o.threads, (r, done) => progress.update(done, firstMetric(r.metrics)));
   progress.stop();
+  if (o.report) {
+    // The predefined-split protocols never read the whole log: summarise the directory's u.data.
+    const whole = path.join(dirOf(o.data), 'u.data');
+    const summaryData = data ?? (existsSync(whole) ? await readInteractions(whole, { format: 'movielens' }) : null);
+    const summary = summaryData ? summarizeData(summaryData) : null;
+    const evaluation = evaluationSection(out, o.protocol, summary);
+    const headline: Headline = { algo: o.algo, protocol: out[0]?.name ?? '' };
+    for (const s of out) for (const [k, v] of Object.entries(s.metrics)) headline[out.length > 1 ? `${s.name}_${k}` : k] = round(v);
+    writeReport(o.report, {
+      format: REPORT_FORMAT,
+      command: 'evaluate',
+      created: new Date().toISOString(),
+      algo: o.algo,
+      params: out[0]?.jobs[0]?.params ?? m.params,
+      data: summary,
+      epochs: [],
+      evaluation,
+      timings: { train: out.reduce((a, s) => a + s.trainSeconds, 0), total: (performance.now() - started) / 1000 },
+      headline,
+    });
+  }
   return out;
 }
 
@@ -260,6 +454,8 @@ export interface ArtifactEvalOptions {
   train?: string;
   read?: ReadOptions;
   k?: number;
+  /** Write report.json and report.html into this directory. */
+  report?: string;
 }
 
 /** Scores an exported model against a test log: RMSE/MAE when it predicts ratings, and top-k ranking. */
@@ -294,9 +490,28 @@ export async function evaluateArtifact(o: ArtifactEvalOptions): Promise<Record<s
   const rankTest = subset(test, known);
   // Items unknown to the model cannot be recommended but stay relevant (they count as misses).
   evals.push({ kind: 'ranking', test: rankTest, k: o.k ?? 10, candidates: 'all' });
+  const started = performance.now();
   const out = evaluateModel(m, seen, evals);
   out.test_rows = test.users.length;
   out.unknown_user_rows = test.users.length - rankTest.users.length;
+  if (o.report) {
+    const training = a.metadata[MetaKey.training] ? (JSON.parse(a.metadata[MetaKey.training]) as { algo?: string; params?: Params }) : {};
+    const summary: ProtocolSummary = { name: 'test', description: `${o.model} scored on ${o.test}`, metrics: out, std: {}, jobs: [], trainSeconds: 0 };
+    const data = summarizeData(test);
+    writeReport(o.report, {
+      format: REPORT_FORMAT,
+      command: 'evaluate',
+      created: new Date().toISOString(),
+      algo: training.algo ?? 'model',
+      params: training.params ?? {},
+      data,
+      model: { dir: o.model, file: path.join(o.model, 'model.onnx'), name: a.name, version: a.version, users: nU, items: nI, factors: f.factors },
+      epochs: [],
+      evaluation: evaluationSection([summary], undefined, data),
+      timings: { evaluate: (performance.now() - started) / 1000 },
+      headline: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, round(v)])),
+    });
+  }
   return out;
 }
 
@@ -324,11 +539,14 @@ export interface TuneCommandOptions {
   out?: string;
   items?: CatalogSource;
   exportMeta?: ExportMeta;
+  /** Where report.json / report.html go (default: out, when given). */
+  report?: string;
   progress?: Progress;
 }
 
-export async function tuneCommand(o: TuneCommandOptions): Promise<{ result: TuneResult; exported?: TrainSummary }> {
+export async function tuneCommand(o: TuneCommandOptions): Promise<{ result: TuneResult; exported?: TrainSummary; report?: { json: string; html: string } }> {
   const progress = o.progress ?? createProgress('quiet');
+  const started = performance.now();
   let data = dedupe(await readInteractions(o.data, o.read));
   const describe: Record<string, unknown> = { source: o.data, rows: data.users.length };
   if (o.restrict) {
@@ -381,10 +599,36 @@ export async function tuneCommand(o: TuneCommandOptions): Promise<{ result: Tune
       input: o.input,
       items: o.items,
       progress,
+      report: false,
       ...o.exportMeta,
     });
   }
-  return { result, exported };
+  const reportDir = o.report ?? o.out;
+  if (!reportDir) return { result, exported };
+  const headline: Headline = { algo: o.algo, objective: result.objective, best_value: round(result.best.value), best_trial: result.best.trial, trials: result.trials.length };
+  const timings: Record<string, number> = { trials: result.trials.reduce((a, t) => a + t.seconds, 0) };
+  if (exported) timings.export_training = exported.seconds;
+  timings.total = (performance.now() - started) / 1000;
+  const report: Report = {
+    format: REPORT_FORMAT,
+    command: 'tune',
+    created: new Date().toISOString(),
+    algo: o.algo,
+    params: result.best.params,
+    data: summarizeData(data),
+    epochs: exported?.epochs ?? [],
+    tune: {
+      objective: result.objective,
+      mode: result.mode,
+      log: result.log,
+      best: { trial: result.best.trial, value: result.best.value, params: result.best.params },
+      trials: result.trials.map((t) => ({ trial: t.trial, value: t.value, best_epoch: t.best_epoch, seconds: t.seconds, params: t.params, curve: t.curve })),
+    },
+    timings,
+    headline,
+  };
+  if (exported?.reportData?.model) report.model = exported.reportData.model;
+  return { result, exported, report: writeReport(reportDir, report) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,4 +718,79 @@ export async function exportCommand(o: ExportOptions): Promise<TrainSummary> {
     progress.log(`verified with onnxruntime: ${verify.pairs} scores, max |Δ| ${verify.maxAbsDiff.toExponential(2)}`);
   }
   return { file, algo: 'imported', params: {}, users: U.ids.length, items: V.ids.length, interactions, factors: U.factors, seconds: 0, verify, catalogMissing };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface DataCheckOptions {
+  read?: ReadOptions;
+  /** More unreadable rows than this make the data unusable (train stops at the first one). */
+  maxBadRows?: number;
+  /** Write the check as JSON here (a pipeline's metrics artifact). */
+  out?: string;
+}
+
+export interface DataCheck {
+  file: string;
+  usable: boolean;
+  /** Why the data is unusable, in one line. */
+  problem?: string;
+  /** Readable rows, before merging repeated (user, item) pairs. */
+  rows: number;
+  bad_rows: number;
+  /** The first few unreadable rows as `file:line: what is wrong`. */
+  bad_examples: string[];
+  /** Rows repeating an earlier (user, item) pair (train merges them, see --aggregate). */
+  duplicates: number;
+  users: number;
+  items: number;
+  interactions: number;
+  sparsity: number;
+  explicit: boolean;
+  rating_min: number | null;
+  rating_max: number | null;
+}
+
+const BAD_EXAMPLES = 5;
+
+/** `recserve validate-data`: reads the log with train's options and says whether train can use it. */
+export async function validateData(file: string, o: DataCheckOptions = {}): Promise<DataCheck> {
+  const bad: string[] = [];
+  let badRows = 0;
+  const check: DataCheck = { file, usable: false, rows: 0, bad_rows: 0, bad_examples: [], duplicates: 0, users: 0, items: 0, interactions: 0, sparsity: 1, explicit: false, rating_min: null, rating_max: null };
+  try {
+    const raw = await readInteractions(file, {
+      ...o.read,
+      onBadRow: (e) => {
+        badRows++;
+        if (bad.length < BAD_EXAMPLES) bad.push(e.message);
+      },
+    });
+    const merged = dedupe(raw);
+    const summary = summarizeData(merged);
+    Object.assign(check, {
+      rows: raw.users.length,
+      duplicates: raw.users.length - merged.users.length,
+      users: summary.users,
+      items: summary.items,
+      interactions: merged.users.length,
+      sparsity: summary.sparsity,
+      explicit: summary.explicit,
+      rating_min: summary.rating_range?.[0] ?? null,
+      rating_max: summary.rating_range?.[1] ?? null,
+    });
+  } catch (e) {
+    check.problem = (e as Error).message;
+  }
+  check.bad_rows = badRows;
+  check.bad_examples = bad;
+  const maxBad = o.maxBadRows ?? 0;
+  if (!check.problem && badRows > maxBad) check.problem = `${file}: ${badRows} unreadable row${badRows === 1 ? '' : 's'} (allowed ${maxBad}); first: ${bad[0]}`;
+  if (!check.problem && (check.users < 2 || check.items < 2)) check.problem = `${file}: ${check.users} user(s) and ${check.items} item(s): a factor model needs at least 2 of each`;
+  check.usable = check.problem === undefined;
+  if (o.out) {
+    mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+    writeFileSync(o.out, JSON.stringify(check, null, 2) + '\n');
+  }
+  return check;
 }

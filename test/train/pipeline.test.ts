@@ -121,8 +121,8 @@ describe('CLI help', () => {
   registerTrainCommands(program);
   const help = (name: string) => program.commands.find((c) => c.name() === name)!.helpInformation();
 
-  it('registers train, evaluate, tune and export', () => {
-    expect(program.commands.map((c) => c.name()).sort()).toEqual(['evaluate', 'export', 'train', 'tune']);
+  it('registers train, evaluate, tune, export and validate-data', () => {
+    expect(program.commands.map((c) => c.name()).sort()).toEqual(['evaluate', 'export', 'train', 'tune', 'validate-data']);
   });
 
   it('explains every hyperparameter flag on train, evaluate and tune', () => {
