@@ -4,12 +4,19 @@
 // `implementation`, `max_batch_size`, `max_batch_time` — and every other key is named in a warning the
 // server logs once per load, so a misspelt or unsupported key is never silently dropped. A value of the
 // wrong type refuses the model.
+//
+// `parameters.rules` and `parameters.pins` are the model's serve-time defaults (a request's own rules /
+// pins replace them): rules boost or bury items by a catalog field value, pins fix items at positions.
+// Both are bounded here, and inside them an unknown key refuses the model rather than being warned
+// about (an ignored operator would change which items a rule matches).
 import { checkModelFile, SETTINGS_FILE_MAX_BYTES } from './files.js';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import type { SignatureOverride } from '../model/signature.js';
+import type { FILTER_OPERATORS } from '../model/filter-index.js';
+import type { ScoreRule } from '../model/rerank.js';
 
 export const MODEL_SETTINGS_FILE = 'model-settings.json';
 
@@ -29,11 +36,23 @@ export interface ModelSettings {
   n_items?: number;
   /** [low, high] of explicit ratings (answers are clamped to it). */
   rating_range?: [number, number];
+  /** Default business rules (parameters.rules), applied in order. */
+  rules?: ScoreRule[];
+  /** Default pinned items (parameters.pins) by item id; positions are 1-based. */
+  pins?: ModelPin[];
   /** The micro-batcher of this model, over RECSERVE_MAX_BATCH_SIZE / RECSERVE_MAX_BATCH_DELAY_MS. */
   batching: { maxBatchSize?: number; maxBatchDelayMs?: number };
   /** What the server should log once when it loads the model (keys it ignores, and why). */
   warnings: string[];
 }
+
+export interface ModelPin {
+  itemId: string;
+  position: number;
+}
+
+/** Bounds of the model's default rules and pins (a request's own are bounded by config.limits). */
+export const MODEL_RULE_BOUNDS = { rules: 32, pins: 32, position: 1000, multiply: 100, add: 1e6, values: 1000, valueLength: 256 } as const;
 
 /** Why a key the schema does not list is not read (MLServer keys recserve has no use for, likely typos). */
 const IGNORED_BECAUSE: Record<string, string> = {
@@ -54,6 +73,63 @@ const IGNORED_BECAUSE: Record<string, string> = {
 };
 
 const versionValue = { type: ['string', 'integer'], minLength: 1, minimum: 0 } as const;
+
+const B = MODEL_RULE_BOUNDS;
+const scalar = { type: ['string', 'number', 'boolean'], maxLength: B.valueLength } as const;
+const scalars = { type: 'array', items: scalar, maxItems: B.values } as const;
+type FilterOperator = (typeof FILTER_OPERATORS)[number];
+/** A filter value: a scalar, a list of them, or a condition (filter-index.ts). */
+const filterValue = {
+  anyOf: [
+    scalar,
+    scalars,
+    {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      // Every operator of filter-index.ts, and no other.
+      properties: {
+        eq: scalar,
+        in: { ...scalars, minItems: 1 },
+        not: { anyOf: [scalar, scalars] },
+        gte: { type: 'number' },
+        gt: { type: 'number' },
+        lte: { type: 'number' },
+        lt: { type: 'number' },
+      } satisfies Record<FilterOperator, object>,
+    },
+  ],
+} as const;
+const rules = {
+  type: 'array',
+  maxItems: B.rules,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['field', 'value'],
+    properties: {
+      field: { type: 'string', minLength: 1, maxLength: 64 },
+      value: filterValue,
+      multiply: { type: 'number', minimum: 0, maximum: B.multiply },
+      add: { type: 'number', minimum: -B.add, maximum: B.add },
+    },
+  },
+} as const;
+const pins = {
+  type: 'array',
+  maxItems: B.pins,
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['item_id', 'position'],
+    properties: {
+      item_id: { type: ['string', 'integer'], minLength: 1, maxLength: B.valueLength, minimum: 0 },
+      position: { type: 'integer', minimum: 1, maximum: B.position },
+    },
+  },
+} as const;
+/** Inside these, an unknown key refuses the model (see the top of this file). */
+const STRICT_PATHS = ['/parameters/rules', '/parameters/pins'];
 
 const SCHEMA = {
   type: 'object',
@@ -78,7 +154,7 @@ const SCHEMA = {
     parameters: {
       type: 'object',
       additionalProperties: false,
-      properties: { version: versionValue },
+      properties: { version: versionValue, rules, pins },
     },
     // recserve always batches: 1 is one user per ORT run, so 0 (MLServer's "off") has no meaning here.
     max_batch_size: { type: 'integer', minimum: 1 },
@@ -94,7 +170,7 @@ interface SettingsFile {
   n_items?: number;
   rating_range?: [number, number];
   implementation?: string;
-  parameters?: { version?: string | number };
+  parameters?: { version?: string | number; rules?: ScoreRule[]; pins?: { item_id: string | number; position: number }[] };
   max_batch_size?: number;
   max_batch_time?: number;
 }
@@ -123,7 +199,7 @@ export function parseModelSettings(json: unknown, file: string, fail: (message: 
   const warnings: string[] = [];
   if (!validate(json)) {
     const errors = validate.errors ?? [];
-    const refusals = errors.filter((e) => e.keyword !== 'additionalProperties');
+    const refusals = errors.filter((e) => e.keyword !== 'additionalProperties' || STRICT_PATHS.some((p) => e.instancePath.startsWith(p)));
     if (refusals.length > 0) throw fail(`${file}: ${refusals.map(describe).join('; ')}`);
     for (const e of errors) warnings.push(unknownKey(e, file));
   }
@@ -139,6 +215,20 @@ export function parseModelSettings(json: unknown, file: string, fail: (message: 
   if (s.implementation !== undefined && s.implementation !== RECSERVE_IMPLEMENTATION) {
     warnings.push(`${file}: implementation ${JSON.stringify(s.implementation)} is not ${JSON.stringify(RECSERVE_IMPLEMENTATION)}; recserve serves the model itself and ignores it`);
   }
+  s.parameters?.rules?.forEach((r, j) => {
+    if (r.multiply === undefined && r.add === undefined) throw fail(`${file}: parameters.rules[${j}] needs multiply or add (or both)`);
+  });
+  const pinList = s.parameters?.pins?.map((p) => ({ itemId: String(p.item_id), position: p.position }));
+  if (pinList) {
+    const items = new Set<string>();
+    const positions = new Set<number>();
+    for (const p of pinList) {
+      if (items.has(p.itemId)) throw fail(`${file}: parameters.pins names item_id ${JSON.stringify(p.itemId)} twice`);
+      if (positions.has(p.position)) throw fail(`${file}: parameters.pins names position ${p.position} twice`);
+      items.add(p.itemId);
+      positions.add(p.position);
+    }
+  }
   const batching: ModelSettings['batching'] = {};
   if (s.max_batch_size !== undefined) batching.maxBatchSize = s.max_batch_size;
   if (s.max_batch_time !== undefined) batching.maxBatchDelayMs = s.max_batch_time * 1000;
@@ -149,13 +239,16 @@ export function parseModelSettings(json: unknown, file: string, fail: (message: 
     ...(s.n_users !== undefined && { n_users: s.n_users }),
     ...(s.n_items !== undefined && { n_items: s.n_items }),
     ...(s.rating_range && { rating_range: s.rating_range }),
+    ...(s.parameters?.rules && { rules: s.parameters.rules }),
+    ...(pinList && { pins: pinList }),
     batching,
     warnings,
   };
 }
 
 function describe(e: ErrorObject): string {
-  return `${e.instancePath || 'the file'} ${e.message ?? 'is invalid'}`;
+  const extra = (e.params as { additionalProperty?: string }).additionalProperty;
+  return `${e.instancePath || 'the file'} ${e.message ?? 'is invalid'}${extra === undefined ? '' : ` (${JSON.stringify(extra)})`}`;
 }
 
 function unknownKey(e: ErrorObject, file: string): string {

@@ -77,6 +77,39 @@ describe('model-settings.json', () => {
     expect(a.settings.warnings[0]).toContain('model-settings.json');
   });
 
+  it('parameters.rules and parameters.pins become the model defaults (pins by item id)', async () => {
+    const rules = [
+      { field: 'genre', value: 'comedy', multiply: 1.5 },
+      { field: 'year', value: { gte: 1990, lt: 2000 }, add: -0.25 },
+      { field: 'genre', value: ['Drama', 'Noir'], multiply: 0, add: 1 },
+    ];
+    const a = await load({ parameters: { version: '7', rules, pins: [{ item_id: '18', position: 1 }, { item_id: 35, position: 3 }] } });
+    expect(a.settings.rules).toEqual(rules);
+    expect(a.settings.pins).toEqual([
+      { itemId: '18', position: 1 },
+      { itemId: '35', position: 3 },
+    ]);
+    expect(a.settings.warnings).toEqual([]);
+    expect(a.version).toBe('7');
+  });
+
+  it.each([
+    [{ parameters: { rules: [{ field: 'genre', value: 'comedy' }] } }, /parameters\.rules\[0\] needs multiply or add/],
+    [{ parameters: { rules: [{ field: 'genre', value: 'comedy', multiply: 101 }] } }, /\/parameters\/rules\/0\/multiply must be <= 100/],
+    [{ parameters: { rules: [{ field: 'genre', value: 'comedy', add: -2e6 }] } }, /\/parameters\/rules\/0\/add must be >= -1000000/],
+    [{ parameters: { rules: [{ field: 'year', value: { gtee: 1990 }, add: 1 }] } }, /\/parameters\/rules\/0\/value must NOT have additional properties \("gtee"\)/],
+    [{ parameters: { rules: [{ field: 'year', value: { gte: '1990' }, add: 1 }] } }, /\/parameters\/rules\/0\/value\/gte must be number/],
+    [{ parameters: { rules: [{ field: 'genre', value: 'x', add: 1, boost: 2 }] } }, /\/parameters\/rules\/0 must NOT have additional properties \("boost"\)/],
+    [{ parameters: { rules: Array.from({ length: 33 }, () => ({ field: 'genre', value: 'x', add: 1 })) } }, /\/parameters\/rules must NOT have more than 32 items/],
+    [{ parameters: { pins: [{ item_id: '18', position: 0 }] } }, /\/parameters\/pins\/0\/position must be >= 1/],
+    [{ parameters: { pins: [{ item_id: '18' }] } }, /\/parameters\/pins\/0 must have required property 'position'/],
+    [{ parameters: { pins: [{ item_id: '18', position: 1 }, { item_id: 18, position: 2 }] } }, /parameters\.pins names item_id "18" twice/],
+    [{ parameters: { pins: [{ item_id: '18', position: 2 }, { item_id: '19', position: 2 }] } }, /parameters\.pins names position 2 twice/],
+  ])('refuses the rules or pins %j, naming the file', async (settings, message) => {
+    await expect(load(settings)).rejects.toThrow(message);
+    await expect(load(settings)).rejects.toThrow(/model-settings\.json/);
+  });
+
   it.each([
     [{ n_users: 'many' }, /\/n_users must be integer/],
     [{ max_batch_size: 0 }, /\/max_batch_size must be >= 1/],
