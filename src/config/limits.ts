@@ -49,6 +49,25 @@ export interface Limits {
   predictionMemoryBytes: number;
   /** Bytes the per-model filter-mask cache may hold: RECSERVE_FILTER_CACHE_BYTES. */
   filterCacheBytes: number;
+  /** Most item ids in a request's similar_to or session `items`: RECSERVE_MAX_QUERY_ITEMS. */
+  maxQueryItems: number;
+  /** Most item ids in a request's exclude_items, and separately in its allow_items: RECSERVE_MAX_ITEM_LIST. */
+  maxItemList: number;
+  /**
+   * Largest offset + k of a page: RECSERVE_MAX_PAGE_END. A page ranks its whole prefix (offset + k items
+   * per user), so this bounds the ranking work of a deep page, not only its answer.
+   */
+  maxPageEnd: number;
+  /**
+   * Candidates diversify / rules / pins rerank: RECSERVE_RERANK_POOL. The pool is the top this-many items
+   * whatever the page, so pages over a reranked list stay stable and non-overlapping; offset + k may not
+   * exceed it when a request reranks.
+   */
+  rerankPool: number;
+  /** History items an explanation compares each recommended item with: RECSERVE_MAX_EXPLAIN_HISTORY. */
+  maxExplainHistory: number;
+  /** Most rules, and separately most pins, one request may give: RECSERVE_MAX_RULES. */
+  maxRules: number;
 }
 
 /** Every limit is a whole number ≥ 1. */
@@ -71,6 +90,12 @@ export const LIMITS: Section<Limits> = {
   requestTimeoutMs: intField('RECSERVE_REQUEST_TIMEOUT_MS', 30_000, 1),
   predictionMemoryBytes: intField('RECSERVE_PREDICTION_MEMORY_BYTES', 64 * 1024 * 1024, 1),
   filterCacheBytes: intField('RECSERVE_FILTER_CACHE_BYTES', 32 * 1024 * 1024, 1),
+  maxQueryItems: intField('RECSERVE_MAX_QUERY_ITEMS', 100, 1),
+  maxItemList: intField('RECSERVE_MAX_ITEM_LIST', 1000, 1),
+  maxPageEnd: intField('RECSERVE_MAX_PAGE_END', 1000, 1),
+  rerankPool: intField('RECSERVE_RERANK_POOL', 500, 1),
+  maxExplainHistory: intField('RECSERVE_MAX_EXPLAIN_HISTORY', 200, 1),
+  maxRules: intField('RECSERVE_MAX_RULES', 32, 1),
 };
 
 export const LIMIT_DEFAULTS: Limits = defaultsOf(LIMITS);

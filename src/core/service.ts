@@ -77,11 +77,12 @@ export class RecommenderService {
    */
   async predict(input: PredictInput, ctx: CallContext, predictionId: string | null): Promise<{ model: Recommender; output: PredictOutput }> {
     const model = this.model();
-    if (input.op === 'recommend') this.checkResultSize(input.request.users.length, input.request.k, model.nItems);
-    const output: PredictOutput =
-      input.op === 'recommend'
-        ? { op: 'recommend', recommendations: await model.recommend(input.request) }
-        : { op: 'pairs', scores: await model.scorePairs(input.pairs) };
+    if (input.op !== 'pairs') this.checkRequest(input, model.nItems);
+    const bounds = { explainHistory: this.deps.limits.maxExplainHistory };
+    let output: PredictOutput;
+    if (input.op === 'recommend') output = { op: 'recommend', ...(await model.answer(input.request, bounds)), offset: input.request.offset ?? 0 };
+    else if (input.op === 'similar') output = { op: 'similar', ...(await model.similar(input.request)) };
+    else output = { op: 'pairs', scores: await model.scorePairs(input.pairs) };
     if (ctx.signal?.aborted) throw new RecserveError('unavailable', 'the caller cancelled the request');
     if (output.op === 'recommend') {
       let cold = 0;
@@ -91,7 +92,9 @@ export class RecommenderService {
       if (cold > 0) recommendations.inc({ strategy: 'cold_start', protocol }, cold);
       if (output.recommendations.length > cold) recommendations.inc({ strategy: 'personalized', protocol }, output.recommendations.length - cold);
     }
-    if (predictionId !== null) this.deps.learner?.remember?.({ puid: predictionId, modelVersion: model.version, input, output }, model);
+    // Feedback is about a user: similar items and an anonymous session name none, so they are not remembered.
+    const aboutUsers = input.op === 'pairs' || (input.op === 'recommend' && input.request.users.length > 0);
+    if (predictionId !== null && aboutUsers) this.deps.learner?.remember?.({ puid: predictionId, modelVersion: model.version, input, output }, model);
     return { model, output };
   }
 
@@ -116,12 +119,46 @@ export class RecommenderService {
     return tags;
   }
 
-  /** An answer's size is bounded before any work: users × k (k capped by the catalog). */
-  private checkResultSize(users: number, k: number, nItems: number): void {
+  /**
+   * A request's sizes, bounded before any work whatever the protocol: the answer (users × k, k capped by
+   * the catalog), the ranked prefix of a page, and the item lists it names.
+   */
+  private checkRequest(input: Exclude<PredictInput, { op: 'pairs' }>, nItems: number): void {
     const { limits } = this.deps;
-    const items = users * Math.min(k, nItems);
+    const req = input.request;
+    const users = input.op === 'recommend' ? Math.max(1, input.request.users.length) : 1;
+    const items = users * Math.min(req.k, nItems);
     if (items > limits.maxResultItems) {
-      throw badData(`${users} users × k=${Math.min(k, nItems)} would answer ${items} items; at most ${limits.maxResultItems} per request: ask for fewer users or a smaller k${limitHint(limits, 'maxResultItems')}`);
+      throw badData(`${users} users × k=${Math.min(req.k, nItems)} would answer ${items} items; at most ${limits.maxResultItems} per request: ask for fewer users or a smaller k${limitHint(limits, 'maxResultItems')}`);
     }
+    const offset = req.offset ?? 0;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw badData(`offset must be a whole number ≥ 0, got ${offset}`);
+    if (offset + req.k > limits.maxPageEnd) {
+      throw badData(`offset=${offset} + k=${req.k} reaches rank ${offset + req.k}; pages end at rank ${limits.maxPageEnd} at most${limitHint(limits, 'maxPageEnd')}`);
+    }
+    this.checkList(req.excludeItems, 'exclude_items', 'maxItemList');
+    this.checkList(req.allowItems, 'allow_items', 'maxItemList');
+    if (input.op === 'similar') {
+      if (input.request.items.length === 0) throw badData('similar_to names no item');
+      this.checkList(input.request.items, 'similar_to', 'maxQueryItems');
+      return;
+    }
+    const session = input.request.session;
+    if (!session) return;
+    if (input.request.users.length > 1) throw badData(`items (a session) are folded in for one user or for none, not for ${input.request.users.length} users`);
+    if (session.items.length === 0) throw badData('items names no item; a session needs at least one');
+    this.checkList(session.items, 'items', 'maxQueryItems');
+    const { weights } = session;
+    if (weights === null) return;
+    if (weights.length !== session.items.length) throw badData(`weights has ${weights.length} entries but items has ${session.items.length}; give one weight per item`);
+    weights.forEach((w, r) => {
+      if (!Number.isFinite(w) || w < 0 || w > 1) throw badData(`weights/${r} must be a number in [0, 1] (the reward a feedback on that item would carry), got ${w}`);
+    });
+    if (weights.every((w) => w === 0)) throw badData('weights are all 0: a session needs at least one item with a positive weight');
+  }
+
+  private checkList(list: string[] | undefined, name: string, key: 'maxItemList' | 'maxQueryItems'): void {
+    const { limits } = this.deps;
+    if (list && list.length > limits[key]) throw badData(`${name} lists ${list.length} items; at most ${limits[key]}${limitHint(limits, key)}`);
   }
 }

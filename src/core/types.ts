@@ -1,13 +1,15 @@
 // What the core speaks, in no protocol's shape: a prediction asked and answered, a feedback, a call's
 // context. Each protocol module (protocols/seldon-v1, protocols/v2) decodes its messages into these.
-import type { Recommendation, Recommender, RecommendRequest } from '../model/recommender.js';
+import type { Recommendation, Recommender, RecommendRequest, Restriction, SimilarItems, SimilarRequest } from '../model/recommender.js';
 
 export type PredictInput =
   | { op: 'recommend'; request: RecommendRequest }
+  | { op: 'similar'; request: SimilarRequest }
   | { op: 'pairs'; pairs: [string, string][] };
 
 export type PredictOutput =
-  | { op: 'recommend'; recommendations: Recommendation[] }
+  | { op: 'recommend'; recommendations: Recommendation[]; restriction: Restriction | null; /** Ranks before the page. */ offset: number }
+  | { op: 'similar'; similar: SimilarItems; restriction: Restriction | null }
   | { op: 'pairs'; scores: number[] };
 
 export type Transport = 'rest' | 'grpc';

@@ -1,10 +1,14 @@
 // The recommender: external ids ⇄ indices, filters, exclude-seen, top-k through the Scorer, and the
 // cold-start hand-off for users the model has never seen. It knows nothing about HTTP or gRPC.
-import { badData, clip, quote } from '../errors.js';
+import { badData, clip, quote, RecserveError } from '../errors.js';
 import { LIMIT_DEFAULTS } from '../config/limits.js';
+import { FoldInModel } from '../feedback/fold-in.js';
 import type { Artifact } from '../model-format/artifact.js';
+import { because, COLD_START_REASON } from './explain.js';
 import { FilterIndex, type AllowedItems, type FilterValue } from './filter-index.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
+import { sessionScores, type SessionItem } from './session.js';
+import { ItemSimilarity } from './similar.js';
 import { selectTopK } from './topk.js';
 
 export type { AllowedItems, FilterValue } from './filter-index.js';
@@ -26,19 +30,63 @@ export interface LearningState {
   users?: UserStateSource | null;
 }
 
-export interface RecommendRequest {
-  users: string[];
+/** What narrows the items any list may hold, and which page of the ranking is answered. */
+export interface ItemOptions {
   k: number;
-  excludeSeen: boolean;
   filter: Record<string, FilterValue> | null;
+  /** Ranks skipped before the page: the answer holds ranks offset+1 … offset+k. */
+  offset?: number;
+  /** Never returned (ids the model does not know are ignored). */
+  excludeItems?: string[];
+  /** Only these may be returned, within the filter (ids the model does not know are ignored). */
+  allowItems?: string[];
+  /** Diversity, boosts and pins over the top candidates; absent parts fall back to the model's defaults. */
+  rerank?: RerankOptions;
+}
+
+/** What a request asks of the reranking stage (request JSON: diversify, rules, pins). */
+export interface RerankOptions {
+  diversify?: { field?: string; maxPerValue?: number; mmrLambda?: number };
+  /** Replaces the model's rules (an empty list turns them off). */
+  rules?: { field: string; value: FilterValue; multiply?: number; add?: number }[];
+  /** Replaces the model's pins (an empty list turns them off); positions are 1-based. */
+  pins?: { itemId: string; position: number }[];
+}
+
+export interface RecommendRequest extends ItemOptions {
+  /** Empty only for an anonymous session (`session` without a user). */
+  users: string[];
+  excludeSeen: boolean;
   /** Exploration slots: the last `explore` places of a personalized list come from `explorer`. */
   explore?: number;
+  /** Items folded in for this request only (nothing is stored), for the one user or for nobody. */
+  session?: { items: string[]; weights: number[] | null };
+  /** Each personalized item names the history items closest to it (`because`). */
+  explain?: boolean;
+}
+
+/** The items nearest to `items` by cosine on the item factors. */
+export interface SimilarRequest extends ItemOptions {
+  items: string[];
+}
+
+/** A history item an explanation names. */
+export interface BecauseItem {
+  itemId: string;
+  similarity: number;
+  /** The item's catalog title, when it has one. */
+  title?: unknown;
 }
 
 export interface RecommendedItem {
   itemId: string;
+  /** The ranking score, unclamped, 6 significant digits. */
   score: number;
+  /** Explicit models, personalized items: the score clamped to the rating range. */
+  rating?: number;
   fields: Record<string, unknown> | null;
+  /** With `explain`: the history items behind a personalized item, or why a cold-start one was chosen. */
+  because?: BecauseItem[] | string;
 }
 
 export type Strategy = 'personalized' | 'cold_start';
@@ -48,6 +96,35 @@ export interface Recommendation {
   strategy: Strategy;
   items: RecommendedItem[];
 }
+
+export interface SimilarItems {
+  /** The query items, as asked. */
+  similarTo: string[];
+  items: RecommendedItem[];
+}
+
+/** Set when a filter or allow_items restricted the items: how many they allowed, and whether nothing came back. */
+export interface Restriction {
+  allowed: number;
+  /** Every list of the answer is empty. */
+  nothingMatched: boolean;
+}
+
+/** Bounds of one answer's work that the server's limits set (config.limits). */
+export interface AnswerBounds {
+  /** History items an explanation compares each item with. */
+  explainHistory: number;
+}
+
+const DEFAULT_BOUNDS: AnswerBounds = { explainHistory: LIMIT_DEFAULTS.maxExplainHistory };
+
+/** 6 significant digits: what every score of an answer carries (no float32 noise in JSON). */
+export function roundScore(s: number): number {
+  return Number.isFinite(s) && s !== 0 ? Number(s.toPrecision(6)) : s;
+}
+
+/** A turn for the event loop before O(items × factors) work on this thread. */
+const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Answers top-k for users the model does not know. Popularity by default; the bandit replaces it. */
 export interface ColdStartPolicy {
@@ -115,6 +192,10 @@ export class Recommender {
   private readonly itemIndex: Map<string, number>;
   /** Built once here (model load), null without a catalog. */
   private readonly filters: FilterIndex | null;
+  /** Cosine on the item factors (similar items, explanations); null without readable factors. */
+  private readonly similarity: ItemSimilarity | null;
+  /** Solves session vectors when the feedback loop installed no fold-in of its own (built on first use). */
+  private ownSolver: FoldInModel | null = null;
   readonly coldStart: ColdStartPolicy;
   /** Feedback loop: folded-in users, and the policy filling exploration slots. */
   readonly users: UserStateSource | null;
@@ -128,6 +209,7 @@ export class Recommender {
     this.userIndex = new Map(artifact.userIds.map((id, i) => [id, i]));
     this.itemIndex = new Map(artifact.itemIds.map((id, i) => [id, i]));
     this.filters = artifact.catalog ? new FilterIndex(artifact.catalog, options.filterCacheBytes ?? LIMIT_DEFAULTS.filterCacheBytes) : null;
+    this.similarity = artifact.factors ? new ItemSimilarity(artifact.factors, artifact.itemIds.length) : null;
     const learnt = options.learning?.(this) ?? {};
     this.coldStart = learnt.coldStart ?? new PopularityColdStart(artifact.popularity);
     this.explorer = learnt.explorer ?? null;
@@ -163,41 +245,94 @@ export class Recommender {
   }
 
   async recommend(req: RecommendRequest): Promise<Recommendation[]> {
-    const allow = req.filter ? this.allowed(req.filter) : null;
-    // Nothing matches: every list is empty, with no ranking work at all.
-    const k = allow !== null && allow.allowedCount === 0 ? 0 : Math.min(req.k, this.nItems);
-    const known: { pos: number; query: TopKQuery }[] = [];
-    const out: Recommendation[] = new Array(req.users.length);
+    return (await this.answer(req)).recommendations;
+  }
+
+  /** Top-k (one page of it) per user, and what the filter and allow_items left. */
+  async answer(req: RecommendRequest, bounds: AnswerBounds = DEFAULT_BOUNDS): Promise<{ recommendations: Recommendation[]; restriction: Restriction | null }> {
+    if (req.explain && !this.similarity) throw badData('explain: this model has no readable item factors to compare items with');
+    const allow = this.restrict(req);
+    const depth = this.depth(req, allow);
+    const excluded = this.indicesOf(req.excludeItems);
+    const out: Recommendation[] = req.session ? [await this.sessionList(req, allow, depth, excluded, bounds)] : new Array(req.users.length);
+    const known: { pos: number; query: TopKQuery; state: UserState | undefined }[] = [];
     let foldedScored = 0;
-    for (let pos = 0; pos < req.users.length; pos++) {
+    for (let pos = 0; pos < (req.session ? 0 : req.users.length); pos++) {
       const userId = req.users[pos];
       const u = this.userIndex.get(userId);
       // A folded-in user is ranked from its re-solved vector, on this thread: O(items × factors) each, so
       // between such users the event loop gets a turn (probes and other requests are never held for a batch).
       const state = this.users?.get(userId);
       if (state?.scores) {
-        if (foldedScored++ > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-        const exclude = req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null;
-        out[pos] = this.explored(req, userId, selectTopK(state.scores(), 0, this.nItems, k, exclude, allow?.mask ?? null), allow, exclude);
+        if (foldedScored++ > 0) await yieldTurn();
+        const exclude = mergeSorted(req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null, excluded);
+        const ranked = selectTopK(state.scores(), 0, this.nItems, depth, exclude, allow?.mask ?? null);
+        out[pos] = this.finish(req, userId, 'personalized', ranked, allow, exclude, () => this.history(u, state, null, bounds));
         continue;
       }
       if (u === undefined) {
-        const exclude = req.excludeSeen ? (state?.seen ?? null) : null; // items a new user already gave feedback on
-        out[pos] = this.toRecommendation(userId, 'cold_start', this.coldStart.rank(k, allow, exclude, userId));
+        const exclude = mergeSorted(req.excludeSeen ? (state?.seen ?? null) : null, excluded); // items a new user already gave feedback on
+        out[pos] = this.finish(req, userId, 'cold_start', this.coldStart.rank(depth, allow, exclude, userId), allow, exclude, null);
       } else {
-        const exclude = req.excludeSeen ? (this.artifact.seen?.[u] ?? null) : null;
-        known.push({ pos, query: { user: u, k, exclude, allow: allow?.mask ?? null } });
+        const exclude = mergeSorted(req.excludeSeen ? (this.artifact.seen?.[u] ?? null) : null, excluded);
+        known.push({ pos, query: { user: u, k: depth, exclude, allow: allow?.mask ?? null }, state });
       }
     }
-    if (known.length > 0 && k === 0) {
-      for (const { pos } of known) out[pos] = { userId: req.users[pos], strategy: 'personalized', items: [] };
-    } else if (known.length > 0) {
-      const ranked = await this.scorer.topK(known.map((x) => x.query));
-      known.forEach(({ pos, query }, j) => {
-        out[pos] = this.explored(req, req.users[pos], ranked[j], allow, query.exclude);
+    if (known.length > 0) {
+      const ranked = depth === 0 ? known.map(() => EMPTY) : await this.scorer.topK(known.map((x) => x.query));
+      known.forEach(({ pos, query, state }, j) => {
+        out[pos] = this.finish(req, req.users[pos], 'personalized', ranked[j], allow, query.exclude, () => this.history(query.user, state, null, bounds));
       });
     }
-    return out;
+    return { recommendations: out, restriction: allow === null ? null : { allowed: allow.allowedCount, nothingMatched: out.every((r) => r.items.length === 0) } };
+  }
+
+  /**
+   * The session's list: its items folded in for this request only (see session.ts), over the user's
+   * history when `users` names one. Session items are left out when exclude_seen, like seen ones.
+   */
+  private async sessionList(req: RecommendRequest, allow: AllowedItems | null, depth: number, excluded: Int32Array | null, bounds: AnswerBounds): Promise<Recommendation> {
+    const { items, weights } = req.session!;
+    const userId = req.users[0] ?? null;
+    const session: SessionItem[] = items.map((itemId, r) => {
+      const item = this.itemIndex.get(itemId);
+      if (item === undefined) throw new RecserveError('not_found', `items/${r}: unknown item_id ${quote(clip(itemId, 64))}`);
+      return { item, itemId, weight: weights?.[r] ?? 1 };
+    });
+    const solver = this.sessionSolver();
+    const u = userId === null ? undefined : this.userIndex.get(userId);
+    const state = userId === null ? undefined : this.users?.get(userId);
+    const sessionSeen = Int32Array.from(new Set(session.map((s) => s.item))).sort();
+    const exclude = mergeSorted(req.excludeSeen ? mergeSorted(mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state?.seen ?? null), sessionSeen) : null, excluded);
+    await yieldTurn();
+    const ranked = selectTopK(sessionScores(solver, userId, session), 0, this.nItems, depth, exclude, allow?.mask ?? null);
+    const order = Int32Array.from(session, (s) => s.item).reverse(); // the latest session items explain first
+    return this.finish(req, userId ?? '', 'personalized', ranked, allow, exclude, () => this.history(u, state, order, bounds));
+  }
+
+  /** The fold-in that solves session vectors: the feedback loop's (its settings), else one of this model's own. */
+  private sessionSolver(): FoldInModel {
+    if (this.users instanceof FoldInModel) return this.users;
+    this.ownSolver ??= FoldInModel.for(this);
+    if (!this.ownSolver) throw badData('items: this model has no readable item factors to fold session items in with');
+    return this.ownSolver;
+  }
+
+  /** The items nearest to the query items by mean cosine on the item factors (the query items left out). */
+  async similar(req: SimilarRequest): Promise<{ similar: SimilarItems; restriction: Restriction | null }> {
+    if (!this.similarity) throw badData('similar_to: this model has no readable item factors to compare items with');
+    const query = Int32Array.from(req.items, (id, r) => {
+      const i = this.itemIndex.get(id);
+      if (i === undefined) throw new RecserveError('not_found', `similar_to${req.items.length > 1 ? `/${r}` : ''}: unknown item_id ${quote(clip(id, 64))}`);
+      return i;
+    });
+    const allow = this.restrict(req);
+    const depth = this.depth(req, allow);
+    const exclude = mergeSorted(Int32Array.from(new Set(query)).sort(), this.indicesOf(req.excludeItems));
+    await yieldTurn();
+    const ranked = selectTopK(this.similarity.meanCosineTo(query), 0, this.nItems, depth, exclude, allow?.mask ?? null);
+    const items = this.itemsOf(this.page(req, ranked), false, null);
+    return { similar: { similarTo: req.items, items }, restriction: allow === null ? null : { allowed: allow.allowedCount, nothingMatched: items.length === 0 } };
   }
 
   /** Scores of (user, item) pairs; both ids must be known to the model (or the user folded in). */
@@ -218,46 +353,126 @@ export class Recommender {
       users[r] = ui;
       items[r] = ii;
     });
-    if (folded.size === pairs.length) return pairs.map((_, r) => this.clamp(folded.get(r)!));
+    // Pair scores stay the model's prediction of a rating: clamped to the range for explicit models.
+    if (folded.size === pairs.length) return pairs.map((_, r) => roundScore(this.clamp(folded.get(r)!)));
     const scores = await this.scorer.scorePairs(users, items);
-    return Array.from(scores, (s, r) => this.clamp(folded.get(r) ?? s));
+    return Array.from(scores, (s, r) => roundScore(this.clamp(folded.get(r) ?? s)));
+  }
+
+  /** How many ranks a list needs: the whole prefix up to the page's end (0 when nothing may be returned). */
+  private depth(req: ItemOptions, allow: AllowedItems | null): number {
+    return allow !== null && allow.allowedCount === 0 ? 0 : Math.min((req.offset ?? 0) + req.k, this.nItems);
+  }
+
+  /** The page of a ranked prefix. */
+  private page(req: ItemOptions, ranked: Ranked): Ranked {
+    const from = req.offset ?? 0;
+    const to = from + req.k;
+    if (from === 0 && ranked.items.length <= to) return ranked;
+    return { items: ranked.items.slice(from, to), scores: ranked.scores.slice(from, to) };
   }
 
   /**
-   * A personalized list, with its last `req.explore` places filled by the explorer. Those
-   * items carry `exploration: true` among their fields and the explorer's score (a sampled reward rate).
+   * One user's list from its ranked prefix: the page, with its last `req.explore` places filled by the
+   * explorer (personalized lists). Those items carry `exploration: true` among their fields and the
+   * explorer's score (a sampled reward rate).
    */
-  private explored(req: RecommendRequest, userId: string, ranked: Ranked, allow: AllowedItems | null, exclude: Int32Array | null): Recommendation {
-    const slots = Math.min(req.explore ?? 0, ranked.items.length);
-    const rec = this.toRecommendation(userId, 'personalized', slots > 0 && this.explorer ? { items: ranked.items.slice(0, ranked.items.length - slots), scores: ranked.scores.slice(0, ranked.items.length - slots) } : ranked);
-    if (slots === 0 || !this.explorer) return rec;
-    const keep = rec.items.length;
-    const taken = Int32Array.from(ranked.items.subarray(0, keep));
-    const drawn = this.explorer.rank(ranked.items.length - keep, allow, mergeSorted(exclude, taken.sort()), userId);
+  private finish(
+    req: RecommendRequest,
+    userId: string,
+    strategy: Strategy,
+    ranked: Ranked,
+    allow: AllowedItems | null,
+    exclude: Int32Array | null,
+    history: (() => Int32Array) | null,
+  ): Recommendation {
+    const page = this.page(req, ranked);
+    const personal = strategy === 'personalized';
+    const why = req.explain ? (personal && history ? history() : EMPTY_HISTORY) : null;
+    const slots = personal && this.explorer ? Math.min(req.explore ?? 0, page.items.length) : 0;
+    if (slots === 0) return { userId, strategy, items: this.itemsOf(page, personal, why) };
+    const keep = page.items.length - slots;
+    const rec: Recommendation = { userId, strategy, items: this.itemsOf({ items: page.items.slice(0, keep), scores: page.scores.slice(0, keep) }, personal, why) };
+    // Nothing of the ranked prefix (earlier pages included) comes back as an exploration item.
+    const taken = Int32Array.from(ranked.items.subarray(0, (req.offset ?? 0) + keep));
+    const drawn = this.explorer!.rank(slots, allow, mergeSorted(exclude, taken.sort()), userId);
     for (let r = 0; r < drawn.items.length; r++) {
       const i = drawn.items[r];
-      rec.items.push({ itemId: this.artifact.itemIds[i], score: drawn.scores[r], fields: { ...(this.artifact.catalog?.[i] ?? {}), exploration: true } });
+      const item: RecommendedItem = { itemId: this.artifact.itemIds[i], score: roundScore(drawn.scores[r]), fields: { ...(this.artifact.catalog?.[i] ?? {}), exploration: true } };
+      if (why) item.because = COLD_START_REASON;
+      rec.items.push(item);
     }
     return rec;
   }
 
-  private toRecommendation(userId: string, strategy: Strategy, ranked: Ranked): Recommendation {
+  /**
+   * Answer items: the unclamped score, the clamped rating (explicit models, personalized items) and,
+   * with `history`, the explanation (history items for a personalized item, the cold-start reason else).
+   */
+  private itemsOf(ranked: Ranked, personal: boolean, history: Int32Array | null): RecommendedItem[] {
+    const rr = personal ? this.artifact.ratingRange : null;
     const items: RecommendedItem[] = new Array(ranked.items.length);
     for (let r = 0; r < ranked.items.length; r++) {
       const i = ranked.items[r];
-      items[r] = {
-        itemId: this.artifact.itemIds[i],
-        score: strategy === 'personalized' ? this.clamp(ranked.scores[r]) : ranked.scores[r],
-        fields: this.artifact.catalog?.[i] ?? null,
-      };
+      const s = ranked.scores[r];
+      const item: RecommendedItem = { itemId: this.artifact.itemIds[i], score: roundScore(s), fields: this.artifact.catalog?.[i] ?? null };
+      if (rr) item.rating = roundScore(this.clamp(s));
+      if (history) item.because = personal ? this.because(i, history) : COLD_START_REASON;
+      items[r] = item;
     }
-    return { userId, strategy, items };
+    return items;
   }
 
-  /** Explicit models report scores inside the rating range; ranking uses the unclamped scores. */
+  private because(item: number, history: Int32Array): BecauseItem[] {
+    return because(this.similarity!, item, history).map(({ item: h, similarity }) => {
+      const title = this.artifact.catalog?.[h]?.title;
+      return title === undefined ? { itemId: this.artifact.itemIds[h], similarity: roundScore(similarity) } : { itemId: this.artifact.itemIds[h], similarity: roundScore(similarity), title };
+    });
+  }
+
+  /** What explains a user's items: session items (latest first), then feedback, then training history; at most the bound. */
+  private history(u: number | undefined, state: UserState | undefined, session: Int32Array | null, bounds: AnswerBounds): Int32Array {
+    const out = new Set<number>();
+    for (const list of [session, state?.seen ?? null, u === undefined ? null : (this.artifact.seen?.[u] ?? null)]) {
+      if (!list) continue;
+      for (const i of list) {
+        if (out.size === bounds.explainHistory) return Int32Array.from(out);
+        out.add(i);
+      }
+    }
+    return Int32Array.from(out);
+  }
+
+  /** Explicit models report ratings inside the rating range; ranking uses the unclamped scores. */
   private clamp(s: number): number {
     const rr = this.artifact.ratingRange;
     return rr ? Math.min(rr[1], Math.max(rr[0], s)) : s;
+  }
+
+  /** The filter's items, narrowed to allow_items when the request lists them; null when neither is given. */
+  private restrict(req: ItemOptions): AllowedItems | null {
+    const byFilter = req.filter ? this.allowed(req.filter) : null;
+    if (!req.allowItems) return byFilter;
+    const mask = new Uint8Array(this.nItems);
+    const items: number[] = [];
+    for (const id of req.allowItems) {
+      const i = this.itemIndex.get(id);
+      if (i === undefined || mask[i] === 1 || (byFilter !== null && byFilter.mask[i] === 0)) continue;
+      mask[i] = 1;
+      items.push(i);
+    }
+    return { mask, items: Int32Array.from(items).sort(), allowedCount: items.length };
+  }
+
+  /** Ascending indices of the ids the model knows (the others are ignored); null for none. */
+  private indicesOf(ids: string[] | undefined): Int32Array | null {
+    if (!ids || ids.length === 0) return null;
+    const out = new Set<number>();
+    for (const id of ids) {
+      const i = this.itemIndex.get(id);
+      if (i !== undefined) out.add(i);
+    }
+    return out.size === 0 ? null : Int32Array.from(out).sort();
   }
 
   /**
@@ -274,6 +489,9 @@ export class Recommender {
     return this.allowed(filter).mask;
   }
 }
+
+const EMPTY: Ranked = { items: new Int32Array(0), scores: new Float32Array(0) };
+const EMPTY_HISTORY = new Int32Array(0);
 
 /** Union of two ascending index lists (either may be null). */
 function mergeSorted(a: Int32Array | null, b: Int32Array | null): Int32Array | null {

@@ -3,9 +3,10 @@
 import type { ModelParams } from '../../config/index.js';
 import { badData, quote } from '../../errors.js';
 import { LIMIT_DEFAULTS, limitHint, type Limits } from '../../config/limits.js';
-import type { FilterValue, RecommendRequest } from '../../model/recommender.js';
+import type { FilterValue, RecommendedItem, RecommendRequest } from '../../model/recommender.js';
 import { boundsOf, validate, type Bounds } from '../contract.js';
 import { parseJsonText } from '../json.js';
+import { becauseJson, checkFilter, itemOptions, recommendOptions, RECOMMEND_ONLY, similarItems, type OptionsJson } from '../../core/request-options.js';
 import type { JsonValue, Meta, PayloadKind, SeldonMessage } from './messages.js';
 
 import type { PredictInput, PredictOutput } from '../../core/types.js';
@@ -82,31 +83,37 @@ function fromText(text: string, ctx: Ctx, where: string): PredictInput {
 function fromJson(json: JsonValue | undefined, ctx: Ctx, where: string): PredictInput {
   const { params, limits } = ctx;
   validate('RecommendRequest', json, where, ctx.bounds);
-  const j = json as {
+  const j = json as OptionsJson & {
     user_id?: string | number;
     users?: (string | number)[];
     pairs?: [string | number, string | number][];
-    k?: number;
     exclude_seen?: boolean;
-    filter?: Record<string, FilterValue>;
   };
+  const id = (v: JsonValue, at: string) => idOf(v, at, limits);
   if (j.pairs) {
+    const other = RECOMMEND_ONLY.find((key) => j[key] !== undefined);
+    if (other) throw badData(`${where}/${other} is a recommendation option; pair scoring takes none`);
     if (j.pairs.length > limits.maxPairs) throw badData(`${where}/pairs has ${j.pairs.length} rows; at most ${limits.maxPairs} per request${limitHint(limits, 'maxPairs')}`);
-    return { op: 'pairs', pairs: j.pairs.map(([u, i], r) => [idOf(u, `${where}/pairs/${r}/0`, limits), idOf(i, `${where}/pairs/${r}/1`, limits)]) };
+    return { op: 'pairs', pairs: j.pairs.map(([u, i], r) => [id(u, `${where}/pairs/${r}/0`), id(i, `${where}/pairs/${r}/1`)]) };
+  }
+  if (j.filter) checkFilter(j.filter, limits, `${where}/filter`);
+  const k = checkK(j.k, params, where);
+  const options = itemOptions(j, k, j.filter ?? null, id, where);
+  if (j.similar_to !== undefined) {
+    if (j.explain !== undefined) throw badData(`${where}/explain: similar items are their own explanation; explain is for recommendations`);
+    return { op: 'similar', request: { ...options, items: similarItems(j, id, where) } };
   }
   // Through idOf like every other form: a number past 2^53 has lost digits and is refused, and lengths count as everywhere.
-  const users = j.users ? j.users.map((u, r) => idOf(u, `${where}/users/${r}`, limits)) : [idOf(j.user_id!, `${where}/user_id`, limits)];
-  if (j.filter) checkFilter(j.filter, limits, `${where}/filter`);
-  return { op: 'recommend', request: recommendRequest(users, j.k, j.exclude_seen, j.filter ?? null, params, where) };
+  const users = j.users ? j.users.map((u, r) => id(u, `${where}/users/${r}`)) : j.user_id !== undefined ? [id(j.user_id, `${where}/user_id`)] : [];
+  if (users.length > params.max_users) throw badData(`${where}: ${users.length} users in one request; at most ${params.max_users} (graph parameter max_users)`);
+  return { op: 'recommend', request: recommendOptions(j, { ...options, users, excludeSeen: j.exclude_seen ?? params.exclude_seen }, id, where) };
 }
 
-/** Fields, value count and text sizes of a filter (the schema bounds each part; this bounds the sum). */
-function checkFilter(filter: Record<string, FilterValue>, limits: Limits, where: string): void {
-  let values = 0;
-  for (const v of Object.values(filter)) values += Array.isArray(v) ? v.length : 1;
-  if (values > limits.maxFilterValues) {
-    throw badData(`${where} lists ${values} accepted values; at most ${limits.maxFilterValues} in all${limitHint(limits, 'maxFilterValues')}`);
-  }
+function checkK(k: number | undefined, params: ModelParams, where: string): number {
+  const kk = k ?? params.k;
+  if (!Number.isInteger(kk) || kk < 1) throw badData(`${where}: k must be a whole number ≥ 1, got ${quote(k)}`);
+  if (kk > params.max_k) throw badData(`${where}: k=${kk} is larger than max_k=${params.max_k} (graph parameter max_k)`);
+  return kk;
 }
 
 function recommendRequest(
@@ -117,9 +124,7 @@ function recommendRequest(
   params: ModelParams,
   where: string,
 ): RecommendRequest {
-  const kk = k ?? params.k;
-  if (!Number.isInteger(kk) || kk < 1) throw badData(`${where}: k must be a whole number ≥ 1, got ${quote(k)}`);
-  if (kk > params.max_k) throw badData(`${where}: k=${kk} is larger than max_k=${params.max_k} (graph parameter max_k)`);
+  const kk = checkK(k, params, where);
   if (users.length > params.max_users) throw badData(`${where}: ${users.length} users in one request; at most ${params.max_users} (graph parameter max_users)`);
   return { users, k: kk, excludeSeen: excludeSeen ?? params.exclude_seen, filter };
 }
@@ -214,7 +219,8 @@ function fromTable(msg: SeldonMessage, tags: Record<string, JsonValue>, ctx: Ctx
     if (rows.length > params.max_users) throw badData(`data.${kind}: ${rows.length} users in one request; at most ${params.max_users} (graph parameter max_users)`);
     const users = rows.map((row, r) => idOf(row[0], `data.${kind}/${r}/0`, limits));
     const request = recommendRequest(users, tagNumber(tags, 'k'), tagBool(tags, 'exclude_seen'), tagFilter(tags, ctx), params, 'data');
-    return { kind, input: { op: 'recommend', request } };
+    const options = itemOptions(tagOptions(tags, ctx), request.k, request.filter, (v, at) => idOf(v, at, limits), 'meta.tags');
+    return { kind, input: { op: 'recommend', request: { ...request, ...options } } };
   }
   if (rows.length > limits.maxPairs) throw badData(`data.${kind} has ${rows.length} rows; at most ${limits.maxPairs} per request${limitHint(limits, 'maxPairs')}`);
   const { user, item } = cols;
@@ -271,6 +277,16 @@ function tagFilter(tags: Record<string, JsonValue>, ctx: Ctx): Record<string, Fi
   return v as Record<string, FilterValue>;
 }
 
+/** Table requests carry these recommendation options in meta.tags (sessions, similar items and explanations need jsonData). */
+const TABLE_OPTIONS = ['offset', 'exclude_items', 'allow_items', 'diversify', 'rules', 'pins'] as const;
+
+function tagOptions(tags: Record<string, JsonValue>, ctx: Ctx): OptionsJson {
+  const picked: Record<string, JsonValue> = {};
+  for (const key of TABLE_OPTIONS) if (tags[key] !== undefined) picked[key] = key === 'offset' ? tagNumber(tags, key)! : tags[key];
+  if (Object.keys(picked).length > 0) validate('RecommendRequest', { user_id: 'x', ...picked }, 'meta.tags', ctx.bounds);
+  return picked as OptionsJson;
+}
+
 function describeType(v: unknown): string {
   return Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v;
 }
@@ -280,18 +296,34 @@ function describeType(v: unknown): string {
 /** The jsonData answer: also what strData/binData carry as JSON text. */
 export function resultJson(out: PredictOutput): JsonValue {
   if (out.op === 'pairs') return { scores: out.scores };
-  return {
-    recommendations: out.recommendations.map((rec) => ({
-      user_id: rec.userId,
-      strategy: rec.strategy,
-      items: rec.items.map((it) => {
-        const item: Record<string, JsonValue> = { item_id: it.itemId, score: it.score };
-        // Catalog fields follow, and never shadow the id or the score.
-        if (it.fields) for (const [key, v] of Object.entries(it.fields)) if (!(key in item)) item[key] = v as JsonValue;
-        return item;
-      }),
-    })),
-  };
+  const answer: Record<string, JsonValue> =
+    out.op === 'similar'
+      ? { similar_to: out.similar.similarTo, strategy: 'similar_items', items: out.similar.items.map(itemJson) }
+      : {
+          recommendations: out.recommendations.map((rec) => ({
+            // An anonymous session has no user to name.
+            ...(rec.userId === '' ? {} : { user_id: rec.userId }),
+            strategy: rec.strategy,
+            items: rec.items.map(itemJson),
+          })),
+        };
+  const nothing = nothingMatched(out);
+  if (nothing) Object.assign(answer, nothing);
+  return answer;
+}
+
+/** When a filter or allow_items left nothing to answer: says so, with how many items they allowed (0: none matched at all). */
+export function nothingMatched(out: PredictOutput): { nothing_matched: true; filter_allowed: number } | null {
+  return out.op !== 'pairs' && out.restriction?.nothingMatched ? { nothing_matched: true, filter_allowed: out.restriction.allowed } : null;
+}
+
+function itemJson(it: RecommendedItem): Record<string, JsonValue> {
+  const item: Record<string, JsonValue> = { item_id: it.itemId, score: it.score };
+  if (it.rating !== undefined) item.rating = it.rating;
+  if (it.because !== undefined) item.because = typeof it.because === 'string' ? it.because : (it.because.map(becauseJson) as JsonValue[]);
+  // Catalog fields follow, and never shadow the id, the score or the explanation.
+  if (it.fields) for (const [key, v] of Object.entries(it.fields)) if (!(key in item)) item[key] = v as JsonValue;
+  return item;
 }
 
 export const LONG_FORM_NAMES = ['user_id', 'item_id', 'score', 'rank'];
@@ -317,9 +349,11 @@ function encodeTable(kind: 'ndarray' | 'tensor', out: PredictOutput): NonNullabl
       ? { names: ['score'], tensor: { shape: [out.scores.length, 1], values: out.scores } }
       : { names: ['score'], ndarray: out.scores.map((s) => [s]) };
   }
+  if (out.op === 'similar') throw badData('similar items answer in jsonData, strData or binData');
   const rows: (string | number)[][] = [];
+  // Ranks count from the top of the list, so the rows of page 2 continue page 1's.
   for (const rec of out.recommendations) {
-    rec.items.forEach((it, r) => rows.push([rec.userId, it.itemId, it.score, r + 1]));
+    rec.items.forEach((it, r) => rows.push([rec.userId, it.itemId, it.score, out.offset + r + 1]));
   }
   if (kind === 'ndarray') return { names: LONG_FORM_NAMES, ndarray: rows };
   const values: number[] = [];

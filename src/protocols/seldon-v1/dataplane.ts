@@ -9,7 +9,7 @@ import type { RecommenderService } from '../../core/service.js';
 import type { CallContext, FeedbackEvent } from '../../core/types.js';
 import type { Recommender } from '../../model/recommender.js';
 import type { Logger } from '../../telemetry/logger.js';
-import { checkMeta, coldStartUsers, decodePredict, encodePredict, payloadKeyOf } from './codec.js';
+import { checkMeta, coldStartUsers, decodePredict, encodePredict, nothingMatched, payloadKeyOf } from './codec.js';
 import { boundsOf, validate } from '../contract.js';
 import { hasPayload, listsFromPayloads, parseTruth } from './feedback-codec.js';
 import { buildMetadata, type MetadataResult } from './metadata.js';
@@ -39,7 +39,7 @@ export class DataPlane {
     const puid = msg.meta?.puid || ctx.puid || randomUUID();
     const { model, output } = await this.service.predict(decoded.input, ctx, puid);
     const payload = encodePredict(decoded.kind, output);
-    const extra: Record<string, JsonValue> = {};
+    const extra: Record<string, JsonValue> = { ...nothingMatched(output) };
     // Table answers have no column for the strategy; name the cold-start users in the tags.
     if (output.op === 'recommend' && (decoded.kind === 'ndarray' || decoded.kind === 'tensor')) {
       const users = coldStartUsers(output);

@@ -12,7 +12,8 @@ import type { ModelParams } from '../../config/index.js';
 import { limitHint, type Limits } from '../../config/limits.js';
 import type { PredictInput, PredictOutput } from '../../core/types.js';
 import { badData, quote } from '../../errors.js';
-import type { FilterValue, RecommendRequest } from '../../model/recommender.js';
+import type { FilterValue, RecommendedItem, RecommendRequest } from '../../model/recommender.js';
+import { becauseJson, checkFilter, itemOptions, recommendOptions, RECOMMEND_ONLY, similarItems, type JsonId, type OptionsJson } from '../../core/request-options.js';
 import { boundsOf, validate } from '../contract.js';
 import { parseJsonText } from '../json.js';
 import { decodeBytes, decodeInt64, utf8Text } from './binary.js';
@@ -23,9 +24,18 @@ export const ITEM_INPUT = 'item_id';
 /** Datatypes an id input may have. */
 export const ID_DATATYPES = ['BYTES', 'INT64'] as const;
 
+/** Answered unless outputs are asked: these, plus rating (explicit models) and because (with explain). */
 export const RECOMMEND_OUTPUTS = ['item_id', 'score', 'strategy', 'count'] as const;
+/** Outputs a recommendation may also answer: the clamped rating, and the explanation of each item as JSON text. */
+export const OPTIONAL_OUTPUTS = ['rating', 'because'] as const;
 export const PAIR_OUTPUTS = ['score'] as const;
-export type OutputName = (typeof RECOMMEND_OUTPUTS)[number];
+export type OutputName = (typeof RECOMMEND_OUTPUTS)[number] | (typeof OPTIONAL_OUTPUTS)[number];
+
+/** Output lists the request did not ask for: every output the answer has is added to them. */
+const defaulted = new WeakSet<RequestedOutput[]>();
+
+/** V2 parameters holding a list or an object: gRPC parameters are scalars, so those arrive as JSON text. */
+const JSON_PARAMETERS = ['exclude_items', 'allow_items', 'items', 'weights', 'diversify', 'rules', 'pins'] as const;
 
 /** A JSON number at or above this has lost its last digits in JSON.parse. */
 const JSON_SAFE = Number.MAX_SAFE_INTEGER;
@@ -56,7 +66,8 @@ export function readInferRequest(value: unknown, limits: Limits): InferRequest {
     req.id = body.id;
   }
   if (body.parameters !== undefined) req.parameters = objectAt(body.parameters, 'parameters');
-  if (!Array.isArray(body.inputs) || body.inputs.length === 0) throw badData(`inputs must be a non-empty list of tensors, got ${describe(body.inputs)}`);
+  // Empty only for similar items or an anonymous session, which name their items in parameters (decodeInfer checks).
+  if (!Array.isArray(body.inputs)) throw badData(`inputs must be a list of tensors, got ${describe(body.inputs)}`);
   req.inputs = body.inputs.map((raw, i) => {
     const where = `inputs/${i}`;
     const t = objectAt(raw, where);
@@ -93,21 +104,72 @@ export function decodeInfer(req: InferRequest, params: ModelParams, limits: Limi
     else if (input.name === USER_INPUT || input.name === ITEM_INPUT) throw badData(`input ${quote(input.name)} is given more than once`);
     else throw badData(`unknown input ${quote(input.name)}; this model takes ${USER_INPUT} (recommend) and optionally ${ITEM_INPUT} (score pairs)`);
   }
-  if (user === null) throw badData(`the request needs a ${USER_INPUT} input (BYTES or INT64, shape [n])`);
+  const p = req.parameters ?? {};
+  if (user === null) {
+    if (item !== null || (p.similar_to === undefined && p.items === undefined)) {
+      throw badData(`the request needs a ${USER_INPUT} input (BYTES or INT64, shape [n]), or parameters.similar_to (similar items) or parameters.items (an anonymous session)`);
+    }
+    return recommendInfer(req, [], params, limits);
+  }
   const n = rowsOf(user, limits);
   if (item === null) {
     if (n > params.max_users) throw badData(`${USER_INPUT} has ${n} users; at most ${params.max_users} per request (graph parameter max_users)`);
-    const users = idsOf(user, n, limits);
-    const request = recommendRequest(users, req.parameters ?? {}, params, limits);
-    return { input: { op: 'recommend', request }, outputs: selectOutputs(req.outputs, RECOMMEND_OUTPUTS, 'recommend') };
+    return recommendInfer(req, idsOf(user, n, limits), params, limits);
   }
   const m = rowsOf(item, limits);
   if (m !== n) throw badData(`${ITEM_INPUT} has ${m} rows but ${USER_INPUT} has ${n}; pair scoring needs one item per user`);
   if (n > limits.maxPairs) throw badData(`${n} pairs in one request; at most ${limits.maxPairs}${limitHint(limits, 'maxPairs')}`);
+  const other = RECOMMEND_ONLY.find((key) => p[key] !== undefined);
+  if (other) throw badData(`parameters.${other} is a recommendation option; pair scoring takes none`);
   const users = idsOf(user, n, limits);
   const items = idsOf(item, n, limits);
   const pairs = users.map((u, r) => [u, items[r]] as [string, string]);
   return { input: { op: 'pairs', pairs }, outputs: selectOutputs(req.outputs, PAIR_OUTPUTS, 'pair scoring') };
+}
+
+/** Recommendations for the users of the user_id input, similar items, or a session (parameters say which). */
+function recommendInfer(req: InferRequest, users: string[], params: ModelParams, limits: Limits): DecodedInfer {
+  const p = req.parameters ?? {};
+  const request = recommendRequest(users, p, params, limits);
+  const options = optionParams(p, users.length > 0, params, limits);
+  const id = (v: JsonId, at: string) => paramId(v, at, limits);
+  const item = itemOptions(options, request.k, request.filter, id, 'parameters');
+  if (options.similar_to !== undefined) {
+    if (options.explain !== undefined || request.explore !== undefined) throw badData('parameters.similar_to asks for similar items; explain and explore are for recommendations');
+    return { input: { op: 'similar', request: { ...item, items: similarItems(options, id, 'parameters') } }, outputs: selectOutputs(req.outputs, RECOMMEND_OUTPUTS, 'similar items') };
+  }
+  return { input: { op: 'recommend', request: recommendOptions(options, { ...request, ...item }, id, 'parameters') }, outputs: selectOutputs(req.outputs, RECOMMEND_OUTPUTS, 'recommend', OPTIONAL_OUTPUTS) };
+}
+
+/**
+ * The recommendation options among the parameters, in the JSON shape of v1's jsonData (lists and objects
+ * from their JSON text when gRPC carried them as strings), checked against the same contract.
+ */
+function optionParams(p: Parameters, hasUser: boolean, params: ModelParams, limits: Limits): OptionsJson {
+  const options: Record<string, unknown> = {};
+  for (const key of JSON_PARAMETERS) {
+    const v = p[key];
+    if (v !== undefined) options[key] = typeof v === 'string' ? parseJsonText(v, `parameters.${key}`, limits.maxJsonDepth, '', limits.maxJsonValues) : v;
+  }
+  // One id, or a list as JSON text ("[...]"); gRPC's int64_param arrives as a bigint.
+  const q = p.similar_to;
+  if (q !== undefined) options.similar_to = typeof q === 'string' && q.trimStart().startsWith('[') ? parseJsonText(q, 'parameters.similar_to', limits.maxJsonDepth, '', limits.maxJsonValues) : typeof q === 'bigint' ? String(q) : q;
+  const offset = wholeParam(p.offset, 'offset');
+  if (offset !== undefined) options.offset = offset;
+  if (p.explain !== undefined) options.explain = p.explain;
+  if (Object.keys(options).length === 0) return {};
+  // Checked as a jsonData request would be, its user standing for the user_id input.
+  validate('RecommendRequest', hasUser ? { user_id: 'x', ...options } : options, 'parameters', boundsOf({ params, limits }));
+  return options as OptionsJson;
+}
+
+/** An id from a parameter: a string, or a whole number (its decimal text). */
+function paramId(v: JsonId, at: string, limits: Limits): string {
+  if (typeof v === 'string') {
+    checkIdText(v, at, limits);
+    return v;
+  }
+  return int64Id(v, at);
 }
 
 /**
@@ -229,17 +291,19 @@ function filterParam(v: unknown, params: ModelParams, limits: Limits): Record<st
   const filter = typeof v === 'string' ? parseJsonText(v, 'parameters.filter', limits.maxJsonDepth, '', limits.maxJsonValues) : v;
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) throw badData(`parameters.filter must be an object {field: value or [values]} (or its JSON text), got ${describe(filter)}`);
   validate('RecommendRequest', { user_id: 'x', filter }, 'parameters', boundsOf({ params, limits }));
-  let values = 0;
-  for (const accepted of Object.values(filter)) values += Array.isArray(accepted) ? accepted.length : 1;
-  if (values > limits.maxFilterValues) throw badData(`parameters.filter lists ${values} accepted values; at most ${limits.maxFilterValues} in all${limitHint(limits, 'maxFilterValues')}`);
+  checkFilter(filter as Record<string, FilterValue>, limits, 'parameters.filter');
   return filter as Record<string, FilterValue>;
 }
 
-function selectOutputs(asked: RequestedOutput[] | undefined, known: readonly string[], op: string): RequestedOutput[] {
-  if (asked === undefined || asked.length === 0) return known.map((name) => ({ name }));
+function selectOutputs(asked: RequestedOutput[] | undefined, known: readonly string[], op: string, optional: readonly string[] = []): RequestedOutput[] {
+  if (asked === undefined || asked.length === 0) {
+    const all = known.map((name) => ({ name }));
+    defaulted.add(all);
+    return all;
+  }
   const seen = new Set<string>();
   for (const o of asked) {
-    if (!known.includes(o.name)) throw badData(`unknown output ${quote(o.name)}; ${op} answers ${known.join(', ')}`);
+    if (!known.includes(o.name) && !optional.includes(o.name)) throw badData(`unknown output ${quote(o.name)}; ${op} answers ${[...known, ...optional].join(', ')}`);
     if (seen.has(o.name)) throw badData(`output ${quote(o.name)} is asked more than once`);
     seen.add(o.name);
   }
@@ -248,23 +312,51 @@ function selectOutputs(asked: RequestedOutput[] | undefined, known: readonly str
 
 // ---- a core answer → output tensors ------------------------------------------------------------
 
-/** The asked outputs of a prediction, in the order asked. Scores are FP32, so rounded to single precision. */
+/**
+ * The asked outputs of a prediction, in the order asked; when none were asked, every output the answer
+ * has (rating for explicit models, because with explain). Scores are FP32 with 6 significant digits, as
+ * the core rounds them (a JSON answer carries that decimal text, which reads back as the same float).
+ */
 export function encodeInfer(output: PredictOutput, asked: RequestedOutput[]): OutputTensor[] {
-  const all = output.op === 'pairs' ? { score: { name: 'score', datatype: 'FP32', shape: [output.scores.length], data: output.scores.map(Math.fround) } as OutputTensor } : recommendTensors(output);
-  return asked.map((o) => (all as Record<string, OutputTensor>)[o.name]);
+  if (output.op === 'pairs') return asked.map(() => ({ name: 'score', datatype: 'FP32', shape: [output.scores.length], data: output.scores }));
+  const rows = output.op === 'similar' ? [{ strategy: 'similar_items', items: output.similar.items }] : output.recommendations;
+  const all = recommendTensors(rows);
+  let names = asked.map((o) => o.name as OutputName);
+  if (defaulted.has(asked)) names = [...names, ...OPTIONAL_OUTPUTS.filter((name) => all[name] !== null)];
+  const tensors = names.map((name) => {
+    const t = all[name];
+    if (t === null) throw badData(`output ${quote(name)} is not in this answer (${name === 'rating' ? 'the model is not explicit' : 'ask with parameters.explain'})`);
+    return t;
+  });
+  // A filter or allow_items that left nothing: said on the first output, with how many items they allowed.
+  if (output.restriction?.nothingMatched && tensors.length > 0) tensors[0] = { ...tensors[0], parameters: { nothing_matched: true, filter_allowed: output.restriction.allowed } };
+  return tensors;
 }
 
-function recommendTensors(output: Extract<PredictOutput, { op: 'recommend' }>): Record<OutputName, OutputTensor> {
-  const recs = output.recommendations;
+function recommendTensors(recs: { strategy: string; items: RecommendedItem[] }[]): Record<OutputName, OutputTensor | null> {
   const n = recs.length;
   let width = 0;
-  for (const r of recs) width = Math.max(width, r.items.length);
+  let rated = false;
+  let explained = false;
+  for (const r of recs) {
+    width = Math.max(width, r.items.length);
+    for (const it of r.items) {
+      rated ||= it.rating !== undefined;
+      explained ||= it.because !== undefined;
+    }
+  }
   const ids: string[] = new Array(n * width).fill('');
   const scores: number[] = new Array(n * width).fill(0);
+  const ratings: number[] | null = rated ? new Array(n * width).fill(0) : null;
+  const reasons: string[] | null = explained ? new Array(n * width).fill('') : null;
   recs.forEach((r, row) => {
     r.items.forEach((it, j) => {
-      ids[row * width + j] = it.itemId;
-      scores[row * width + j] = Math.fround(it.score);
+      const at = row * width + j;
+      ids[at] = it.itemId;
+      scores[at] = it.score;
+      // An exploration item in a personalized row has no rating: 0 like the padding.
+      if (ratings) ratings[at] = it.rating ?? 0;
+      if (reasons && it.because !== undefined) reasons[at] = JSON.stringify(typeof it.because === 'string' ? it.because : it.because.map(becauseJson));
     });
   });
   return {
@@ -272,6 +364,8 @@ function recommendTensors(output: Extract<PredictOutput, { op: 'recommend' }>): 
     score: { name: 'score', datatype: 'FP32', shape: [n, width], data: scores },
     strategy: { name: 'strategy', datatype: 'BYTES', shape: [n], data: recs.map((r) => r.strategy) },
     count: { name: 'count', datatype: 'INT64', shape: [n], data: recs.map((r) => r.items.length) },
+    rating: ratings && { name: 'rating', datatype: 'FP32', shape: [n, width], data: ratings },
+    because: reasons && { name: 'because', datatype: 'BYTES', shape: [n, width], data: reasons },
   };
 }
 

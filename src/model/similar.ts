@@ -1,0 +1,60 @@
+// Item-to-item similarity on the model's item factors ("users who liked this also liked …"): cosine
+// of the factor vectors, from unit vectors computed once per model version.
+import type { Factors } from '../model-format/artifact.js';
+
+export class ItemSimilarity {
+  /** Row-major n × d unit vectors; a zero vector stays zero (its cosine with anything is 0). */
+  private unit: Float32Array | null = null;
+
+  constructor(
+    private readonly factors: Factors,
+    private readonly nItems: number,
+  ) {}
+
+  get d(): number {
+    return this.factors.factors;
+  }
+
+  private units(): Float32Array {
+    if (this.unit) return this.unit;
+    const { d } = this;
+    const Q = this.factors.itemFactors;
+    const out = new Float32Array(this.nItems * d);
+    for (let i = 0, o = 0; i < this.nItems; i++, o += d) {
+      let norm = 0;
+      for (let k = 0; k < d; k++) norm += Q[o + k] * Q[o + k];
+      if (norm === 0) continue;
+      const inv = 1 / Math.sqrt(norm);
+      for (let k = 0; k < d; k++) out[o + k] = Q[o + k] * inv;
+    }
+    return (this.unit = out);
+  }
+
+  /** Cosine of the factor vectors of items a and b. */
+  cosine(a: number, b: number): number {
+    const U = this.units();
+    const { d } = this;
+    let s = 0;
+    for (let k = 0, oa = a * d, ob = b * d; k < d; k++) s += U[oa + k] * U[ob + k];
+    return s;
+  }
+
+  /**
+   * Every item's mean cosine to the query items: unit(i) · mean of the queries' unit vectors, so
+   * O(items × factors) whatever the number of queries.
+   */
+  meanCosineTo(query: Int32Array): Float32Array {
+    const U = this.units();
+    const { d } = this;
+    const centre = new Float64Array(d);
+    for (const q of query) for (let k = 0; k < d; k++) centre[k] += U[q * d + k];
+    for (let k = 0; k < d; k++) centre[k] /= query.length;
+    const out = new Float32Array(this.nItems);
+    for (let i = 0, o = 0; i < this.nItems; i++, o += d) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += U[o + k] * centre[k];
+      out[i] = s;
+    }
+    return out;
+  }
+}
