@@ -18,6 +18,11 @@ export interface InferenceSettings {
   workerMaxStartFailures: number;
   /** First back-off before re-replacing a worker that failed to start (ms); doubles with each further failure. */
   workerRestartBackoffMs: number;
+  /**
+   * Catalogs of at least this many items rank with int8 item factors and an exact float32 re-rank
+   * (same answers, less memory traffic); 0 keeps float32 everywhere. Models without readable factors keep float32.
+   */
+  int8MinItems: number;
 }
 
 /** Two cores is the shipped pod; more workers than cores only contend. */
@@ -31,6 +36,7 @@ export const INFERENCE: Section<InferenceSettings> = {
   swapGraceMs: intField('RECSERVE_SWAP_GRACE_MS', 5000),
   workerMaxStartFailures: intField('RECSERVE_WORKER_MAX_START_FAILURES', 3),
   workerRestartBackoffMs: intField('RECSERVE_WORKER_RESTART_BACKOFF_MS', 100),
+  int8MinItems: intField('RECSERVE_INT8_MIN_ITEMS', 100_000),
 };
 
 export const INFERENCE_DEFAULTS: InferenceSettings = defaultsOf(INFERENCE);

@@ -79,7 +79,8 @@ export function pickCandidates(values: Float32Array, indices: BigInt64Array, off
   return n === cap ? { items, scores } : { items: items.slice(0, n), scores: scores.slice(0, n) };
 }
 
-function contains(sorted: Int32Array, x: number): boolean {
+/** Whether a sorted list holds x (binary search). */
+export function contains(sorted: Int32Array, x: number): boolean {
   let lo = 0;
   let hi = sorted.length - 1;
   while (lo <= hi) {

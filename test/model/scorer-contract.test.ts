@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { loadArtifact, type Artifact } from '../../src/model-format/artifact.js';
 import { MicroBatcher } from '../../src/model/batcher.js';
+import { int8Refusal, quantizeCatalog } from '../../src/model/int8-exact.js';
 import { OrtScorer } from '../../src/model/ort-scorer.js';
 import { WorkerPool } from '../../src/model/pool/pool.js';
 import type { Scorer } from '../../src/model/scorer.js';
@@ -16,14 +17,31 @@ import { buildSynthetic, ensureSyntheticModel, type SyntheticSpec } from '../fix
 import { scorerContract, type ScoreReference, type ScorerSubject } from './scorer-contract.js';
 
 /** Each implementation over one artifact; the batcher's concurrency follows its downstream as in the server. */
-function subjectsFor(artifact: () => Artifact, opts: { withoutGraphTopK?: boolean } = {}): ScorerSubject[] {
+function subjectsFor(artifact: () => Artifact, opts: { withoutGraphTopK?: boolean; int8?: boolean } = {}): ScorerSubject[] {
   const ort = (graphTopK = true) => OrtScorer.create(artifact().onnx, artifact().signature, artifact().itemIds.length, { graphTopK });
   const pool = () => {
     const a = artifact();
     return WorkerPool.create({ onnx: a.onnx, signature: a.signature, nItems: a.itemIds.length, seen: a.seen }, { workers: 2, intraOpNumThreads: 1 });
   };
   const batched = async (inner: Scorer, concurrency: number) => new MicroBatcher(inner, { maxBatchSize: 8, maxBatchDelayMs: 2, concurrency });
+  // int8 scoring with the exact re-rank, in-process and in workers (its arrays in shared memory).
+  const quantized = (shared: boolean) => {
+    const a = artifact();
+    if (int8Refusal(a.factors!, a.itemIds.length) !== null) throw new Error('the contract model must take the int8 path');
+    return quantizeCatalog(a.factors!, a.itemIds.length, shared ? (b) => new SharedArrayBuffer(b) : undefined);
+  };
+  const int8Subjects: ScorerSubject[] = [
+    { name: 'OrtScorer with int8', create: () => OrtScorer.create(artifact().onnx, artifact().signature, artifact().itemIds.length, { int8: quantized(false) }) },
+    {
+      name: 'WorkerPool with int8',
+      create: () => {
+        const a = artifact();
+        return WorkerPool.create({ onnx: a.onnx, signature: a.signature, nItems: a.itemIds.length, seen: a.seen, int8: quantized(true) }, { workers: 2, intraOpNumThreads: 1 });
+      },
+    },
+  ];
   return [
+    ...(opts.int8 ? int8Subjects : []),
     { name: 'OrtScorer', create: () => ort() },
     ...(opts.withoutGraphTopK ? [{ name: 'OrtScorer without the graph top-k', create: () => ort(false) }] : []),
     { name: 'WorkerPool', create: pool },
@@ -62,7 +80,7 @@ describe('over the exporter’s catalog model', () => {
   });
 
   scorerContract(
-    subjectsFor(() => artifact, { withoutGraphTopK: true }),
+    subjectsFor(() => artifact, { withoutGraphTopK: true, int8: true }),
     () => reference,
   );
 });

@@ -2,6 +2,7 @@
 // Requests carry index-space queries packed into a few typed arrays; answers come back packed the
 // same way and their buffers are transferred, not copied. Shared, read-only data (the ONNX bytes,
 // the seen lists, filter masks) lives in SharedArrayBuffers, so it crosses threads without copies.
+import type { QuantizedCatalog } from '../int8-exact.js';
 import type { Signature } from '../signature.js';
 
 /** Passed once per worker as workerData. */
@@ -14,6 +15,8 @@ export interface WorkerInit {
   /** Seen lists of the model version: user u's items are seenItems[seenOffsets[u] .. seenOffsets[u+1]). */
   seenOffsets: Int32Array | null;
   seenItems: Int32Array | null;
+  /** int8 scoring data (int8-exact.ts), every array in shared memory; null scores in float32. */
+  int8: QuantizedCatalog | null;
   /** Worker number, for logs and metrics. */
   index: number;
   /**

@@ -5,6 +5,7 @@
 // replaced, and only the call it was running fails.
 import { Worker } from 'node:worker_threads';
 import { INFERENCE_DEFAULTS } from '../../config/inference.js';
+import type { QuantizedCatalog } from '../int8-exact.js';
 import type { Signature } from '../signature.js';
 import type { Ranked, Scorer, TopKQuery } from '../scorer.js';
 import { workerUrl } from '../../util/worker-url.js';
@@ -30,6 +31,8 @@ export interface PoolModel {
   nItems: number;
   /** The version's seen lists (artifact.seen); queries whose exclude is one of them refer to it by user. */
   seen?: Int32Array[] | null;
+  /** int8 scoring data, its arrays in SharedArrayBuffers (every worker reads the same copy). */
+  int8?: QuantizedCatalog | null;
 }
 
 export interface PoolOptions {
@@ -108,7 +111,7 @@ export class WorkerPool implements Scorer {
     onnx.set(model.onnx);
     const packed = packSeen(model.seen ?? null);
     const pool = new WorkerPool(
-      { onnx, signature: model.signature, nItems: model.nItems, intraOpNumThreads: opts.intraOpNumThreads, niceness: opts.niceness ?? DEFAULT_NICENESS, ...packed },
+      { onnx, signature: model.signature, nItems: model.nItems, intraOpNumThreads: opts.intraOpNumThreads, niceness: opts.niceness ?? DEFAULT_NICENESS, int8: model.int8 ?? null, ...packed },
       model.seen ?? null,
       opts,
     );

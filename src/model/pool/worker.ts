@@ -31,7 +31,11 @@ if (init.niceness > 0) {
 
 const t0 = performance.now();
 // The binding takes an ArrayBuffer, not the shared one: copy once; ORT keeps its own weights anyway.
-const scorer = await OrtScorer.create(new Uint8Array(init.onnx), init.signature, init.nItems, { intraOpNumThreads: init.intraOpNumThreads });
+const scorer = await OrtScorer.create(new Uint8Array(init.onnx), init.signature, init.nItems, {
+  intraOpNumThreads: init.intraOpNumThreads,
+  int8: init.int8,
+  onInt8Refused: (reason) => log('warn', 'int8 scoring is off for this model; scoring in float32', { reason }),
+});
 post({ type: 'ready', loadMs: performance.now() - t0 });
 
 port.on('message', (req: WorkerRequest) => {

@@ -1,0 +1,181 @@
+// The int8 path (src/model/int8-exact.ts) must give exactly the float32 path's answers: same items,
+// bit-identical scores, same tie order, filters and exclusions honoured. Both run over the same real
+// ONNX model through real onnxruntime sessions, on thousands of random queries, and on adversarial
+// factors (ties, huge and tiny norms, zero vectors); a model that cannot take the path keeps float32.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadArtifact } from '../../src/model-format/artifact.js';
+import { writeArtifact } from '../../src/model-format/export-onnx.js';
+import { add32, fma32, int8Refusal, quantizeCatalog } from '../../src/model/int8-exact.js';
+import { OrtScorer } from '../../src/model/ort-scorer.js';
+import type { TopKQuery } from '../../src/model/scorer.js';
+import { gaussian, rng } from '../../src/util/random.js';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+interface Spec {
+  users: number;
+  items: number;
+  d: number;
+  userFactors: Float32Array;
+  itemFactors: Float32Array;
+  userBias?: Float32Array;
+  itemBias?: Float32Array;
+  globalBias?: number;
+}
+
+/** Writes the model with the real exporter, loads it back, and builds both scorers. */
+async function scorers(spec: Spec) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'recserve-int8-'));
+  dirs.push(dir);
+  await writeArtifact(dir, {
+    userIds: Array.from({ length: spec.users }, (_, u) => `u${u}`),
+    itemIds: Array.from({ length: spec.items }, (_, i) => `i${i}`),
+    factors: spec.d,
+    userFactors: spec.userFactors,
+    itemFactors: spec.itemFactors,
+    userBias: spec.userBias,
+    itemBias: spec.itemBias,
+    globalBias: spec.globalBias,
+    kind: 'explicit',
+  });
+  const a = await loadArtifact(dir);
+  const refusal = int8Refusal(a.factors!, spec.items);
+  const reasons: string[] = [];
+  const int8 = await OrtScorer.create(a.onnx, a.signature, spec.items, {
+    int8: refusal === null ? quantizeCatalog(a.factors!, spec.items) : null,
+    onInt8Refused: (r) => reasons.push(r),
+  });
+  const fp32 = await OrtScorer.create(a.onnx, a.signature, spec.items);
+  return { int8, fp32, refusal, reasons };
+}
+
+/** Random queries: k from 1 to past the catalog, sorted exclusion lists, masks from dense to almost empty. */
+function randomQueries(n: number, users: number, items: number, seed: number): TopKQuery[] {
+  const r = rng(seed);
+  const masks = [0.5, 0.1, 0.01, 0.001].map((p) => Uint8Array.from({ length: items }, () => (r() < p ? 1 : 0)));
+  return Array.from({ length: n }, () => {
+    const kPick = r();
+    const k = kPick < 0.6 ? 1 + Math.floor(r() * 20) : kPick < 0.95 ? 1 + Math.floor(r() * 200) : items + 5;
+    const ex = r() < 0.5 ? null : Int32Array.from(new Set(Array.from({ length: Math.floor(r() * 60) }, () => Math.floor(r() * items)))).sort();
+    const allow = r() < 0.7 ? null : masks[Math.floor(r() * masks.length)];
+    return { user: Math.floor(r() * users), k, exclude: ex, allow };
+  });
+}
+
+async function expectIdentical(s: Awaited<ReturnType<typeof scorers>>, queries: TopKQuery[], seed: number) {
+  const r = rng(seed);
+  for (let at = 0; at < queries.length; ) {
+    const batch = queries.slice(at, at + 1 + Math.floor(r() * 24));
+    at += batch.length;
+    const [got, want] = await Promise.all([s.int8.topK(batch), s.fp32.topK(batch)]);
+    batch.forEach((q, j) => {
+      const label = `user ${q.user} k ${q.k} exclude ${q.exclude?.length ?? 0} mask ${q.allow !== null}`;
+      expect(Array.from(got[j].items), label).toEqual(Array.from(want[j].items));
+      // Bit for bit: the scores' float32 patterns, so -0 and +0 differ too.
+      expect(Array.from(new Uint32Array(got[j].scores.buffer, got[j].scores.byteOffset, got[j].scores.length)), label).toEqual(
+        Array.from(new Uint32Array(want[j].scores.buffer, want[j].scores.byteOffset, want[j].scores.length)),
+      );
+    });
+  }
+}
+
+const normal = (seed: number) => gaussian(rng(seed));
+const gaussianArray = (n: number, seed: number, scale = 1) => {
+  const g = normal(seed);
+  return Float32Array.from({ length: n }, () => g() * scale);
+};
+
+describe('exact int8 top-k', () => {
+  it('answers 3,000 random queries exactly as float32 (k, exclusions, masks, batches)', async () => {
+    const users = 300;
+    const items = 5000;
+    const d = 32;
+    const s = await scorers({
+      users,
+      items,
+      d,
+      userFactors: gaussianArray(users * d, 1),
+      itemFactors: gaussianArray(items * d, 2, 0.3),
+      userBias: gaussianArray(users, 3, 0.5),
+      itemBias: gaussianArray(items, 4, 0.5),
+      globalBias: 3.25,
+    });
+    expect(s.reasons).toEqual([]);
+    expect(s.int8.int8Stats).not.toBeNull();
+    await expectIdentical(s, randomQueries(3000, users, items, 7), 8);
+    const stats = s.int8.int8Stats!;
+    expect(stats.queries).toBe(3000);
+    // Most queries are settled by the int8 candidates, each rescoring a small share of the catalog.
+    expect(stats.fallbacks).toBeLessThan(stats.queries / 4);
+    expect(stats.rescored / (stats.queries - stats.fallbacks)).toBeLessThan(items / 10);
+    await s.int8.close();
+    await s.fp32.close();
+  });
+
+  it('keeps ties in float32 order: duplicated items, coarse factors, equal biases', async () => {
+    const users = 60;
+    const items = 3000;
+    const d = 8;
+    const g = normal(11);
+    const base = Float32Array.from({ length: 11 * d }, () => Math.round(g() * 4) / 4);
+    const itemFactors = Float32Array.from({ length: items * d }, (_, x) => base[(Math.floor(x / d) % 11) * d + (x % d)]);
+    const userFactors = Float32Array.from({ length: users * d }, () => Math.round(g() * 2) / 2);
+    const s = await scorers({ users, items, d, userFactors, itemFactors });
+    expect(s.int8.int8Stats).not.toBeNull();
+    await expectIdentical(s, randomQueries(1500, users, items, 12), 13);
+    await s.int8.close();
+    await s.fp32.close();
+  });
+
+  it('stays exact with huge and tiny norms side by side, and zero users and items', async () => {
+    const users = 80;
+    const items = 4000;
+    const d = 16;
+    const userFactors = gaussianArray(users * d, 21);
+    const itemFactors = gaussianArray(items * d, 22);
+    const r = rng(23);
+    for (let i = 0; i < items; i++) {
+      const pick = r();
+      const f = pick < 0.02 ? 1e6 : pick < 0.1 ? 1e-6 : pick < 0.15 ? 0 : pick < 0.17 ? 1e-30 : 1;
+      for (let k = 0; k < d; k++) itemFactors[i * d + k] *= f;
+      // One component far larger than the rest: a coarse scale for that item.
+      if (pick > 0.95) itemFactors[i * d] *= 1e4;
+    }
+    for (let u = 0; u < users; u += 7) userFactors.fill(0, u * d, (u + 1) * d);
+    for (let u = 3; u < users; u += 11) for (let k = 0; k < d; k++) userFactors[u * d + k] *= 1e5;
+    const itemBias = Float32Array.from({ length: items }, (_, i) => (i % 13 === 0 ? 1e7 : i % 5 === 0 ? -0 : 0.5));
+    const s = await scorers({ users, items, d, userFactors, itemFactors, itemBias });
+    expect(s.reasons).toEqual([]);
+    expect(s.int8.int8Stats).not.toBeNull();
+    await expectIdentical(s, randomQueries(2000, users, items, 24), 25);
+    await s.int8.close();
+    await s.fp32.close();
+  });
+
+  it('keeps float32 for factors that could overflow, with the same answers', async () => {
+    const users = 20;
+    const items = 500;
+    const d = 8;
+    const s = await scorers({ users, items, d, userFactors: gaussianArray(users * d, 31, 1e16), itemFactors: gaussianArray(items * d, 32, 1e16) });
+    expect(s.refusal).toMatch(/overflow/);
+    expect(s.int8.int8Stats).toBeNull();
+    await expectIdentical(s, randomQueries(200, users, items, 33), 34);
+    await s.int8.close();
+    await s.fp32.close();
+  });
+
+  it('fma32 rounds once, also where rounding through float64 would round twice', () => {
+    // (1 + 2^-12)² = 1 + 2^-11 + 2^-24 is halfway between two floats; a tiny c decides which way,
+    // and the float64 sum loses it.
+    const half = 2 ** -24;
+    expect(fma32(1 + 2 ** -12, 1 + 2 ** -12, 2 ** -70)).toBe(Math.fround(1 + 2 ** -11 + 2 * half));
+    expect(fma32(1 + 2 ** -12, 1 + 2 ** -12, -(2 ** -70))).toBe(Math.fround(1 + 2 ** -11));
+    // Exact ties still go to even.
+    expect(add32(1, half)).toBe(1);
+    expect(Object.is(add32(-0, -0), -0)).toBe(true);
+  });
+});
