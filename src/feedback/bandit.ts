@@ -6,6 +6,9 @@
 //                                   (least popular μ̄/s, median μ̄, most popular μ̄·s; κ pseudo-observations)
 //   update per bandit-served row with reward r ∈ [0, 1]:  α_i += r,  β_i += 1 − r   (exactly — fractional)
 //   rank: a Thompson draw θ_i ~ Beta(α_i, β_i) for every item; the k largest eligible draws.
+//   score reported: the posterior mean α_i / (α_i + β_i), the item's expected reward. The draw only
+//   orders the list (a random number on no stable scale is no use to a caller), so a cold-start list
+//   is in draw order and its scores need not descend.
 //
 // Why a pool of draws: drawing θ for the whole catalog per user on the event loop made one request for
 // 1,000 new users on a 50k-item catalog block the server for 10 s. Instead each posterior state gets
@@ -255,10 +258,10 @@ export class BanditPolicy implements ColdStartPolicy {
   /** The draw pool users are answered from. */
   readonly pool: RefreshingPool;
   private theta: Float32Array | null = null;
-  /** Per pool: mask → vector → ranking of the allowed items beyond the vector's prefix. */
-  private tails = new Map<Uint8Array, Map<number, Ranked>>();
+  /** Per pool: mask → vector → the allowed items beyond the vector's prefix, in draw order. */
+  private tails = new Map<Uint8Array, Map<number, Int32Array>>();
   /** Per pool: mask → vector → the vector's prefix restricted to the allowed items. */
-  private prefixes = new Map<Uint8Array, Map<number, Ranked>>();
+  private prefixes = new Map<Uint8Array, Map<number, Int32Array>>();
   /** Bytes of tails and prefixes (both dropped with their pool). */
   private tailBytes = 0;
 
@@ -355,7 +358,8 @@ export class BanditPolicy implements ColdStartPolicy {
   }
 
   /**
-   * The k best draws among eligible items, each with its draw as the score. With a user: from the
+   * The k best draws among eligible items, in draw order, each scored by its posterior mean (the
+   * draws stay internal). With a user: from the
    * user's vector of the pool, O(k + skipped) (see the top of this file); without: a fresh draw of
    * the whole catalog (simulations only — the server always names the user).
    */
@@ -373,46 +377,40 @@ export class BanditPolicy implements ColdStartPolicy {
     const scores: number[] = [];
     // The vector's prefix, cut to the allowed items once per (filter, vector): a selective filter
     // then costs each user O(k + excluded), not a walk over L mostly-disallowed items.
-    const prefix = mask === null ? { items: pool.items.subarray(slot * L, (slot + 1) * L), scores: pool.scores.subarray(slot * L, (slot + 1) * L) } : this.allowedPrefix(pool, slot, mask);
-    for (let r = 0; r < prefix.items.length && items.length < k; r++) {
-      const i = prefix.items[r];
+    const prefix = mask === null ? pool.items.subarray(slot * L, (slot + 1) * L) : this.allowedPrefix(pool, slot, mask);
+    for (let r = 0; r < prefix.length && items.length < k; r++) {
+      const i = prefix[r];
       if (isExcluded(ex, i)) continue;
       items.push(i);
-      scores.push(prefix.scores[r]);
+      scores.push(this.mean(i));
     }
     if (items.length < k && L < this.itemIds.length) {
       const tail = this.tail(pool, slot, allow);
-      for (let r = 0; r < tail.items.length && items.length < k; r++) {
-        const i = tail.items[r];
+      for (let r = 0; r < tail.length && items.length < k; r++) {
+        const i = tail[r];
         if (isExcluded(ex, i)) continue;
         items.push(i);
-        scores.push(tail.scores[r]);
+        scores.push(this.mean(i));
       }
     }
     return { items: Int32Array.from(items), scores: Float32Array.from(scores) };
   }
 
-  private allowedPrefix(pool: DrawPool, slot: number, mask: Uint8Array): Ranked {
+  private allowedPrefix(pool: DrawPool, slot: number, mask: Uint8Array): Int32Array {
     const cached = this.prefixes.get(mask)?.get(slot);
     if (cached) return cached;
     const L = pool.prefix;
     const items: number[] = [];
-    const scores: number[] = [];
-    for (let r = slot * L; r < (slot + 1) * L; r++) {
-      const i = pool.items[r];
-      if (mask[i] === 0) continue;
-      items.push(i);
-      scores.push(pool.scores[r]);
-    }
-    const ranked: Ranked = { items: Int32Array.from(items), scores: Float32Array.from(scores) };
-    const bytes = ranked.items.byteLength + ranked.scores.byteLength + 64;
+    for (let r = slot * L; r < (slot + 1) * L; r++) if (mask[pool.items[r]] !== 0) items.push(pool.items[r]);
+    const allowed = Int32Array.from(items);
+    const bytes = allowed.byteLength + 64;
     if (this.tailBytes + bytes <= TAIL_CACHE_BYTES) {
       let perSlot = this.prefixes.get(mask);
       if (!perSlot) this.prefixes.set(mask, (perSlot = new Map()));
-      perSlot.set(slot, ranked);
+      perSlot.set(slot, allowed);
       this.tailBytes += bytes;
     }
-    return ranked;
+    return allowed;
   }
 
   /**
@@ -420,7 +418,7 @@ export class BanditPolicy implements ColdStartPolicy {
    * below the prefix's last draw (where they would have been). O(allowed items), once per vector,
    * filter and pool.
    */
-  private tail(pool: DrawPool, slot: number, allow: AllowedItems | Uint8Array | null): Ranked {
+  private tail(pool: DrawPool, slot: number, allow: AllowedItems | Uint8Array | null): Int32Array {
     const key = allow === null ? NO_FILTER : allow instanceof Uint8Array ? allow : allow.mask;
     const cached = this.tails.get(key)?.get(slot);
     if (cached) return cached;
@@ -450,8 +448,8 @@ export class BanditPolicy implements ColdStartPolicy {
       draws.push(theta);
     }
     const idx = Array.from(order.keys()).sort((x, y) => draws[y] - draws[x] || order[x] - order[y]);
-    const ranked: Ranked = { items: Int32Array.from(idx, (x) => order[x]), scores: Float32Array.from(idx, (x) => draws[x]) };
-    const bytes = ranked.items.byteLength + ranked.scores.byteLength + (this.tails.has(key) ? 0 : key.byteLength);
+    const ranked = Int32Array.from(idx, (x) => order[x]);
+    const bytes = ranked.byteLength + (this.tails.has(key) ? 0 : key.byteLength);
     if (this.tailBytes + bytes <= TAIL_CACHE_BYTES) {
       let perSlot = this.tails.get(key);
       if (!perSlot) this.tails.set(key, (perSlot = new Map()));
@@ -468,7 +466,8 @@ export class BanditPolicy implements ColdStartPolicy {
     for (let i = 0; i < n; i++) {
       theta[i] = mask !== null && mask[i] === 0 ? NaN : sampler.beta(this.alpha0[i] + this.successes[i], this.beta0[i] + this.failures[i]);
     }
-    return selectTopK(theta, 0, n, k, exclude, null);
+    const drawn = selectTopK(theta, 0, n, k, exclude, null);
+    return { items: drawn.items, scores: Float32Array.from(drawn.items, (i) => this.mean(i)) };
   }
 }
 

@@ -1,7 +1,10 @@
 // Thompson sampling over items: a simulation with planted click-through rates (sub-linear regret, the
-// best items rising to the top), exact fractional rewards, the popularity prior, per-user consistency.
+// best items rising to the top), exact fractional rewards, the popularity prior, per-user consistency,
+// and the reported score: the posterior mean, while the order follows the (internal) draws.
 import { describe, expect, it } from 'vitest';
 import { BetaSampler, popularityPrior, ThompsonBandit, BANDIT_DEFAULTS } from '../../src/feedback/bandit.js';
+import { fnv1a } from '../../src/feedback/posterior-draws.js';
+import { selectTopK } from '../../src/model/topk.js';
 import { rng } from '../../src/util/random.js';
 
 /** A catalogue-shaped stand-in: the bandit only needs item ids, their index and popularity. */
@@ -125,5 +128,43 @@ describe('Thompson sampling simulation (planted CTRs)', () => {
     const fresh = new ThompsonBandit({ seed: 2 });
     fresh.load([{ itemId: 'i2', successes: 90, failures: 10, trials: 100 }]);
     expect(fresh.policyFor(model).mean(2)).toBeCloseTo(p.mean(2), 12);
+  });
+
+  it('reports the posterior mean as the score, in the order of the draws (from the pool, per user)', async () => {
+    const n = 200;
+    const bandit = new ThompsonBandit({ seed: 8 });
+    const policy = bandit.policyFor(fakeModel(n, Array.from({ length: n }, (_, i) => (i * 37) % n)));
+    bandit.update(Array.from({ length: 30 }, (_, j) => ({ itemId: `i${j * 3}`, successes: j % 2, failures: 1 - (j % 2) })));
+    await policy.settled();
+    const pool = policy.pool.now();
+    let notByMean = 0;
+    for (let u = 0; u < 30; u++) {
+      const user = `visitor-${u}`;
+      const got = policy.rank(10, null, null, user);
+      // The order is the user's draw vector, best draw first …
+      const slot = fnv1a(`${pool.seed}:${user}`) % pool.vectors;
+      const vector = pool.items.subarray(slot * pool.prefix, slot * pool.prefix + 10);
+      expect(Array.from(got.items)).toEqual(Array.from(vector));
+      const draws = pool.scores.subarray(slot * pool.prefix, slot * pool.prefix + 10);
+      // … and each score is the item's expected reward α/(α+β), not its draw.
+      expect(Array.from(got.scores)).toEqual(Array.from(got.items, (i) => Math.fround(policy.mean(i))));
+      expect(Array.from(got.scores)).not.toEqual(Array.from(draws));
+      for (let j = 1; j < 10; j++) if (got.scores[j] > got.scores[j - 1]) notByMean++;
+    }
+    expect(notByMean).toBeGreaterThan(0); // exploration: draws, not means, decide the order
+  });
+
+  it('reports the posterior mean for a fresh draw (no user) too, ordered by that draw', () => {
+    const n = 60;
+    const popularity = Array.from({ length: n }, (_, i) => i % 7);
+    const bandit = new ThompsonBandit({ seed: 21 });
+    const policy = bandit.policyFor(fakeModel(n, popularity));
+    // The bandit's own stream, replayed: the same draws in the same order.
+    const sampler = new BetaSampler(rng(21));
+    const theta = Float32Array.from({ length: n }, (_, i) => sampler.beta(policy.alpha0[i], policy.beta0[i]));
+    const want = selectTopK(theta, 0, n, 8, null, null);
+    const got = policy.rank(8, null, null);
+    expect(Array.from(got.items)).toEqual(Array.from(want.items));
+    expect(Array.from(got.scores)).toEqual(Array.from(got.items, (i) => Math.fround(policy.mean(i))));
   });
 });
