@@ -1,5 +1,5 @@
 // Small generated data sets with planted structure (never the shared MovieLens files).
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { IdMap, type Interactions } from '../../src/train/data.js';
@@ -105,4 +105,15 @@ export function plantedClicks(o: { users?: number; items?: number; groups?: numb
     userGroup,
     itemGroup,
   };
+}
+
+/**
+ * Writes planted ratings as a ratings.csv (ratings rounded into 1..5), plus `rare` items rated once
+ * each: a random validation split holds some of them out entirely.
+ */
+export function writeRatingsCsv(file: string, data: Interactions, rare = 0): { rows: number; users: number; items: number } {
+  const lines = Array.from(data.users, (u, k) => `${data.userIds.ids[u]},${data.itemIds.ids[data.items[k]]},${Math.min(5, Math.max(1, Math.round(data.ratings[k])))},${1000 + k}`);
+  for (let j = 0; j < rare; j++) lines.push(`${data.userIds.ids[j % data.userIds.size]},rare${j},4,${900_000 + j}`);
+  writeFileSync(file, 'userId,movieId,rating,timestamp\n' + lines.join('\n') + '\n');
+  return { rows: lines.length, users: data.userIds.size, items: data.itemIds.size + rare };
 }
