@@ -196,10 +196,10 @@ export const COMPONENTS = {
     ]),
   },
   evaluate: {
-    description: 'Score the exported model on the held-out interactions (RMSE/MAE for explicit models, top-k ranking metrics with training items removed); the metrics JSON is the artifact.',
+    description: 'Score the exported model on the held-out interactions (RMSE/MAE for explicit models, top-k ranking metrics with training items removed); the metrics JSON is the metrics artifact, report.html/report.json the report.',
     inputs: { artifacts: { model: 'system.Model', test: 'system.Dataset' }, parameters: ['data_format', 'k'] },
-    outputs: { artifacts: { metrics: 'system.Metrics' } },
-    container: recserveJsonTo(outPath('metrics'), 'evaluate', ['--model', inPath('model'), '--test', inPath('test'), '--format', param('data_format'), '--k', param('k')]),
+    outputs: { artifacts: { metrics: 'system.Metrics', report: 'system.Artifact' } },
+    container: recserveJsonTo(outPath('metrics'), 'evaluate', ['--model', inPath('model'), '--test', inPath('test'), '--format', param('data_format'), '--k', param('k'), '--report', outPath('report')]),
   },
   export: {
     description: 'Import factor tables trained elsewhere (Spark MLlib ALS userFactors/itemFactors as JSON part files) into the same model.onnx artifact, with popularity and seen items from the interactions.',
