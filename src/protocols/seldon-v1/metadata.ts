@@ -1,7 +1,10 @@
 // Model metadata (Seldon §4): derived from the loaded artifact's signature and version, then merged
 // per top-level key with MODEL_METADATA (YAML or JSON), then validated as the Python wrapper does.
+// custom.catalog_summary is the catalog's fields, types, values and ranges (model/catalog-summary.ts)
+// as JSON text, since Seldon's custom map holds strings only.
 import { Ajv } from 'ajv';
 import * as yaml from 'js-yaml';
+import { catalogSummaryOf } from '../../model/catalog-summary.js';
 import type { Recommender } from '../../model/recommender.js';
 import { LONG_FORM_NAMES } from './codec.js';
 import type { JsonValue, ModelMetadata } from './messages.js';
@@ -52,6 +55,7 @@ export type MetadataResult = { ok: true; metadata: ModelMetadata } | { ok: false
 export function buildMetadata(rec: Recommender, modelMetadataEnv: string | null): MetadataResult {
   const a = rec.artifact;
   const sig = a.signature;
+  const catalog = catalogSummaryOf(a);
   const derived: ModelMetadata = {
     name: a.name,
     versions: [a.version],
@@ -75,6 +79,7 @@ export function buildMetadata(rec: Recommender, modelMetadataEnv: string | null)
       catalog_fields: a.catalog ? [...new Set(a.catalog.flatMap((r) => Object.keys(r)))].join(',') : '',
       factors: a.factors ? String(a.factors.factors) : '',
       kind: a.metadata['recserve.kind'] ?? '',
+      ...(catalog.summary && { catalog_summary: catalog.json }),
     },
   };
   let merged: Record<string, JsonValue> = derived as unknown as Record<string, JsonValue>;

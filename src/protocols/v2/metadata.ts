@@ -1,7 +1,10 @@
 // Server and model metadata of the Open Inference Protocol. The model metadata is how a V2 client
-// discovers the recommender's tensors (see codec.ts) and its request parameters with their defaults.
+// discovers the recommender's tensors (see codec.ts) and its request parameters with their defaults,
+// and, in parameters.catalog_summary (JSON text: gRPC parameters are scalars), the catalog's fields
+// with their types, values and ranges (model/catalog-summary.ts).
 import type { ModelParams } from '../../config/index.js';
 import type { Limits } from '../../config/limits.js';
+import { catalogSummaryOf } from '../../model/catalog-summary.js';
 import type { Recommender } from '../../model/recommender.js';
 import { packageVersion } from '../../util/paths.js';
 import { ID_DATATYPES, ITEM_INPUT, USER_INPUT } from './codec.js';
@@ -48,6 +51,7 @@ const idParameters = (description: string): Record<string, ParamValue> => ({ dat
  * differ from the artifact's own name; `versions` lists the one version serving now.
  */
 export function modelMetadata(name: string, model: Recommender, params: ModelParams, limits: Limits): ModelMetadata {
+  const catalog = catalogSummaryOf(model.artifact);
   return {
     name,
     versions: [model.version],
@@ -71,6 +75,7 @@ export function modelMetadata(name: string, model: Recommender, params: ModelPar
       max_users: params.max_users,
       max_pairs: limits.maxPairs,
       items: model.nItems,
+      ...(catalog.summary && { catalog_summary: catalog.json }),
     },
   };
 }

@@ -1,0 +1,120 @@
+// Catalog discovery: what a caller can filter, diversify and write rules on. One pass over the catalog
+// per model (memoised on the artifact, so metadata requests reuse it): each field with its type, how
+// many items have it, its most frequent distinct values up to a bound (string, list and boolean
+// fields), and min/max of its numbers. Values are grouped as filters compare them (trim, NFC,
+// case-insensitive), each shown in its first spelling in the catalog.
+import { normaliseFilterValue } from './filter-index.js';
+
+export type CatalogFieldType = 'string' | 'number' | 'boolean' | 'string_list' | 'list' | 'mixed';
+
+export interface CatalogFieldSummary {
+  field: string;
+  type: CatalogFieldType;
+  /** Items that have the field (any value but null). */
+  items: number;
+  /** Most frequent distinct values first (ties alphabetically), at most the bound; not for number fields. */
+  values?: (string | boolean)[];
+  /** Distinct values in all (as filters compare them). */
+  distinct_count?: number;
+  /** Whether `values` lists fewer than distinct_count. */
+  truncated?: boolean;
+  /** Over the numeric members (numbers, also inside lists). */
+  min?: number;
+  max?: number;
+}
+
+export interface CatalogSummary {
+  items: number;
+  fields: CatalogFieldSummary[];
+  /** Whether fields beyond the bound were left out (the most common fields are kept). */
+  fields_truncated: boolean;
+}
+
+export const CATALOG_SUMMARY_BOUNDS = { values: 50, fields: 64 } as const;
+
+type Kind = 'string' | 'number' | 'boolean' | 'string_list' | 'list' | 'other';
+
+function kindOf(v: unknown): Kind {
+  if (typeof v === 'string') return 'string';
+  if (typeof v === 'number') return 'number';
+  if (typeof v === 'boolean') return 'boolean';
+  if (Array.isArray(v)) return v.every((m) => typeof m === 'string') ? 'string_list' : 'list';
+  return 'other';
+}
+
+interface FieldStats {
+  items: number;
+  kinds: Set<Kind>;
+  /** Normalised value → [count, first spelling]. */
+  values: Map<string, [number, string | boolean]>;
+  min: number;
+  max: number;
+}
+
+/** The summary of one catalog, bounded by `bounds` (values per field, fields). O(catalog cells). */
+export function summariseCatalog(catalog: Record<string, unknown>[], bounds: { values: number; fields: number } = CATALOG_SUMMARY_BOUNDS): CatalogSummary {
+  const stats = new Map<string, FieldStats>();
+  for (const row of catalog) {
+    for (const [field, raw] of Object.entries(row)) {
+      if (raw === null || raw === undefined) continue;
+      let s = stats.get(field);
+      if (!s) stats.set(field, (s = { items: 0, kinds: new Set(), values: new Map(), min: Infinity, max: -Infinity }));
+      s.items++;
+      s.kinds.add(kindOf(raw));
+      const seen = new Set<string>(); // a list counts a value once per item
+      for (const m of Array.isArray(raw) ? raw : [raw]) {
+        if (typeof m === 'number' && Number.isFinite(m)) {
+          s.min = Math.min(s.min, m);
+          s.max = Math.max(s.max, m);
+          continue;
+        }
+        if (typeof m !== 'string' && typeof m !== 'boolean') continue;
+        const key = normaliseFilterValue(m)!;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const entry = s.values.get(key);
+        if (entry) entry[0]++;
+        else s.values.set(key, [1, m]);
+      }
+    }
+  }
+  const names = [...stats.keys()].sort((a, b) => stats.get(b)!.items - stats.get(a)!.items || (a < b ? -1 : 1));
+  const kept = names.slice(0, bounds.fields).sort();
+  return {
+    items: catalog.length,
+    fields: kept.map((field) => describeField(field, stats.get(field)!, bounds.values)),
+    fields_truncated: names.length > kept.length,
+  };
+}
+
+function describeField(field: string, s: FieldStats, maxValues: number): CatalogFieldSummary {
+  const type: CatalogFieldType = s.kinds.size === 1 && !s.kinds.has('other') ? ([...s.kinds][0] as CatalogFieldType) : 'mixed';
+  const out: CatalogFieldSummary = { field, type, items: s.items };
+  if (s.values.size > 0 || type !== 'number') {
+    const ranked = [...s.values.entries()].sort(([ka, [ca]], [kb, [cb]]) => cb - ca || (ka < kb ? -1 : ka > kb ? 1 : 0));
+    out.values = ranked.slice(0, maxValues).map(([, [, first]]) => first);
+    out.distinct_count = ranked.length;
+    out.truncated = ranked.length > maxValues;
+  }
+  if (s.min <= s.max) {
+    out.min = s.min;
+    out.max = s.max;
+  }
+  return out;
+}
+
+const memo = new WeakMap<object, { summary: CatalogSummary | null; json: string }>();
+
+/**
+ * The summary of an artifact's catalog (null without one), and its JSON text, computed on the first
+ * call for that artifact and kept with it.
+ */
+export function catalogSummaryOf(artifact: { catalog: Record<string, unknown>[] | null }): { summary: CatalogSummary | null; json: string } {
+  let entry = memo.get(artifact);
+  if (!entry) {
+    const summary = artifact.catalog ? summariseCatalog(artifact.catalog) : null;
+    entry = { summary, json: JSON.stringify(summary) };
+    memo.set(artifact, entry);
+  }
+  return entry;
+}
