@@ -7,8 +7,14 @@
 //
 //   node dist/bench/serve.js [--catalog 50000] [--duration 15] [--connections 1,8,64] [--workers N]
 //        [--max-batch 64] [--max-delay-ms 2] [--tool wrk|autocannon] [--no-grpc] [--no-v2] [--cpu-prof DIR]
-//        [--log-level info] [--warmup 3]
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+//        [--log-level info] [--warmup 3] [--quick] [--no-large] [--large-catalogs 50000,200000,1000000]
+//        [--peer URL [--peer-path /api/v1.0/predictions] [--peer-body '{"jsonData":{"user_id":"{user}","k":10}}'] [--rounds 2]]
+//
+// After the serving figures it runs the large-catalog part (bench/lib/large-catalog.ts: float32 against
+// exact int8 per catalog size, and a served 1M-item model); --quick is the short development run.
+// --peer drives a second server (e.g. Seldon's Python wrapper) with the same wrk load in the same run,
+// REST only, alternating recserve and the peer round by round, and prints both with their ratios.
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,6 +24,7 @@ import { haveWrk, httpLoad, type LoadResult } from './lib/http-load.js';
 import { summariseProfile } from './lib/profile.js';
 import { startProbes, type ProbeStats } from './lib/probe.js';
 import { between, scrape } from './lib/prom.js';
+import { formatRows, largeCatalogSummary, measureCatalog, measureServed, type CatalogRow, type ServedLargeCatalog } from './lib/large-catalog.js';
 import { measureRaw } from './lib/raw.js';
 import { startServerProcess } from './lib/server-process.js';
 import { BENCH_MODEL, ensureSyntheticModel, userId } from './lib/synthetic.js';
@@ -38,13 +45,28 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     warmup: { type: 'string', default: '3' },
+    quick: { type: 'boolean', default: false },
+    'no-large': { type: 'boolean', default: false },
+    'large-catalogs': { type: 'string' },
+    peer: { type: 'string' },
+    'peer-path': { type: 'string', default: '/api/v1.0/predictions' },
+    'peer-body': { type: 'string', default: '{"jsonData":{"user_id":"{user}","k":10}}' },
+    rounds: { type: 'string', default: '2' },
   },
 });
+const quick = args.quick!;
+if (quick) {
+  // The development run: a few seconds per level, the large catalogs without the 1M-item model.
+  args.duration = args.duration === '15' ? '4' : args.duration;
+  args.warmup = args.warmup === '3' ? '1' : args.warmup;
+}
 
 const items = Number(args.catalog);
 const users = Number(args.users);
 if (!(items >= 10 && items <= 1_000_000)) throw new Error('--catalog must be between 10 and 1,000,000 items');
 const seconds = Number(args.duration);
+const peer = args.peer ? new URL(args.peer) : null;
+const rounds = peer ? Math.max(1, Number(args.rounds)) : 1;
 const conns = args.connections!.split(',').map(Number);
 // A run holds two batch × items float matrices inside ORT (64 × 1M = 256 MB each): shrink batches
 // as the catalog grows past 250k items.
@@ -111,6 +133,7 @@ interface Row extends LoadResult {
   probe: ProbeStats;
 }
 const rows: Row[] = [];
+const peerRows: (LoadResult & { load: string })[] = [];
 
 async function measure(transport: string, c: number, drive: () => Promise<LoadResult>): Promise<Row> {
   const l = load();
@@ -133,13 +156,32 @@ async function measure(transport: string, c: number, drive: () => Promise<LoadRe
   return row;
 }
 
+let stopped = false;
 try {
   line(`warm-up: ${args.warmup} s of REST at 64 connections (${tool})`);
   await httpLoad({ base, connections: 64, seconds: Number(args.warmup), requests, tool });
   const rssAfterWarmup = server.rssMb();
 
-  line(`REST (${tool}), ${seconds} s per level:`);
-  for (const c of conns) await measure('rest', c, () => httpLoad({ base, connections: c, seconds, requests, tool }));
+  if (peer) {
+    const peerRequests = Array.from({ length: 1000 }, (_, i) => ({ path: args['peer-path']!, body: args['peer-body']!.replaceAll('{user}', userId((i * 7919) % users)) }));
+    const peerBase = peer.origin;
+    const check = await fetch(`${peerBase}${peerRequests[0].path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: peerRequests[0].body });
+    line(`peer ${peerBase}${peerRequests[0].path}: first answer ${check.status} ${(await check.text()).slice(0, 160)}`);
+    await httpLoad({ base: peerBase, connections: 64, seconds: Number(args.warmup), requests: peerRequests, tool });
+    line(`REST (${tool}) beside the peer, ${rounds} rounds of ${seconds / rounds} s per level, alternating:`);
+    for (const c of conns) {
+      for (let r = 0; r < rounds; r++) {
+        await measure('rest', c, () => httpLoad({ base, connections: c, seconds: seconds / rounds, requests, tool }));
+        const l = load();
+        const p = await httpLoad({ base: peerBase, connections: c, seconds: seconds / rounds, requests: peerRequests, tool });
+        peerRows.push({ ...p, load: l });
+        line(`  peer  c=${String(c).padEnd(3)} ${p.rps.toFixed(0).padStart(6)} req/s  p50 ${p.p50Ms.toFixed(2)} p99 ${p.p99Ms.toFixed(2)} ms  errors ${p.errors + p.non2xx}  client ${(p.clientCpuPct ?? NaN).toFixed(0)}%  (load ${l})`);
+      }
+    }
+  } else {
+    line(`REST (${tool}), ${seconds} s per level:`);
+    for (const c of conns) await measure('rest', c, () => httpLoad({ base, connections: c, seconds, requests, tool }));
+  }
 
   // The same users through the Open Inference Protocol V2 (JSON infer on the same port).
   if (args['no-v2']) line('V2: skipped (--no-v2)');
@@ -189,19 +231,65 @@ try {
   line(`raw batched bound on ${cores} cores: ${bound.toFixed(0)} users/s scoring only, ${boundSel.toFixed(0)} with top-k selection; best REST ${best.toFixed(0)} req/s = ${((best / boundSel) * 100).toFixed(0)}% of the latter`);
   line(`RSS: ${rssAfterWarmup.toFixed(0)} MB after warm-up, ${rssEnd.toFixed(0)} MB after ${total} more requests`);
 
-  const pick = (transport: string, c: number) => rows.find((r) => r.transport === transport && r.connections === c);
+  // With rounds, a level's figure is the mean over its rounds.
+  const pick = (transport: string, c: number) => meanOf(rows.filter((r) => r.transport === transport && r.connections === c));
   const round = (x: number | undefined, d = 3) => (x === undefined || Number.isNaN(x) ? null : Number(x.toFixed(d)));
+  const peerJson: Record<string, number | null> = {};
+  if (peer) {
+    line();
+    line(`side by side with ${peer.origin}${args['peer-path']} (mean of ${rounds} alternating rounds per level):`);
+    line('| conns | recserve req/s | peer req/s | ratio | recserve p50 ms | peer p50 ms | p50 ratio (peer/recserve) | recserve p99 ms | peer p99 ms |');
+    line('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const c of conns) {
+      const a = pick('rest', c);
+      const b = meanOf(peerRows.filter((r) => r.connections === c));
+      if (!a || !b) continue;
+      line(`| ${c} | ${a.rps.toFixed(0)} | ${b.rps.toFixed(0)} | ${(a.rps / b.rps).toFixed(2)}× | ${a.p50Ms.toFixed(2)} | ${b.p50Ms.toFixed(2)} | ${(b.p50Ms / a.p50Ms).toFixed(2)}× | ${a.p99Ms.toFixed(2)} | ${b.p99Ms.toFixed(2)} |`);
+      peerJson[`peer_rps_c${c}`] = round(b.rps, 0);
+      peerJson[`peer_p50_ms_c${c}`] = round(b.p50Ms);
+      peerJson[`peer_p99_ms_c${c}`] = round(b.p99Ms);
+      peerJson[`rps_ratio_c${c}`] = round(a.rps / b.rps, 2);
+    }
+  }
+  await stop();
+  stopped = true;
+
+  // Large catalogs: float32 against exact int8, in-process, and the served 1M-item model.
+  let largeRows: CatalogRow[] = [];
+  let served: ServedLargeCatalog | null = null;
+  if (args['no-large']) line('large catalogs: skipped (--no-large)');
+  else {
+    const catalogs = (args['large-catalogs'] ?? (quick ? '50000,200000' : '50000,200000,1000000')).split(',').map(Number);
+    line();
+    line(`large catalogs (float32 against exact int8, in-process, alternating; load ${load()}):`);
+    for (const n of catalogs) largeRows.push(await measureCatalog(n, { rounds: quick ? 3 : 6, perRound: quick ? 10 : 20, log: line }));
+    for (const l of formatRows(largeRows)) line(l);
+    if (catalogs.includes(1_000_000)) {
+      served = await measureServed(1_000_000, { seconds: quick ? 4 : 10, tool });
+      line(`served 1,000,000 items, REST at 1 connection: p50 ${served.p50Ms.toFixed(2)} ms, p99 ${served.p99Ms.toFixed(2)} ms, ${served.rps.toFixed(0)} req/s, errors ${served.errors}; server RSS ${served.rssMb.toFixed(0)} MB`);
+    }
+  }
+  const large = largeRows.length > 0 ? largeCatalogSummary(largeRows, served) : {};
   const json = {
     rest_rps_c1: round(pick('rest', 1)?.rps, 0),
     rest_p50_ms_c1: round(pick('rest', 1)?.p50Ms),
-    rest_p99_ms_c1: round(pick('rest', 1)?.p99Ms),
+    rest_rps_c8: round(pick('rest', 8)?.rps, 0),
     rest_rps_c64: round(pick('rest', 64)?.rps, 0),
     rest_p99_ms_c64: round(pick('rest', 64)?.p99Ms),
     grpc_rps_c64: round(pick('grpc', 64)?.rps, 0),
     v2_rps_c64: round(pick('v2', 64)?.rps, 0),
-    raw_ms_batch1: round(raw.runMsBatch1, 4),
     raw_ms_per_user_batch64: round(raw.runMsPerUserBatch64, 4),
+    int8_exact_share: large.int8_exact_share ?? null,
+    rescored_fraction: large.rescored_fraction ?? null,
+    p50_ms_1m_items: large.p50_ms_1m_items ?? null,
+    rss_mb_1m_items: large.rss_mb_1m_items ?? null,
+    cpu_flags: cpuFlags(),
+    ...peerJson,
+    // context, not targets
+    rest_p99_ms_c1: round(pick('rest', 1)?.p99Ms),
+    raw_ms_batch1: round(raw.runMsBatch1, 4),
     rss_mb: round(rssEnd, 0),
+    ...Object.fromEntries(Object.entries(large).filter(([key]) => !(key in { int8_exact_share: 1, rescored_fraction: 1, p50_ms_1m_items: 1, rss_mb_1m_items: 1 }))),
     // context, not targets
     catalog: items,
     tool,
@@ -209,12 +297,29 @@ try {
     load1_end: Number(load()),
     rss_mb_after_warmup: round(rssAfterWarmup, 0),
     requests: total,
+    quick,
   };
-  await stop();
   line(JSON.stringify(json));
 } catch (e) {
-  await stop();
+  if (!stopped) await stop();
   throw e;
+}
+
+/** The mean of each load figure over rounds of one level; undefined when there are none. */
+function meanOf<T extends LoadResult>(rs: T[]): T | undefined {
+  if (rs.length <= 1) return rs[0];
+  const mean = (f: (r: T) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length;
+  return { ...rs[0], rps: mean((r) => r.rps), p50Ms: mean((r) => r.p50Ms), p90Ms: mean((r) => r.p90Ms), p99Ms: mean((r) => r.p99Ms), requests: rs.reduce((a, r) => a + r.requests, 0) };
+}
+
+/** The CPU's SIMD flags that decide which kernels onnxruntime runs (x86 /proc/cpuinfo). */
+function cpuFlags(): string {
+  try {
+    const flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1].trim().split(/\s+/) ?? [];
+    return flags.filter((f) => /^(avx|avx2|fma|f16c|avx512(f|bw|vl|dq|_vnni|_bf16)|avx_vnni|amx_\w+)$/.test(f)).join(' ');
+  } catch {
+    return os.arch();
+  }
 }
 
 async function stop() {
