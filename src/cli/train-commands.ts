@@ -7,6 +7,7 @@ import { DataError, type Aggregate, type CatalogOptions, type ReadOptions } from
 import { evaluateArtifact, evaluateCommand, exportCommand, trainCommand, tuneCommand, validateData, type CatalogSource, type ProtocolName, type TrainSummary } from '../train/pipeline.js';
 import { createProgress, type ProgressMode } from '../train/progress.js';
 import { metricLines, REPORT_HTML, REPORT_JSON } from '../train/report.js';
+import { EPOCH_RANKING_USERS } from '../train/validation.js';
 import type { InputOptions } from '../train/protocols.js';
 import { parseSplitSpec, type PredefinedSplit, type SplitSpec } from '../train/split.js';
 import { ALGO_INFO, ALGOS, isAlgo, kebab, PARAMS, type Algo, type Params } from '../train/trainers.js';
@@ -214,6 +215,7 @@ export function registerTrainCommands(program: Command): void {
     .requiredOption('--data <file>', 'interaction log: MovieLens u.data / ratings.dat / ratings.csv, or a CSV/TSV of user,item[,rating][,timestamp]')
     .requiredOption('--out <dir>', 'model directory to write (model.onnx with id maps, catalog, popularity and seen items inside)')
     .option('--valid <split>', 'hold out a validation split and report its metrics after every epoch (random:0.1:1, stratified-item:0.75:42, stratified-user:0.75:42, kfold:5:0:1); without --refit the exported model is trained without it')
+    .option('--valid-users <n>', 'with --valid: rank the held-out rows of at most this many sampled users after each epoch (the final validation ranks every user)', int('--valid-users'), EPOCH_RANKING_USERS)
     .option('--refit [iterations]', 'with --valid: then retrain on all data and export that model, with the best validation epoch count (or the iteration count given)', refitArg)
     .option('--name <name>', 'model name stored in the artifact (default: the --out directory name)')
     .option('--model-version <v>', 'model version stored in the artifact (default: a timestamp)')
@@ -227,9 +229,9 @@ export function registerTrainCommands(program: Command): void {
     'after',
     `
 Examples:
-  recserve train --data ml-100k/u.data --items ml-100k/u.item --out models/ml100k --best runs/best-params.json --best-key rating
-  recserve train --data ml-100k/u.data --out models/ml100k-rank --algo wals --factors 64 --reg 50 --alpha 5 --epochs 10
-  recserve train --data events.csv --user-col visitorid --item-col itemid --event-col event \\
+  npx recserve train --data ml-100k/u.data --items ml-100k/u.item --out models/ml100k --best runs/best-params.json --best-key rating
+  npx recserve train --data ml-100k/u.data --out models/ml100k-rank --algo wals --factors 64 --reg 50 --alpha 5 --epochs 10
+  npx recserve train --data events.csv --user-col visitorid --item-col itemid --event-col event \\
                  --event-weights view=1,addtocart=3,transaction=5 --algo wals --out models/shop`,
   );
   train.action(async (o: Opts) => {
@@ -247,6 +249,7 @@ Examples:
         input: m.input,
         valid: o.valid ? splitArg(o.valid as string) : undefined,
         refit: o.refit as boolean | number | undefined,
+        validUsers: o.validUsers as number,
         name: o.name as string | undefined,
         version: o.modelVersion as string | undefined,
         noSeen: o.seen === false,
@@ -301,10 +304,10 @@ Examples:
     'after',
     `
 Examples:
-  recserve evaluate --data ml-100k/u.data --protocol surprise --best runs/best-params.json --best-key rating
-  recserve evaluate --data ml-100k/u.data --protocol msr --algo wals --factors 64 --reg 50 --alpha 5
-  recserve evaluate --data ratings.csv --split stratified-user:0.8:1 --metrics ranking --algo bpr
-  recserve evaluate --model models/ml100k --test ml-100k/u1.test`,
+  npx recserve evaluate --data ml-100k/u.data --protocol surprise --best runs/best-params.json --best-key rating
+  npx recserve evaluate --data ml-100k/u.data --protocol msr --algo wals --factors 64 --reg 50 --alpha 5
+  npx recserve evaluate --data ratings.csv --split stratified-user:0.8:1 --metrics ranking --algo bpr
+  npx recserve evaluate --model models/ml100k --test ml-100k/u1.test`,
   );
   evaluate.action(async (o: Opts) => {
     try {
@@ -393,8 +396,8 @@ Examples:
 Hyperparameter flags (--factors, --reg, …) are held fixed in every trial; the rest come from --space.
 
 Examples:
-  recserve tune --data ml-100k/u1.base --algo bayes --trials 8 --save-best runs/best-params.json
-  recserve tune --data ml-100k/u.data --restrict stratified-item:0.75:42 --valid stratified-item:0.75:1 \\
+  npx recserve tune --data ml-100k/u1.base --algo bayes --trials 8 --save-best runs/best-params.json
+  npx recserve tune --data ml-100k/u.data --restrict stratified-item:0.75:42 --valid stratified-item:0.75:1 \\
                 --algo wals --trials 30 --objective ndcg@10 --save-best runs/best-params.json`,
   );
   tuneCmd.action(async (o: Opts) => {
@@ -472,7 +475,7 @@ Examples:
     `
 Spark MLlib, for example:
   model.userFactors.write.json("uf"); model.itemFactors.write.json("if")
-  recserve export --user-factors uf --item-factors if --kind implicit --items items.csv --out models/spark-als`,
+  npx recserve export --user-factors uf --item-factors if --kind implicit --items items.csv --out models/spark-als`,
   );
   exp.action(async (o: Opts) => {
     try {

@@ -49,6 +49,8 @@ export interface TrainOptions extends ExportMeta {
    * iteration count; a number: with that many. Without it the export is the model trained without the held-out rows.
    */
   refit?: boolean | number;
+  /** Held-out users ranked after each epoch (default EPOCH_RANKING_USERS); the final validation ranks all. */
+  validUsers?: number;
   /** Write report.json and report.html into out (default true). */
   report?: boolean;
   progress?: Progress;
@@ -149,7 +151,7 @@ export async function trainCommand(o: TrainOptions): Promise<TrainSummary> {
   const params = o.params ?? {};
   // Bayes averages samples only after the burn-in: before it there is no model to validate.
   const burnIn = o.algo === 'bayes' ? Number(params.burnIn ?? info.defaults.burnIn) : 0;
-  const validator = valid ? epochValidator(info.kind, train, valid) : null;
+  const validator = valid ? epochValidator(info.kind, train, valid, o.validUsers) : null;
   const shown = info.kind === 'explicit' ? ['rmse', 'ndcg@10'] : ['ndcg@10', 'recall@10'];
   const epochs: EpochRow[] = [];
   const best = { epoch: 0, value: NaN };
