@@ -197,3 +197,8 @@ function readFactors(model: OnnxModel, meta: Record<string, string>, nUsers: num
     regularization: meta[MetaKey.regularization] !== undefined ? Number(meta[MetaKey.regularization]) : undefined,
   };
 }
+
+/** The training report's headline as `report_<name>` text entries, for metadata maps that hold strings. */
+export function reportHeadline(headline: Record<string, number | string> | null): Record<string, string> {
+  return Object.fromEntries(Object.entries(headline ?? {}).map(([k, v]) => [`report_${k}`, String(v)]));
+}

@@ -4,6 +4,7 @@
 // as JSON text, since Seldon's custom map holds strings only.
 import { Ajv } from 'ajv';
 import * as yaml from 'js-yaml';
+import { reportHeadline } from '../../model-format/artifact.js';
 import { catalogSummaryOf } from '../../model/catalog-summary.js';
 import type { Recommender } from '../../model/recommender.js';
 import { LONG_FORM_NAMES } from './codec.js';
@@ -80,6 +81,8 @@ export function buildMetadata(rec: Recommender, modelMetadataEnv: string | null)
       factors: a.factors ? String(a.factors.factors) : '',
       kind: a.metadata['recserve.kind'] ?? '',
       ...(catalog.summary && { catalog_summary: catalog.json }),
+      // The training report's headline (report.json): what the model scored when it was trained.
+      ...reportHeadline(a.headline),
     },
   };
   let merged: Record<string, JsonValue> = derived as unknown as Record<string, JsonValue>;
@@ -99,3 +102,4 @@ export function buildMetadata(rec: Recommender, modelMetadataEnv: string | null)
   }
   return { ok: true, metadata: merged as unknown as ModelMetadata };
 }
+

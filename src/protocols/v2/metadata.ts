@@ -5,6 +5,7 @@
 import type { ModelParams } from '../../config/index.js';
 import type { Limits } from '../../config/limits.js';
 import { catalogSummaryOf } from '../../model/catalog-summary.js';
+import { reportHeadline } from '../../model-format/artifact.js';
 import type { Recommender } from '../../model/recommender.js';
 import { packageVersion } from '../../util/paths.js';
 import { ID_DATATYPES, ITEM_INPUT, USER_INPUT } from './codec.js';
@@ -76,6 +77,7 @@ export function modelMetadata(name: string, model: Recommender, params: ModelPar
       max_pairs: limits.maxPairs,
       items: model.nItems,
       ...(catalog.summary && { catalog_summary: catalog.json }),
+      ...reportHeadline(model.artifact.headline),
     },
   };
 }
