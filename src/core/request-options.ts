@@ -64,7 +64,12 @@ function rerankOptions(j: OptionsJson, idOf: IdReader, where: string): RerankOpt
     if (maxPerValue !== undefined && field === undefined) throw badData(`${where}/diversify/max_per_value caps items per value of a field; name the field`);
     out.diversify = { ...(field !== undefined ? { field, maxPerValue: maxPerValue ?? 1 } : {}), ...(mmrLambda !== undefined ? { mmrLambda } : {}) };
   }
-  if (j.rules) out.rules = j.rules.map((r) => ({ ...r }));
+  if (j.rules) {
+    j.rules.forEach((r, n) => {
+      if (r.multiply === undefined && r.add === undefined) throw badData(`${where}/rules/${n} needs multiply or add (or both)`);
+    });
+    out.rules = j.rules.map((r) => ({ ...r }));
+  }
   if (j.pins) out.pins = j.pins.map((p, r) => ({ itemId: idOf(p.item_id, `${where}/pins/${r}/item_id`), position: p.position }));
   return out;
 }

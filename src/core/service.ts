@@ -78,10 +78,10 @@ export class RecommenderService {
   async predict(input: PredictInput, ctx: CallContext, predictionId: string | null): Promise<{ model: Recommender; output: PredictOutput }> {
     const model = this.model();
     if (input.op !== 'pairs') this.checkRequest(input, model.nItems);
-    const bounds = { explainHistory: this.deps.limits.maxExplainHistory };
+    const bounds = { explainHistory: this.deps.limits.maxExplainHistory, rerankPool: this.deps.limits.rerankPool };
     let output: PredictOutput;
     if (input.op === 'recommend') output = { op: 'recommend', ...(await model.answer(input.request, bounds)), offset: input.request.offset ?? 0 };
-    else if (input.op === 'similar') output = { op: 'similar', ...(await model.similar(input.request)) };
+    else if (input.op === 'similar') output = { op: 'similar', ...(await model.similar(input.request, bounds)) };
     else output = { op: 'pairs', scores: await model.scorePairs(input.pairs) };
     if (ctx.signal?.aborted) throw new RecserveError('unavailable', 'the caller cancelled the request');
     if (output.op === 'recommend') {

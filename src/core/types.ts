@@ -8,8 +8,8 @@ export type PredictInput =
   | { op: 'pairs'; pairs: [string, string][] };
 
 export type PredictOutput =
-  | { op: 'recommend'; recommendations: Recommendation[]; restriction: Restriction | null; /** Ranks before the page. */ offset: number }
-  | { op: 'similar'; similar: SimilarItems; restriction: Restriction | null }
+  | { op: 'recommend'; recommendations: Recommendation[]; restriction?: Restriction | null; /** Ranks before the page (absent: 0). */ offset?: number }
+  | { op: 'similar'; similar: SimilarItems; restriction?: Restriction | null }
   | { op: 'pairs'; scores: number[] };
 
 export type Transport = 'rest' | 'grpc';

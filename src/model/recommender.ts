@@ -1,11 +1,12 @@
 // The recommender: external ids ⇄ indices, filters, exclude-seen, top-k through the Scorer, and the
 // cold-start hand-off for users the model has never seen. It knows nothing about HTTP or gRPC.
 import { badData, clip, quote, RecserveError } from '../errors.js';
-import { LIMIT_DEFAULTS } from '../config/limits.js';
+import { LIMIT_DEFAULTS, LIMIT_ENV } from '../config/limits.js';
 import { FoldInModel } from '../feedback/fold-in.js';
 import type { Artifact } from '../model-format/artifact.js';
 import { because, COLD_START_REASON } from './explain.js';
 import { FilterIndex, type AllowedItems, type FilterValue } from './filter-index.js';
+import { applyRules, diversify, pinItems, type Candidate, type DiversifyOptions, type ItemSpace, type Pin, type ScoreRule } from './rerank.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { sessionScores, type SessionItem } from './session.js';
 import { ItemSimilarity } from './similar.js';
@@ -114,9 +115,27 @@ export interface Restriction {
 export interface AnswerBounds {
   /** History items an explanation compares each item with. */
   explainHistory: number;
+  /** Top candidates reranked (diversify, rules, pins), whatever the page: pages over a reranked list stay stable. */
+  rerankPool: number;
 }
 
-const DEFAULT_BOUNDS: AnswerBounds = { explainHistory: LIMIT_DEFAULTS.maxExplainHistory };
+const DEFAULT_BOUNDS: AnswerBounds = { explainHistory: LIMIT_DEFAULTS.maxExplainHistory, rerankPool: LIMIT_DEFAULTS.rerankPool };
+
+/** How one answer ranks, decided once for all its lists. */
+interface Plan {
+  allow: AllowedItems | null;
+  /** Ranks each list needs: the page's end, or the rerank pool. */
+  depth: number;
+  /** exclude_items as indices. */
+  excluded: Int32Array | null;
+  rerank: { rules: ScoreRule[]; pins: Pin[]; diversify: DiversifyOptions | null } | null;
+}
+
+/** A list ranked for one user, reranked when the plan says so; `base` holds the model's scores when rules changed them. */
+interface Listed {
+  ranked: Ranked;
+  base: Map<number, number> | null;
+}
 
 /** 6 significant digits: what every score of an answer carries (no float32 noise in JSON). */
 export function roundScore(s: number): number {
@@ -251,11 +270,10 @@ export class Recommender {
   /** Top-k (one page of it) per user, and what the filter and allow_items left. */
   async answer(req: RecommendRequest, bounds: AnswerBounds = DEFAULT_BOUNDS): Promise<{ recommendations: Recommendation[]; restriction: Restriction | null }> {
     if (req.explain && !this.similarity) throw badData('explain: this model has no readable item factors to compare items with');
-    const allow = this.restrict(req);
-    const depth = this.depth(req, allow);
-    const excluded = this.indicesOf(req.excludeItems);
-    const out: Recommendation[] = req.session ? [await this.sessionList(req, allow, depth, excluded, bounds)] : new Array(req.users.length);
+    const plan = this.plan(req, bounds);
+    const out: Recommendation[] = req.session ? [await this.sessionList(req, plan, bounds)] : new Array(req.users.length);
     const known: { pos: number; query: TopKQuery; state: UserState | undefined }[] = [];
+    const { allow, depth, excluded } = plan;
     let foldedScored = 0;
     for (let pos = 0; pos < (req.session ? 0 : req.users.length); pos++) {
       const userId = req.users[pos];
@@ -267,12 +285,14 @@ export class Recommender {
         if (foldedScored++ > 0) await yieldTurn();
         const exclude = mergeSorted(req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null, excluded);
         const ranked = selectTopK(state.scores(), 0, this.nItems, depth, exclude, allow?.mask ?? null);
-        out[pos] = this.finish(req, userId, 'personalized', ranked, allow, exclude, () => this.history(u, state, null, bounds));
+        const listed = this.reranked(req, plan, ranked, exclude, (i) => state.score?.(i) ?? 0);
+        out[pos] = this.finish(req, plan, userId, 'personalized', listed, exclude, () => this.history(u, state, null, bounds));
         continue;
       }
       if (u === undefined) {
         const exclude = mergeSorted(req.excludeSeen ? (state?.seen ?? null) : null, excluded); // items a new user already gave feedback on
-        out[pos] = this.finish(req, userId, 'cold_start', this.coldStart.rank(depth, allow, exclude, userId), allow, exclude, null);
+        const listed = this.reranked(req, plan, this.coldStart.rank(depth, allow, exclude, userId), exclude, (i) => this.artifact.popularity[i]);
+        out[pos] = this.finish(req, plan, userId, 'cold_start', listed, exclude, null);
       } else {
         const exclude = mergeSorted(req.excludeSeen ? (this.artifact.seen?.[u] ?? null) : null, excluded);
         known.push({ pos, query: { user: u, k: depth, exclude, allow: allow?.mask ?? null }, state });
@@ -280,8 +300,10 @@ export class Recommender {
     }
     if (known.length > 0) {
       const ranked = depth === 0 ? known.map(() => EMPTY) : await this.scorer.topK(known.map((x) => x.query));
+      const pinned = await this.pinnedScores(plan, known.map((x, j) => ({ user: x.query.user, ranked: ranked[j] })));
       known.forEach(({ pos, query, state }, j) => {
-        out[pos] = this.finish(req, req.users[pos], 'personalized', ranked[j], allow, query.exclude, () => this.history(query.user, state, null, bounds));
+        const listed = this.reranked(req, plan, ranked[j], query.exclude, (i) => pinned[j].get(i) ?? 0);
+        out[pos] = this.finish(req, plan, req.users[pos], 'personalized', listed, query.exclude, () => this.history(query.user, state, null, bounds));
       });
     }
     return { recommendations: out, restriction: allow === null ? null : { allowed: allow.allowedCount, nothingMatched: out.every((r) => r.items.length === 0) } };
@@ -291,7 +313,7 @@ export class Recommender {
    * The session's list: its items folded in for this request only (see session.ts), over the user's
    * history when `users` names one. Session items are left out when exclude_seen, like seen ones.
    */
-  private async sessionList(req: RecommendRequest, allow: AllowedItems | null, depth: number, excluded: Int32Array | null, bounds: AnswerBounds): Promise<Recommendation> {
+  private async sessionList(req: RecommendRequest, plan: Plan, bounds: AnswerBounds): Promise<Recommendation> {
     const { items, weights } = req.session!;
     const userId = req.users[0] ?? null;
     const session: SessionItem[] = items.map((itemId, r) => {
@@ -303,11 +325,12 @@ export class Recommender {
     const u = userId === null ? undefined : this.userIndex.get(userId);
     const state = userId === null ? undefined : this.users?.get(userId);
     const sessionSeen = Int32Array.from(new Set(session.map((s) => s.item))).sort();
-    const exclude = mergeSorted(req.excludeSeen ? mergeSorted(mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state?.seen ?? null), sessionSeen) : null, excluded);
+    const exclude = mergeSorted(req.excludeSeen ? mergeSorted(mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state?.seen ?? null), sessionSeen) : null, plan.excluded);
     await yieldTurn();
-    const ranked = selectTopK(sessionScores(solver, userId, session), 0, this.nItems, depth, exclude, allow?.mask ?? null);
+    const scores = sessionScores(solver, userId, session);
+    const ranked = selectTopK(scores, 0, this.nItems, plan.depth, exclude, plan.allow?.mask ?? null);
     const order = Int32Array.from(session, (s) => s.item).reverse(); // the latest session items explain first
-    return this.finish(req, userId ?? '', 'personalized', ranked, allow, exclude, () => this.history(u, state, order, bounds));
+    return this.finish(req, plan, userId ?? '', 'personalized', this.reranked(req, plan, ranked, exclude, (i) => scores[i]), exclude, () => this.history(u, state, order, bounds));
   }
 
   /** The fold-in that solves session vectors: the feedback loop's (its settings), else one of this model's own. */
@@ -319,20 +342,20 @@ export class Recommender {
   }
 
   /** The items nearest to the query items by mean cosine on the item factors (the query items left out). */
-  async similar(req: SimilarRequest): Promise<{ similar: SimilarItems; restriction: Restriction | null }> {
+  async similar(req: SimilarRequest, bounds: AnswerBounds = DEFAULT_BOUNDS): Promise<{ similar: SimilarItems; restriction: Restriction | null }> {
     if (!this.similarity) throw badData('similar_to: this model has no readable item factors to compare items with');
     const query = Int32Array.from(req.items, (id, r) => {
       const i = this.itemIndex.get(id);
       if (i === undefined) throw new RecserveError('not_found', `similar_to${req.items.length > 1 ? `/${r}` : ''}: unknown item_id ${quote(clip(id, 64))}`);
       return i;
     });
-    const allow = this.restrict(req);
-    const depth = this.depth(req, allow);
-    const exclude = mergeSorted(Int32Array.from(new Set(query)).sort(), this.indicesOf(req.excludeItems));
+    const plan = this.plan(req, bounds);
+    const exclude = mergeSorted(Int32Array.from(new Set(query)).sort(), plan.excluded);
     await yieldTurn();
-    const ranked = selectTopK(this.similarity.meanCosineTo(query), 0, this.nItems, depth, exclude, allow?.mask ?? null);
-    const items = this.itemsOf(this.page(req, ranked), false, null);
-    return { similar: { similarTo: req.items, items }, restriction: allow === null ? null : { allowed: allow.allowedCount, nothingMatched: items.length === 0 } };
+    const scores = this.similarity.meanCosineTo(query);
+    const listed = this.reranked(req, plan, selectTopK(scores, 0, this.nItems, plan.depth, exclude, plan.allow?.mask ?? null), exclude, (i) => scores[i]);
+    const items = this.itemsOf(this.page(req, listed.ranked), false, null, null);
+    return { similar: { similarTo: req.items, items }, restriction: plan.allow === null ? null : { allowed: plan.allow.allowedCount, nothingMatched: items.length === 0 } };
   }
 
   /** Scores of (user, item) pairs; both ids must be known to the model (or the user folded in). */
@@ -359,9 +382,76 @@ export class Recommender {
     return Array.from(scores, (s, r) => roundScore(this.clamp(folded.get(r) ?? s)));
   }
 
-  /** How many ranks a list needs: the whole prefix up to the page's end (0 when nothing may be returned). */
-  private depth(req: ItemOptions, allow: AllowedItems | null): number {
-    return allow !== null && allow.allowedCount === 0 ? 0 : Math.min((req.offset ?? 0) + req.k, this.nItems);
+  /**
+   * Restrictions, depth and reranking of one answer. A reranked answer ranks the same top `rerankPool`
+   * candidates whatever the page, so its pages stay stable and non-overlapping; the page must end within it.
+   */
+  private plan(req: ItemOptions, bounds: AnswerBounds): Plan {
+    const allow = this.restrict(req);
+    const end = (req.offset ?? 0) + req.k;
+    const rerank = this.rerankOf(req.rerank);
+    if (rerank && end > bounds.rerankPool) {
+      throw badData(`offset + k = ${end}: a reranked list (diversify, rules or pins) is the top ${bounds.rerankPool} candidates, so pages end there (limit ${LIMIT_ENV.rerankPool}=${bounds.rerankPool})`);
+    }
+    const depth = allow !== null && allow.allowedCount === 0 ? 0 : Math.min(rerank ? bounds.rerankPool : end, this.nItems);
+    return { allow, depth, excluded: this.indicesOf(req.excludeItems), rerank };
+  }
+
+  /** The request's diversify, rules and pins (rules and pins default to the model's); null when nothing reranks. */
+  private rerankOf(asked: RerankOptions | undefined): Plan['rerank'] {
+    const { settings } = this.artifact;
+    const rules = asked?.rules ?? settings.rules ?? [];
+    const pins: Pin[] = [];
+    for (const p of asked?.pins ?? settings.pins ?? []) {
+      const item = this.itemIndex.get(p.itemId);
+      if (item !== undefined) pins.push({ item, position: p.position }); // like exclude_items: an unknown id is ignored
+    }
+    const div = asked?.diversify ?? null;
+    if (div?.field !== undefined && !this.filters?.fieldNames().includes(div.field)) throw badData(`diversify.field: ${quote(clip(div.field, 64))} is not a catalog field of this model`);
+    return rules.length === 0 && pins.length === 0 && div === null ? null : { rules, pins, diversify: div };
+  }
+
+  /**
+   * Rules, diversity and pins over a ranked pool, then cut at the page's end. Pins honour the filter,
+   * allow_items and exclusions; a pinned item outside the pool is scored by `scoreOf`.
+   */
+  private reranked(req: ItemOptions, plan: Plan, ranked: Ranked, exclude: Int32Array | null, scoreOf: (item: number) => number): Listed {
+    if (!plan.rerank || ranked.items.length === 0) return { ranked, base: null };
+    const { rules, pins, diversify: div } = plan.rerank;
+    const end = Math.min((req.offset ?? 0) + req.k, this.nItems);
+    let cands: Candidate[] = Array.from(ranked.items, (item, r) => ({ item, score: ranked.scores[r] }));
+    const base = new Map(cands.map((c) => [c.item, c.score]));
+    if (rules.length > 0) cands = applyRules(cands, rules, (rule) => this.allowed({ [rule.field]: rule.value }).mask);
+    if (div) cands = diversify(cands, end, div, this.itemSpace());
+    const usable = pins.filter((p) => (plan.allow === null || plan.allow.mask[p.item] === 1) && !exclude?.includes(p.item));
+    for (const p of usable) {
+      if (base.has(p.item)) continue;
+      const s = scoreOf(p.item);
+      base.set(p.item, s);
+      cands.push({ item: p.item, score: s });
+    }
+    cands = usable.length > 0 ? pinItems(cands, usable, end) : cands.slice(0, end);
+    return { ranked: { items: Int32Array.from(cands, (c) => c.item), scores: Float32Array.from(cands, (c) => c.score) }, base: rules.length > 0 ? base : null };
+  }
+
+  /** Model scores of the pinned items each known user's pool lacks, in one scorer call. */
+  private async pinnedScores(plan: Plan, lists: { user: number; ranked: Ranked }[]): Promise<Map<number, number>[]> {
+    const out = lists.map(() => new Map<number, number>());
+    const pins = plan.rerank?.pins ?? [];
+    if (pins.length === 0) return out;
+    const rows: { list: number; item: number }[] = [];
+    lists.forEach((l, j) => {
+      for (const p of pins) if (!l.ranked.items.includes(p.item)) rows.push({ list: j, item: p.item });
+    });
+    if (rows.length === 0) return out;
+    const scores = await this.scorer.scorePairs(Int32Array.from(rows, (r) => lists[r.list].user), Int32Array.from(rows, (r) => r.item));
+    rows.forEach((r, q) => out[r.list].set(r.item, scores[q]));
+    return out;
+  }
+
+  private itemSpace(): ItemSpace {
+    const f = this.artifact.factors;
+    return { catalog: this.artifact.catalog, itemFactors: f?.itemFactors ?? null, factors: f?.factors ?? 0 };
   }
 
   /** The page of a ranked prefix. */
@@ -377,25 +467,18 @@ export class Recommender {
    * explorer (personalized lists). Those items carry `exploration: true` among their fields and the
    * explorer's score (a sampled reward rate).
    */
-  private finish(
-    req: RecommendRequest,
-    userId: string,
-    strategy: Strategy,
-    ranked: Ranked,
-    allow: AllowedItems | null,
-    exclude: Int32Array | null,
-    history: (() => Int32Array) | null,
-  ): Recommendation {
+  private finish(req: RecommendRequest, plan: Plan, userId: string, strategy: Strategy, listed: Listed, exclude: Int32Array | null, history: (() => Int32Array) | null): Recommendation {
+    const { ranked, base } = listed;
     const page = this.page(req, ranked);
     const personal = strategy === 'personalized';
     const why = req.explain ? (personal && history ? history() : EMPTY_HISTORY) : null;
     const slots = personal && this.explorer ? Math.min(req.explore ?? 0, page.items.length) : 0;
-    if (slots === 0) return { userId, strategy, items: this.itemsOf(page, personal, why) };
+    if (slots === 0) return { userId, strategy, items: this.itemsOf(page, personal, why, base) };
     const keep = page.items.length - slots;
-    const rec: Recommendation = { userId, strategy, items: this.itemsOf({ items: page.items.slice(0, keep), scores: page.scores.slice(0, keep) }, personal, why) };
+    const rec: Recommendation = { userId, strategy, items: this.itemsOf({ items: page.items.slice(0, keep), scores: page.scores.slice(0, keep) }, personal, why, base) };
     // Nothing of the ranked prefix (earlier pages included) comes back as an exploration item.
     const taken = Int32Array.from(ranked.items.subarray(0, (req.offset ?? 0) + keep));
-    const drawn = this.explorer!.rank(slots, allow, mergeSorted(exclude, taken.sort()), userId);
+    const drawn = this.explorer!.rank(slots, plan.allow, mergeSorted(exclude, taken.sort()), userId);
     for (let r = 0; r < drawn.items.length; r++) {
       const i = drawn.items[r];
       const item: RecommendedItem = { itemId: this.artifact.itemIds[i], score: roundScore(drawn.scores[r]), fields: { ...(this.artifact.catalog?.[i] ?? {}), exploration: true } };
@@ -409,14 +492,15 @@ export class Recommender {
    * Answer items: the unclamped score, the clamped rating (explicit models, personalized items) and,
    * with `history`, the explanation (history items for a personalized item, the cold-start reason else).
    */
-  private itemsOf(ranked: Ranked, personal: boolean, history: Int32Array | null): RecommendedItem[] {
+  private itemsOf(ranked: Ranked, personal: boolean, history: Int32Array | null, base: Map<number, number> | null): RecommendedItem[] {
     const rr = personal ? this.artifact.ratingRange : null;
     const items: RecommendedItem[] = new Array(ranked.items.length);
     for (let r = 0; r < ranked.items.length; r++) {
       const i = ranked.items[r];
       const s = ranked.scores[r];
       const item: RecommendedItem = { itemId: this.artifact.itemIds[i], score: roundScore(s), fields: this.artifact.catalog?.[i] ?? null };
-      if (rr) item.rating = roundScore(this.clamp(s));
+      // The rating is the model's, before any rule moved the score.
+      if (rr) item.rating = roundScore(this.clamp(base?.get(i) ?? s));
       if (history) item.because = personal ? this.because(i, history) : COLD_START_REASON;
       items[r] = item;
     }

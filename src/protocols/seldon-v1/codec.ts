@@ -353,7 +353,7 @@ function encodeTable(kind: 'ndarray' | 'tensor', out: PredictOutput): NonNullabl
   const rows: (string | number)[][] = [];
   // Ranks count from the top of the list, so the rows of page 2 continue page 1's.
   for (const rec of out.recommendations) {
-    rec.items.forEach((it, r) => rows.push([rec.userId, it.itemId, it.score, out.offset + r + 1]));
+    rec.items.forEach((it, r) => rows.push([rec.userId, it.itemId, it.score, (out.offset ?? 0) + r + 1]));
   }
   if (kind === 'ndarray') return { names: LONG_FORM_NAMES, ndarray: rows };
   const values: number[] = [];

@@ -24,14 +24,14 @@ export const ITEM_INPUT = 'item_id';
 /** Datatypes an id input may have. */
 export const ID_DATATYPES = ['BYTES', 'INT64'] as const;
 
-/** Answered unless outputs are asked: these, plus rating (explicit models) and because (with explain). */
+/** Answered unless outputs are asked: these, plus because with explain. */
 export const RECOMMEND_OUTPUTS = ['item_id', 'score', 'strategy', 'count'] as const;
-/** Outputs a recommendation may also answer: the clamped rating, and the explanation of each item as JSON text. */
+/** Outputs a recommendation answers when asked: the clamped rating (explicit models), each item's explanation as JSON text (with explain). */
 export const OPTIONAL_OUTPUTS = ['rating', 'because'] as const;
 export const PAIR_OUTPUTS = ['score'] as const;
 export type OutputName = (typeof RECOMMEND_OUTPUTS)[number] | (typeof OPTIONAL_OUTPUTS)[number];
 
-/** Output lists the request did not ask for: every output the answer has is added to them. */
+/** Output lists the request did not ask for: `because` is added to them when the answer explains. */
 const defaulted = new WeakSet<RequestedOutput[]>();
 
 /** V2 parameters holding a list or an object: gRPC parameters are scalars, so those arrive as JSON text. */
@@ -66,8 +66,11 @@ export function readInferRequest(value: unknown, limits: Limits): InferRequest {
     req.id = body.id;
   }
   if (body.parameters !== undefined) req.parameters = objectAt(body.parameters, 'parameters');
-  // Empty only for similar items or an anonymous session, which name their items in parameters (decodeInfer checks).
-  if (!Array.isArray(body.inputs)) throw badData(`inputs must be a list of tensors, got ${describe(body.inputs)}`);
+  // Empty only for similar items or an anonymous session, which name their items in parameters.
+  const itemsInParameters = req.parameters?.similar_to !== undefined || req.parameters?.items !== undefined;
+  if (!Array.isArray(body.inputs) || (body.inputs.length === 0 && !itemsInParameters)) {
+    throw badData(`inputs must be a non-empty list of tensors (or empty, with parameters.similar_to or parameters.items), got ${describe(body.inputs)}`);
+  }
   req.inputs = body.inputs.map((raw, i) => {
     const where = `inputs/${i}`;
     const t = objectAt(raw, where);
@@ -313,16 +316,16 @@ function selectOutputs(asked: RequestedOutput[] | undefined, known: readonly str
 // ---- a core answer → output tensors ------------------------------------------------------------
 
 /**
- * The asked outputs of a prediction, in the order asked; when none were asked, every output the answer
- * has (rating for explicit models, because with explain). Scores are FP32 with 6 significant digits, as
- * the core rounds them (a JSON answer carries that decimal text, which reads back as the same float).
+ * The asked outputs of a prediction, in the order asked; when none were asked, the four recommendation
+ * outputs, and `because` with explain. Scores are FP32: the core's 6-digit scores rounded to single
+ * precision, so REST JSON and gRPC's fp32_contents carry the same float.
  */
 export function encodeInfer(output: PredictOutput, asked: RequestedOutput[]): OutputTensor[] {
-  if (output.op === 'pairs') return asked.map(() => ({ name: 'score', datatype: 'FP32', shape: [output.scores.length], data: output.scores }));
+  if (output.op === 'pairs') return asked.map(() => ({ name: 'score', datatype: 'FP32', shape: [output.scores.length], data: output.scores.map(Math.fround) }));
   const rows = output.op === 'similar' ? [{ strategy: 'similar_items', items: output.similar.items }] : output.recommendations;
   const all = recommendTensors(rows);
   let names = asked.map((o) => o.name as OutputName);
-  if (defaulted.has(asked)) names = [...names, ...OPTIONAL_OUTPUTS.filter((name) => all[name] !== null)];
+  if (defaulted.has(asked) && all.because !== null) names = [...names, 'because'];
   const tensors = names.map((name) => {
     const t = all[name];
     if (t === null) throw badData(`output ${quote(name)} is not in this answer (${name === 'rating' ? 'the model is not explicit' : 'ask with parameters.explain'})`);
@@ -353,9 +356,9 @@ function recommendTensors(recs: { strategy: string; items: RecommendedItem[] }[]
     r.items.forEach((it, j) => {
       const at = row * width + j;
       ids[at] = it.itemId;
-      scores[at] = it.score;
+      scores[at] = Math.fround(it.score);
       // An exploration item in a personalized row has no rating: 0 like the padding.
-      if (ratings) ratings[at] = it.rating ?? 0;
+      if (ratings) ratings[at] = Math.fround(it.rating ?? 0);
       if (reasons && it.because !== undefined) reasons[at] = JSON.stringify(typeof it.because === 'string' ? it.because : it.because.map(becauseJson));
     });
   });
