@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadArtifact } from '../../src/model-format/artifact.js';
 import { int8Refusal, quantizeCatalog } from '../../src/model/int8-exact.js';
-import { OrtScorer } from '../../src/model/ort-scorer.js';
+import { createModelScorer, Int8ExactScorer, OrtScorer } from '../../src/model/ort-scorer.js';
 import type { Ranked, TopKQuery } from '../../src/model/scorer.js';
 import { httpLoad } from './http-load.js';
 import { startServerProcess } from './server-process.js';
@@ -66,8 +66,8 @@ export async function measureCatalog(items: number, opts: LargeCatalogOptions = 
   const threads = opts.intraOpThreads ?? 1;
   const fp32 = await OrtScorer.create(artifact.onnx, artifact.signature, items, { intraOpNumThreads: threads });
   const refused: string[] = [];
-  const int8 = await OrtScorer.create(artifact.onnx, artifact.signature, items, { intraOpNumThreads: threads, int8: quantized, onInt8Refused: (r) => refused.push(r) });
-  if (int8.int8Stats === null) throw new Error(`int8 scoring refused: ${refused.join('; ')}`);
+  const int8 = await createModelScorer(artifact.onnx, artifact.signature, items, { intraOpNumThreads: threads, int8: quantized, onInt8Refused: (r) => refused.push(r) });
+  if (!(int8 instanceof Int8ExactScorer)) throw new Error(`int8 scoring refused: ${refused.join('; ')}`);
   const rssMb = process.memoryUsage().rss / 2 ** 20;
   const nUsers = artifact.userIds.length;
   const query = (u: number): TopKQuery => ({ user: u, k: 10, exclude: artifact.seen?.[u] ?? null, allow: null });
@@ -84,7 +84,7 @@ export async function measureCatalog(items: number, opts: LargeCatalogOptions = 
     for (let r = 0; r < 3; r++) for (const s of [fp32, int8]) await s.topK([query(r)]);
     const single: Record<'fp32' | 'int8', number[]> = { fp32: [], int8: [] };
     const batch: Record<'fp32' | 'int8', number[]> = { fp32: [], int8: [] };
-    const before = int8.int8Stats!;
+    const before = int8.int8Stats;
     for (let round = 0; round < rounds; round++) {
       const users = Array.from({ length: perRound }, (_, i) => ((round * perRound + i) * 7919) % nUsers);
       const answers: Record<'fp32' | 'int8', Ranked[]> = { fp32: [], int8: [] };
@@ -100,7 +100,7 @@ export async function measureCatalog(items: number, opts: LargeCatalogOptions = 
       }
       compare(answers.int8, answers.fp32);
     }
-    const after = int8.int8Stats!;
+    const after = int8.int8Stats;
     const singleQueries = after.queries - before.queries;
     const rescoredFraction = (after.rescored - before.rescored) / Math.max(1, singleQueries - (after.fallbacks - before.fallbacks)) / items;
     // 64 users per run (fewer rounds at 1M: a run is tens of ms).
@@ -115,7 +115,7 @@ export async function measureCatalog(items: number, opts: LargeCatalogOptions = 
       }
       compare(got.int8, got.fp32);
     }
-    const end = int8.int8Stats!;
+    const end = int8.int8Stats;
     return {
       items,
       fp32P50Ms: median(single.fp32),

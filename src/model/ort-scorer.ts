@@ -5,7 +5,7 @@ import type { Signature } from './signature.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { selectTopK } from './topk.js';
 import { contains, graphCandidates, pickCandidates, TOPK_INDICES, TOPK_K_INPUT, TOPK_VALUES, withGraphTopK } from './topk-graph.js';
-import { exactScore, INT8_INDICES, INT8_K_INPUT, INT8_SCALE_INPUT, INT8_USER_INPUT, INT8_VALUES, int8Graph, quantizeUsers, resolveQuery, type QuantizedCatalog } from './int8-exact.js';
+import { exactScore, INT8_INDICES, INT8_K_INPUT, INT8_SCALE_INPUT, INT8_USER_INPUT, INT8_VALUES, int8Graph, quantizeUsers, resolveQuery, userOffset, type QuantizedCatalog, type Resolution } from './int8-exact.js';
 
 // ORT's own warnings go to stderr as plain text; keep them to errors so the log stays JSON lines.
 ort.env.logLevel = 'error';
@@ -14,16 +14,43 @@ export interface OrtScorerOptions {
   intraOpNumThreads?: number;
   /** Select top-k inside the graph for catalog models (topk-graph.ts); default true. Same answers. */
   graphTopK?: boolean;
+}
+
+export interface ModelScorerOptions extends OrtScorerOptions {
   /**
-   * Score top-k with int8 item factors and an exact float32 re-rank (int8-exact.ts): same answers.
-   * Kept only when the model's own session reproduces the emulated float32 scores at load.
+   * Score with int8 item factors and an exact float32 re-rank (int8-exact.ts): the same answers, without
+   * a float32 session. Kept only when the model's own session reproduces the emulated scores at load.
    */
   int8?: QuantizedCatalog | null;
   /** Told why a model given int8 data keeps float32 scoring. */
   onInt8Refused?: (reason: string) => void;
 }
 
-/** Counters of the int8 path since the scorer was built. */
+/**
+ * The scorer for one model: the int8 scorer when int8 data is given and passes the load-time check
+ * against the model's float32 session (which is then released), otherwise that float32 session.
+ */
+export async function createModelScorer(onnx: Uint8Array, sig: Signature, nItems: number, opts: ModelScorerOptions = {}): Promise<Scorer> {
+  const fp32 = await OrtScorer.create(onnx, sig, nItems, opts);
+  if (!opts.int8 || sig.kind !== 'catalog' || nItems <= 0) return fp32;
+  let int8: Int8ExactScorer;
+  try {
+    int8 = await Int8ExactScorer.create(opts.int8, opts.intraOpNumThreads ?? 1);
+  } catch (e) {
+    opts.onInt8Refused?.(`onnxruntime refused the int8 graph: ${(e as Error).message}`);
+    return fp32;
+  }
+  const refused = await int8.check(fp32);
+  if (refused === null) {
+    await fp32.close();
+    return int8;
+  }
+  await int8.close();
+  opts.onInt8Refused?.(refused);
+  return fp32;
+}
+
+/** Counters of an Int8ExactScorer since it was built. */
 export interface Int8Stats {
   queries: number;
   /** Items rescored in float32, summed over queries. */
@@ -34,15 +61,6 @@ export interface Int8Stats {
   runs: number;
 }
 
-interface Int8Path {
-  session: ort.InferenceSession;
-  q: QuantizedCatalog;
-  /** Most candidates asked of TopK before a query goes to the float32 path. */
-  maxCandidates: number;
-  /** Share of the catalog each allow mask lets through, to size the first candidate count. */
-  maskShare: WeakMap<Uint8Array, number>;
-  stats: Int8Stats;
-}
 
 export class OrtScorer implements Scorer {
   private constructor(
@@ -51,24 +69,9 @@ export class OrtScorer implements Scorer {
     readonly nItems: number,
     /** The session carries the appended TopK node. */
     readonly graphTopK: boolean,
-    private int8: Int8Path | null = null,
   ) {}
 
-  /** Counters of the int8 path, or null when this scorer scores in float32 only. */
-  get int8Stats(): Int8Stats | null {
-    return this.int8 ? { ...this.int8.stats } : null;
-  }
-
   static async create(onnx: Uint8Array, sig: Signature, nItems: number, opts: OrtScorerOptions = {}): Promise<OrtScorer> {
-    const scorer = await OrtScorer.createFloat(onnx, sig, nItems, opts);
-    if (opts.int8 && sig.kind === 'catalog' && nItems > 0) {
-      const refused = await scorer.attachInt8(opts.int8, opts.intraOpNumThreads ?? 1);
-      if (refused) opts.onInt8Refused?.(refused);
-    }
-    return scorer;
-  }
-
-  private static async createFloat(onnx: Uint8Array, sig: Signature, nItems: number, opts: OrtScorerOptions): Promise<OrtScorer> {
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: ['cpu'],
       graphOptimizationLevel: 'all',
@@ -92,11 +95,6 @@ export class OrtScorer implements Scorer {
   }
 
   async topK(queries: TopKQuery[]): Promise<Ranked[]> {
-    if (queries.length === 0) return [];
-    return this.int8 ? this.topKInt8(queries) : this.topKFloat(queries);
-  }
-
-  private async topKFloat(queries: TopKQuery[]): Promise<Ranked[]> {
     if (queries.length === 0) return [];
     if (this.graphTopK) {
       const fromGraph = await this.topKInGraph(queries);
@@ -145,7 +143,8 @@ export class OrtScorer implements Scorer {
     return asFloat32(out[sig.output]);
   }
 
-  private async catalogScores(users: Int32Array): Promise<Float32Array> {
+  /** Every item's score for each user (users × nItems), catalog models only. */
+  async catalogScores(users: Int32Array): Promise<Float32Array> {
     const feeds: Record<string, ort.Tensor> = { [this.sig.userInput]: int64(users, [users.length]) };
     if (this.graphTopK) feeds[TOPK_K_INPUT] = K_ONE; // the appended node needs its k; 1 costs least
     const out = await this.session.run(feeds, [this.sig.output]);
@@ -175,28 +174,62 @@ export class OrtScorer implements Scorer {
     return ranked;
   }
 
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+
+/**
+ * Top-k from int8 item factors with the exact float32 re-rank (int8-exact.ts), and pair scores from the
+ * same float32 emulation: the float32 session's answers without holding its weights. Queries whose
+ * candidates cannot be shown complete within maxCandidates are scored exactly in JavaScript over their
+ * eligible items (cheap for the selective masks that cause it, a full pass otherwise).
+ */
+export class Int8ExactScorer implements Scorer {
+  readonly nItems: number;
+  private readonly stats: Int8Stats = { queries: 0, rescored: 0, fallbacks: 0, runs: 0 };
+  /** Share of the catalog each allow mask lets through, to size the first candidate count. */
+  private readonly maskShare = new WeakMap<Uint8Array, number>();
+  /** Most candidates asked of TopK before a query is scored in full. */
+  private readonly maxCandidates: number;
+  private closed = false;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly q: QuantizedCatalog,
+  ) {
+    this.nItems = q.nItems;
+    this.maxCandidates = Math.min(q.nItems, Math.max(2048, q.nItems >> 5));
+  }
+
+  static async create(q: QuantizedCatalog, intraOpNumThreads = 1): Promise<Int8ExactScorer> {
+    const session = await ort.InferenceSession.create(int8Graph(q), {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads,
+      interOpNumThreads: 1,
+      logSeverityLevel: 3,
+    });
+    return new Int8ExactScorer(session, q);
+  }
+
+  /** Counters since the scorer was built. */
+  get int8Stats(): Int8Stats {
+    return { ...this.stats };
+  }
+
   /**
-   * Builds the int8 session, or says why not. The exact re-rank reproduces the exporter's float32
-   * arithmetic (exactScore); a model whose session computes otherwise (another graph under the same
-   * initializer names, another kernel) must keep float32, so both are compared bit for bit here, and
-   * the int8 graph's values are checked against their error bound.
+   * Null when this scorer answers as the model's float32 session does; else why not. The re-rank
+   * reproduces the exporter's float32 arithmetic (exactScore): a model whose session computes otherwise
+   * (another graph under the same initializer names, another kernel) must keep float32. Sample users'
+   * scores are compared bit for bit, and their top-k through the int8 candidates.
    */
-  private async attachInt8(q: QuantizedCatalog, threads: number): Promise<string | null> {
-    if (q.nItems !== this.nItems) return `int8 data for ${q.nItems} items, the model has ${this.nItems}`;
+  async check(fp32: OrtScorer): Promise<string | null> {
+    const { q } = this;
+    if (q.nItems !== fp32.nItems) return `int8 data for ${q.nItems} items, the model has ${fp32.nItems}`;
     const nUsers = q.userBias.length;
     if (nUsers === 0) return 'the model has no users';
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(int8Graph(q), {
-        executionProviders: ['cpu'],
-        graphOptimizationLevel: 'all',
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        logSeverityLevel: 3,
-      });
-    } catch (e) {
-      return `onnxruntime refused the int8 graph: ${(e as Error).message}`;
-    }
     // Sample users: the first, the last, the one with the largest factors, one in the middle.
     let widest = 0;
     let widestNorm = -1;
@@ -206,90 +239,88 @@ export class OrtScorer implements Scorer {
       if (s > widestNorm) [widest, widestNorm] = [u, s];
     }
     const users = Int32Array.from(new Set([0, nUsers - 1, widest, nUsers >> 1]));
-    const scores = await this.catalogScores(users);
-    const stride = Math.max(1, Math.floor(this.nItems / 8192));
+    const n = this.nItems;
+    const scores = await fp32.catalogScores(users);
+    const stride = Math.max(1, Math.floor(n / 8192));
     for (let r = 0; r < users.length; r++) {
-      for (let i = 0; i < this.nItems; i += i + stride < this.nItems ? stride : Math.max(1, this.nItems - 1 - i)) {
-        if (!Object.is(scores[r * this.nItems + i], exactScore(q, users[r], i))) {
-          await session.release();
-          return `the session's float32 scores differ from the exporter's arithmetic (user ${users[r]}, item ${i})`;
-        }
+      for (let i = 0; i < n; i += i + stride < n ? stride : Math.max(1, n - 1 - i)) {
+        if (!Object.is(scores[r * n + i], exactScore(q, users[r], i))) return `the session's float32 scores differ from the exporter's arithmetic (user ${users[r]}, item ${i})`;
       }
     }
-    const path: Int8Path = { session, q, maxCandidates: Math.min(this.nItems, Math.max(2048, this.nItems >> 5)), maskShare: new WeakMap(), stats: { queries: 0, rescored: 0, fallbacks: 0, runs: 0 } };
-    // The approximate scores of the sample must hold to their bound, or the integer product is not what was assumed.
-    const probe = queries(users);
-    const answers = await OrtScorer.runInt8(path, probe, path.maxCandidates);
-    for (let r = 0; r < users.length; r++) {
-      const want = await this.topKFloat([probe[r]]);
-      const got = answers.resolve(r);
-      if (got.kind === 'more') continue;
-      if (!sameRanking(got.ranked, want[0])) {
-        await session.release();
-        return `int8 candidates missed the float32 top-k of user ${users[r]}`;
-      }
-    }
-    this.int8 = path;
+    const probe = Array.from(users, (user): TopKQuery => ({ user, k: 10, exclude: null, allow: null }));
+    const [got, want] = [await this.topK(probe), await fp32.topK(probe)];
+    for (let r = 0; r < users.length; r++) if (!sameRanking(got[r], want[r])) return `int8 candidates missed the float32 top-k of user ${users[r]}`;
+    this.stats.queries = this.stats.rescored = this.stats.fallbacks = this.stats.runs = 0;
     return null;
   }
 
-  private async topKInt8(queries: TopKQuery[]): Promise<Ranked[]> {
-    const path = this.int8!;
+  async topK(queries: TopKQuery[]): Promise<Ranked[]> {
+    this.refuseClosed();
     const out: Ranked[] = new Array(queries.length);
-    const wanted = queries.map((q) => this.firstCandidates(path, q));
-    let pending = queries.map((_, j) => j).filter((j) => wanted[j] <= path.maxCandidates);
-    const toFloat = queries.map((_, j) => j).filter((j) => wanted[j] > path.maxCandidates);
-    path.stats.queries += queries.length;
+    const wanted = queries.map((q) => this.firstCandidates(q));
+    let pending = queries.map((_, j) => j).filter((j) => wanted[j] <= this.maxCandidates);
+    const inFull = queries.map((_, j) => j).filter((j) => wanted[j] > this.maxCandidates);
+    this.stats.queries += queries.length;
     while (pending.length > 0) {
       const kk = Math.max(...pending.map((j) => wanted[j]));
-      const batch = pending.map((j) => queries[j]);
-      const run = await OrtScorer.runInt8(path, batch, kk);
+      const run = await this.run(pending.map((j) => queries[j]), kk);
       const next: number[] = [];
       pending.forEach((j, r) => {
-        const res = run.resolve(r);
+        const res = run(r);
         if (res.kind === 'done') {
           out[j] = res.ranked;
-          path.stats.rescored += res.rescored;
-        } else if (kk >= path.maxCandidates) {
-          toFloat.push(j);
+          this.stats.rescored += res.rescored;
+        } else if (kk >= this.maxCandidates) {
+          inFull.push(j);
         } else {
-          wanted[j] = Math.min(path.maxCandidates, kk * 4);
+          wanted[j] = Math.min(this.maxCandidates, kk * 4);
           next.push(j);
         }
       });
       pending = next;
     }
-    if (toFloat.length > 0) {
-      path.stats.fallbacks += toFloat.length;
-      const ranked = await this.topKFloat(toFloat.map((j) => queries[j]));
-      toFloat.forEach((j, r) => (out[j] = ranked[r]));
-    }
+    this.stats.fallbacks += inFull.length;
+    for (const j of inFull) out[j] = this.exactTopK(queries[j]);
     return out;
   }
 
+  async scorePairs(users: Int32Array, items: Int32Array): Promise<Float32Array> {
+    this.refuseClosed();
+    return Float32Array.from(items, (item, r) => exactScore(this.q, users[r], item));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.session.release();
+  }
+
+  private refuseClosed(): void {
+    if (this.closed) throw new Error('the int8 scorer is closed');
+  }
+
   /** Candidates to ask for first: k and the exclusions, scaled up by the mask's selectivity, plus a margin. */
-  private firstCandidates(path: Int8Path, q: TopKQuery): number {
+  private firstCandidates(q: TopKQuery): number {
     let share = 1;
     if (q.allow !== null) {
-      share = path.maskShare.get(q.allow) ?? -1;
+      share = this.maskShare.get(q.allow) ?? -1;
       if (share < 0) {
         let allowed = 0;
         for (let i = 0; i < q.allow.length; i++) if (q.allow[i] !== 0) allowed++;
         share = allowed / Math.max(1, q.allow.length);
-        path.maskShare.set(q.allow, share);
+        this.maskShare.set(q.allow, share);
       }
     }
     const base = q.k + (q.exclude === null ? 0 : q.exclude.length);
-    const kk = Math.ceil((base + Math.max(32, q.k)) / Math.max(share, 1e-9));
-    return Math.min(this.nItems, kk);
+    return Math.min(this.nItems, Math.ceil((base + Math.max(32, q.k)) / Math.max(share, 1e-9)));
   }
 
-  /** One run of the int8 graph asking for kk candidates per query; resolve(r) decides query r. */
-  private static async runInt8(path: Int8Path, queries: TopKQuery[], kk: number) {
-    const { q } = path;
+  /** One run of the int8 graph asking for kk candidates per query; the function resolves query r. */
+  private async run(queries: TopKQuery[], kk: number): Promise<(r: number) => Resolution> {
+    const { q } = this;
     const users = queries.map((x) => x.user);
     const quantized = quantizeUsers(q, users);
-    const out = await path.session.run(
+    const out = await this.session.run(
       {
         [INT8_USER_INPUT]: new ort.Tensor('uint8', quantized.codes, [users.length, q.d]),
         [INT8_SCALE_INPUT]: new ort.Tensor('float32', Float32Array.of(quantized.scale), []),
@@ -297,30 +328,27 @@ export class OrtScorer implements Scorer {
       },
       [INT8_VALUES, INT8_INDICES],
     );
-    path.stats.runs++;
+    this.stats.runs++;
     const values = asFloat32(out[INT8_VALUES]);
     const indices = out[INT8_INDICES].data as BigInt64Array;
     if (values.length !== users.length * kk || indices.length !== values.length) {
       throw new Error(`int8 graph returned ${values.length} candidates for ${users.length} users × ${kk}`);
     }
-    return {
-      resolve: (r: number) => {
-        const { exclude, allow, k } = queries[r];
-        const eligible = (i: number) => (allow === null || allow[i] !== 0) && (exclude === null || !contains(exclude, i));
-        return resolveQuery(q, quantized, r, users[r], k, values, indices, r * kk, kk, eligible);
-      },
+    return (r) => {
+      const { exclude, allow, k } = queries[r];
+      const eligible = (i: number) => (allow === null || allow[i] !== 0) && (exclude === null || !contains(exclude, i));
+      return resolveQuery(q, quantized, r, users[r], k, values, indices, r * kk, kk, eligible);
     };
   }
 
-  async close(): Promise<void> {
-    await this.int8?.session.release();
-    await this.session.release();
+  /** The float32 top-k by scoring every eligible item exactly (ineligible ones stay NaN, never returned). */
+  private exactTopK(query: TopKQuery): Ranked {
+    const n = this.nItems;
+    const scores = new Float32Array(n).fill(NaN);
+    const off = userOffset(this.q, query.user);
+    for (let i = 0; i < n; i++) if (query.allow === null || query.allow[i] !== 0) scores[i] = exactScore(this.q, query.user, i, off);
+    return selectTopK(scores, 0, n, query.k, query.exclude, query.allow);
   }
-}
-
-/** One plain top-10 query per user (the load-time check). */
-function queries(users: Int32Array): TopKQuery[] {
-  return Array.from(users, (user) => ({ user, k: 10, exclude: null, allow: null }));
 }
 
 function sameRanking(a: Ranked, b: Ranked): boolean {

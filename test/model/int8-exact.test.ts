@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadArtifact } from '../../src/model-format/artifact.js';
 import { writeArtifact } from '../../src/model-format/export-onnx.js';
 import { add32, fma32, int8Refusal, quantizeCatalog } from '../../src/model/int8-exact.js';
-import { OrtScorer } from '../../src/model/ort-scorer.js';
+import { createModelScorer, Int8ExactScorer, OrtScorer } from '../../src/model/ort-scorer.js';
 import type { TopKQuery } from '../../src/model/scorer.js';
 import { gaussian, rng } from '../../src/util/random.js';
 
@@ -45,12 +45,12 @@ async function scorers(spec: Spec) {
   const a = await loadArtifact(dir);
   const refusal = int8Refusal(a.factors!, spec.items);
   const reasons: string[] = [];
-  const int8 = await OrtScorer.create(a.onnx, a.signature, spec.items, {
+  const int8 = await createModelScorer(a.onnx, a.signature, spec.items, {
     int8: refusal === null ? quantizeCatalog(a.factors!, spec.items) : null,
     onInt8Refused: (r) => reasons.push(r),
   });
   const fp32 = await OrtScorer.create(a.onnx, a.signature, spec.items);
-  return { int8, fp32, refusal, reasons };
+  return { int8, fp32, refusal, reasons, stats: () => (int8 instanceof Int8ExactScorer ? int8.int8Stats : null) };
 }
 
 /** Random queries: k from 1 to past the catalog, sorted exclusion lists, masks from dense to almost empty. */
@@ -105,10 +105,17 @@ describe('exact int8 top-k', () => {
       globalBias: 3.25,
     });
     expect(s.reasons).toEqual([]);
-    expect(s.int8.int8Stats).not.toBeNull();
+    expect(s.stats()).not.toBeNull();
     await expectIdentical(s, randomQueries(3000, users, items, 7), 8);
-    const stats = s.int8.int8Stats!;
+    // Pair scores come from the same float32 emulation.
+    const r = rng(9);
+    const pu = Int32Array.from({ length: 5000 }, () => Math.floor(r() * users));
+    const pi = Int32Array.from({ length: 5000 }, () => Math.floor(r() * items));
+    expect(Array.from(await s.int8.scorePairs(pu, pi))).toEqual(Array.from(await s.fp32.scorePairs(pu, pi)));
+    const stats = s.stats()!;
     expect(stats.queries).toBe(3000);
+    // The near-empty masks (0.1% of the catalog) were scored in full, exactly.
+    expect(stats.fallbacks).toBeGreaterThan(0);
     // Most queries are settled by the int8 candidates, each rescoring a small share of the catalog.
     expect(stats.fallbacks).toBeLessThan(stats.queries / 4);
     expect(stats.rescored / (stats.queries - stats.fallbacks)).toBeLessThan(items / 10);
@@ -125,7 +132,7 @@ describe('exact int8 top-k', () => {
     const itemFactors = Float32Array.from({ length: items * d }, (_, x) => base[(Math.floor(x / d) % 11) * d + (x % d)]);
     const userFactors = Float32Array.from({ length: users * d }, () => Math.round(g() * 2) / 2);
     const s = await scorers({ users, items, d, userFactors, itemFactors });
-    expect(s.int8.int8Stats).not.toBeNull();
+    expect(s.stats()).not.toBeNull();
     await expectIdentical(s, randomQueries(1500, users, items, 12), 13);
     await s.int8.close();
     await s.fp32.close();
@@ -150,7 +157,7 @@ describe('exact int8 top-k', () => {
     const itemBias = Float32Array.from({ length: items }, (_, i) => (i % 13 === 0 ? 1e7 : i % 5 === 0 ? -0 : 0.5));
     const s = await scorers({ users, items, d, userFactors, itemFactors, itemBias });
     expect(s.reasons).toEqual([]);
-    expect(s.int8.int8Stats).not.toBeNull();
+    expect(s.stats()).not.toBeNull();
     await expectIdentical(s, randomQueries(2000, users, items, 24), 25);
     await s.int8.close();
     await s.fp32.close();
@@ -162,7 +169,7 @@ describe('exact int8 top-k', () => {
     const d = 8;
     const s = await scorers({ users, items, d, userFactors: gaussianArray(users * d, 31, 1e16), itemFactors: gaussianArray(items * d, 32, 1e16) });
     expect(s.refusal).toMatch(/overflow/);
-    expect(s.int8.int8Stats).toBeNull();
+    expect(s.stats()).toBeNull();
     await expectIdentical(s, randomQueries(200, users, items, 33), 34);
     await s.int8.close();
     await s.fp32.close();

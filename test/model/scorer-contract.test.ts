@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { loadArtifact, type Artifact } from '../../src/model-format/artifact.js';
 import { MicroBatcher } from '../../src/model/batcher.js';
 import { int8Refusal, quantizeCatalog } from '../../src/model/int8-exact.js';
-import { OrtScorer } from '../../src/model/ort-scorer.js';
+import { createModelScorer, OrtScorer } from '../../src/model/ort-scorer.js';
 import { WorkerPool } from '../../src/model/pool/pool.js';
 import type { Scorer } from '../../src/model/scorer.js';
 import { buildSynthetic, ensureSyntheticModel, type SyntheticSpec } from '../fixtures/synthetic.js';
@@ -31,7 +31,15 @@ function subjectsFor(artifact: () => Artifact, opts: { withoutGraphTopK?: boolea
     return quantizeCatalog(a.factors!, a.itemIds.length, shared ? (b) => new SharedArrayBuffer(b) : undefined);
   };
   const int8Subjects: ScorerSubject[] = [
-    { name: 'OrtScorer with int8', create: () => OrtScorer.create(artifact().onnx, artifact().signature, artifact().itemIds.length, { int8: quantized(false) }) },
+    {
+      name: 'Int8ExactScorer',
+      create: async () => {
+        const refused: string[] = [];
+        const s = await createModelScorer(artifact().onnx, artifact().signature, artifact().itemIds.length, { int8: quantized(false), onInt8Refused: (r) => refused.push(r) });
+        if (refused.length > 0) throw new Error(`int8 refused: ${refused.join('; ')}`);
+        return s;
+      },
+    },
     {
       name: 'WorkerPool with int8',
       create: () => {

@@ -5,7 +5,7 @@ import { INFERENCE_DEFAULTS } from '../../config/inference.js';
 import type { Artifact, Factors } from '../../model-format/artifact.js';
 import { MicroBatcher, type BatchObserver } from '../batcher.js';
 import { int8Refusal, quantizeCatalog, type QuantizedCatalog } from '../int8-exact.js';
-import { OrtScorer } from '../ort-scorer.js';
+import { createModelScorer, OrtScorer } from '../ort-scorer.js';
 import type { ScorerFactory } from '../registry.js';
 import type { Scorer } from '../scorer.js';
 import { WorkerPool, type PoolLogger, type PoolObserver } from './pool.js';
@@ -39,7 +39,7 @@ export function servingScorerFactory(opts: ServingScorerOptions): ScorerFactory 
             { onnx: artifact.onnx, signature: artifact.signature, nItems, seen: artifact.seen, int8 },
             { workers: opts.workers, intraOpNumThreads: opts.intraOpThreads, log: opts.log, observer: opts.poolObserver, maxStartFailures: opts.maxStartFailures, restartBackoffMs: opts.restartBackoffMs },
           )
-        : await OrtScorer.create(artifact.onnx, artifact.signature, nItems, {
+        : await createModelScorer(artifact.onnx, artifact.signature, nItems, {
             intraOpNumThreads: opts.intraOpThreads,
             int8,
             onInt8Refused: (reason) => opts.log?.warn({ reason }, 'int8 scoring is off for this model; scoring in float32'),

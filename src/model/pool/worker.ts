@@ -1,10 +1,10 @@
-// An inference worker: one OrtScorer session on its own thread, so session.run() blocks this thread
+// An inference worker: one model scorer (ONNX session, float32 or int8) on its own thread, so session.run() blocks this thread
 // and never the server's event loop. It answers one request at a time (the pool sends one at a time),
 // rebuilds queries from the packed message (seen lists from the shared cache, masks from shared
 // memory), and sends answers back packed, transferring their buffers.
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { OrtScorer } from '../ort-scorer.js';
+import { createModelScorer } from '../ort-scorer.js';
 import type { TopKQuery } from '../scorer.js';
 import { ExcludeKind, type LogMessage, type PairsRequest, type TopKRequest, type WorkerInit, type WorkerReply, type WorkerRequest } from './messages.js';
 
@@ -31,7 +31,7 @@ if (init.niceness > 0) {
 
 const t0 = performance.now();
 // The binding takes an ArrayBuffer, not the shared one: copy once; ORT keeps its own weights anyway.
-const scorer = await OrtScorer.create(new Uint8Array(init.onnx), init.signature, init.nItems, {
+const scorer = await createModelScorer(new Uint8Array(init.onnx), init.signature, init.nItems, {
   intraOpNumThreads: init.intraOpNumThreads,
   int8: init.int8,
   onInt8Refused: (reason) => log('warn', 'int8 scoring is off for this model; scoring in float32', { reason }),
