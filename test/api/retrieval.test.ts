@@ -8,6 +8,7 @@ import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadArtifact } from '../../src/model-format/artifact.js';
+import { openapi } from '../../src/protocols/contract.js';
 import type { Artifact } from '../../src/model-format/artifact.js';
 import { trainCommand } from '../../src/train/pipeline.js';
 import { messageFromProto, messageToProto, seldonClients, tryCall, type SeldonClients } from '../helpers/grpc-client.js';
@@ -460,5 +461,21 @@ describe('bad input: the protocol error, nothing crashes', () => {
     expect(unknown.ok ? null : unknown.kind).toBe('not_found');
     // The server still answers.
     expect(ok(await ask(demo, 'V2 gRPC', { user_id: '1', k: 2 })).lists[0].items).toHaveLength(2);
+  });
+});
+
+describe('openapi.yaml examples', () => {
+  it('of predict and V2 infer all succeed when executed against the demo model', async () => {
+    const { doc } = openapi();
+    const bodies = (doc as any).components.requestBodies;
+    const run = async (route: string, examples: Record<string, { value: unknown }>) => {
+      for (const [name, ex] of Object.entries(examples)) {
+        const r = await postJson(`${demo.ts.url}${route}`, ex.value);
+        expect(r.status, `${name}: ${JSON.stringify(r.body).slice(0, 300)}`).toBe(200);
+      }
+    };
+    await run('/api/v1.0/predictions', bodies.SeldonMessageBody.content['application/json'].examples);
+    const v2 = Object.values(bodies).find((b: any) => b.content?.['application/json']?.schema?.$ref === '#/components/schemas/V2InferRequest') as any;
+    await run(`/v2/models/${demo.model}/infer`, v2.content['application/json'].examples);
   });
 });
