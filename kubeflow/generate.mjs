@@ -51,6 +51,7 @@ const PARAMETERS = {
   replicas: ['NUMBER_INTEGER', 1, 'serving replicas (more than one needs store_secret, except on Seldon Core 2)'],
   namespace: ['STRING', '', 'namespace of the serving resource and of the SparkApplication (empty: the pipeline run\'s namespace)'],
   store_secret: ['STRING', '', 'Secret whose key url is the PostgreSQL store the replicas share (empty: none, one replica)'],
+  models_claim: ['STRING', '', 'seldon-v1: ReadWriteMany claim for retrained versions shared by the replicas (deploy/replicas/models-pvc.yaml; empty: none)'],
   storage_secret: ['STRING', '', 'seldon-v1: Secret with the storage initializer\'s credentials; kserve: the service account carrying them'],
   // Spark variant
   rank: ['NUMBER_INTEGER', 64, 'Spark ALS rank (latent factors)'],
@@ -219,12 +220,12 @@ export const COMPONENTS = {
   },
   manifest: {
     description: 'Write the serving resource for the model\'s URI (recserve manifest): SeldonDeployment, Seldon Core 2 Model or KServe InferenceService.',
-    inputs: { artifacts: { model: 'system.Model' }, parameters: ['serving_target', 'model_name', 'replicas', 'namespace', 'serving_image', 'store_secret', 'storage_secret'] },
+    inputs: { artifacts: { model: 'system.Model' }, parameters: ['serving_target', 'model_name', 'replicas', 'namespace', 'serving_image', 'store_secret', 'storage_secret', 'models_claim'] },
     outputs: { artifacts: { manifest: 'system.Artifact' } },
     container: recserve('manifest', [
       '--target', param('serving_target'), '--model-uri', inUri('model'), '--name', param('model_name'),
       '--replicas', param('replicas'), '--namespace', param('namespace'), '--image', param('serving_image'),
-      '--store-secret', param('store_secret'), '--storage-secret', param('storage_secret'), '--out', outPath('manifest'),
+      '--store-secret', param('store_secret'), '--storage-secret', param('storage_secret'), '--models-claim', param('models_claim'), '--out', outPath('manifest'),
     ]),
   },
   deploy: {
@@ -338,7 +339,7 @@ function componentFile(name) {
   return `${header(name, c.inputs.parameters)}\n${dump(doc)}`;
 }
 
-const SERVE_PARAMS = ['serving_target', 'model_name', 'replicas', 'namespace', 'serving_image', 'store_secret', 'storage_secret'];
+const SERVE_PARAMS = ['serving_target', 'model_name', 'replicas', 'namespace', 'serving_image', 'store_secret', 'storage_secret', 'models_claim'];
 
 /** validate → (run_tune ? tune : train) → evaluate → manifest → deploy. */
 function pipeline() {

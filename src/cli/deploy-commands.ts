@@ -22,6 +22,8 @@ export interface ManifestOptions {
   storeSecret?: string;
   /** seldon-v1: Secret with the storage initializer's credentials; kserve: the service account carrying them. */
   storageSecret?: string;
+  /** seldon-v1: ReadWriteMany claim for retrained versions, which one replica publishes and all load. */
+  modelsClaim?: string;
   /** seldon-core-2: the Server that loads the model, and what the scheduler reserves for it. */
   server: string;
   memory: string;
@@ -72,6 +74,7 @@ function seldonDeployment(o: ManifestOptions, metadata: Obj, storeEnv: Obj[]): O
     securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
     volumeMounts: [
       { name: 'recserve-data', mountPath: '/var/lib/recserve' },
+      ...(o.modelsClaim ? [{ name: 'recserve-models', mountPath: '/var/lib/recserve/models' }] : []),
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
@@ -100,6 +103,7 @@ function seldonDeployment(o: ManifestOptions, metadata: Obj, storeEnv: Obj[]): O
                 volumes: [
                   { name: 'recserve-data', emptyDir: { sizeLimit: '2Gi' } },
                   { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
+                  ...(o.modelsClaim ? [{ name: 'recserve-models', persistentVolumeClaim: { claimName: o.modelsClaim } }] : []),
                 ],
               },
             },
@@ -129,6 +133,7 @@ export function registerDeployCommands(program: Command): void {
     .option('--image <image>', 'seldon-v1: the recserve image', `recserve:${packageVersion()}`)
     .option('--store-secret <secret>', 'Secret whose key url is the PostgreSQL RECSERVE_STORE_URL all replicas share')
     .option('--storage-secret <name>', 'seldon-v1: Secret with the storage initializer\'s credentials (envSecretRefName); kserve: the service account carrying them')
+    .option('--models-claim <pvc>', 'seldon-v1: ReadWriteMany claim for retrained versions, shared by the replicas (deploy/replicas/models-pvc.yaml)')
     .option('--server <name>', 'seldon-core-2: the Server that loads the model', 'recserve')
     .option('--memory <quantity>', 'seldon-core-2: memory the scheduler reserves for the model', '200Mi')
     .option('--out <file>', 'write the YAML here instead of stdout')
@@ -150,6 +155,7 @@ Examples:
           image: o.image as string,
           storeSecret: o.storeSecret as string | undefined,
           storageSecret: o.storageSecret as string | undefined,
+          modelsClaim: o.modelsClaim as string | undefined,
           server: o.server as string,
           memory: o.memory as string,
         });

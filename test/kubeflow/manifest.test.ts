@@ -1,0 +1,61 @@
+// `recserve manifest` (src/cli/deploy-commands.ts) builds the serving resources in code, because the image
+// ships no deploy/ folder: they must keep what the repository's reviewed manifests say about the pod
+// (ports, probes, security, resources) and name the runtime / server / format those manifests define.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as yaml from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+import { buildManifest, type ManifestOptions } from '../../src/cli/deploy-commands.js';
+import { ROOT, type Obj } from './ir.js';
+
+const load = (rel: string) => yaml.load(readFileSync(path.join(ROOT, rel), 'utf8')) as Obj;
+const base: ManifestOptions = { target: 'seldon-v1', modelUri: 's3://recserve-models/movielens/3', name: 'recserve', replicas: 2, image: 'registry.example.com/recserve:0.1.0', storeSecret: 'recserve-store', modelsClaim: 'recserve-models', server: 'recserve', memory: '200Mi' };
+
+describe('recserve manifest keeps what the reviewed manifests say', () => {
+  it('seldon-v1: the container, pod security, graph and protocol of seldon-deployment.yaml', () => {
+    const mine = buildManifest(base) as Obj;
+    const theirs = load('seldon-deployment.yaml');
+    const [m, t] = [mine.spec.predictors[0], theirs.spec.predictors[0]];
+    const [mc, tc] = [m.componentSpecs[0].spec.containers[0], t.componentSpecs[0].spec.containers[0]];
+    for (const key of ['name', 'ports', 'resources', 'readinessProbe', 'livenessProbe', 'securityContext']) expect(mc[key], key).toEqual(tc[key]);
+    const byName = (xs: Obj[]) => Object.fromEntries(xs.map((x) => [x.name, x]));
+    expect(byName(mc.volumeMounts)).toEqual(byName(tc.volumeMounts));
+    expect(byName(m.componentSpecs[0].spec.volumes)).toEqual(byName(t.componentSpecs[0].spec.volumes));
+    expect(mc.env.find((e: Obj) => e.name === 'RECSERVE_STORE_URL')).toEqual(tc.env.find((e: Obj) => e.name === 'RECSERVE_STORE_URL'));
+    for (const key of ['securityContext', 'terminationGracePeriodSeconds', 'automountServiceAccountToken']) expect(m.componentSpecs[0].spec[key], key).toEqual(t.componentSpecs[0].spec[key]);
+    expect(m.componentSpecs[0].metadata).toEqual(t.componentSpecs[0].metadata);
+    expect({ ...m.graph, envSecretRefName: undefined, parameters: undefined }).toEqual({ ...t.graph, envSecretRefName: undefined, parameters: undefined });
+    expect([mine.spec.protocol, mine.spec.transport]).toEqual([theirs.spec.protocol, theirs.spec.transport]);
+    expect(m.replicas).toBe(2);
+  });
+
+  it('seldon-core-2: deploy/seldon-core-2/model.yaml for another name, URI and replica count', () => {
+    const theirs = load('deploy/seldon-core-2/model.yaml');
+    const mine = buildManifest({ ...base, target: 'seldon-core-2', name: theirs.metadata.name, modelUri: theirs.spec.storageUri, replicas: theirs.spec.replicas }) as Obj;
+    expect(mine.spec).toEqual(theirs.spec);
+    expect([mine.apiVersion, mine.kind]).toEqual([theirs.apiVersion, theirs.kind]);
+  });
+
+  it('kserve: the model block of deploy/kserve/inference-service.yaml, on the runtime cluster-serving-runtime.yaml defines', () => {
+    const theirs = load('deploy/kserve/inference-service.yaml');
+    const runtime = load('deploy/kserve/cluster-serving-runtime.yaml');
+    const mine = buildManifest({ ...base, target: 'kserve', name: theirs.metadata.name, modelUri: theirs.spec.predictor.model.storageUri, storageSecret: theirs.spec.predictor.serviceAccountName }) as Obj;
+    expect(mine.spec.predictor.model).toEqual(theirs.spec.predictor.model);
+    expect(mine.spec.predictor.serviceAccountName).toBe(theirs.spec.predictor.serviceAccountName);
+    expect(mine.metadata.annotations).toEqual(theirs.metadata.annotations);
+    expect(mine.spec.predictor.model.runtime).toBe(runtime.metadata.name);
+    expect(runtime.spec.supportedModelFormats).toContainEqual(expect.objectContaining(mine.spec.predictor.model.modelFormat));
+  });
+
+  it('refuses names the platforms refuse and replicas that would each learn alone', () => {
+    expect(() => buildManifest({ ...base, name: 'MovieLens' })).toThrow(/DNS label/);
+    expect(() => buildManifest({ ...base, name: 'movie_lens' })).toThrow(/DNS label/);
+    expect(() => buildManifest({ ...base, storeSecret: undefined })).toThrow(/needs --store-secret/);
+    expect(() => buildManifest({ ...base, target: 'kserve', storeSecret: '' })).toThrow(/needs --store-secret/);
+    expect((buildManifest({ ...base, target: 'seldon-core-2', storeSecret: undefined }) as Obj).spec.replicas).toBe(2);
+    expect(((buildManifest({ ...base, replicas: 1, storeSecret: undefined }) as Obj).spec.predictors[0].componentSpecs[0].spec.containers[0].env as Obj[]).map((e) => e.name)).toEqual(['LOG_LEVEL']);
+    expect((buildManifest({ ...base, namespace: 'models' }) as Obj).metadata.namespace).toBe('models');
+    const alone = (buildManifest({ ...base, modelsClaim: undefined }) as Obj).spec.predictors[0].componentSpecs[0].spec;
+    expect((alone.volumes as Obj[]).map((v) => v.name)).toEqual(['recserve-data', 'tmp']);
+  });
+});
