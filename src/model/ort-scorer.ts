@@ -50,6 +50,17 @@ export async function createModelScorer(onnx: Uint8Array, sig: Signature, nItems
   return fp32;
 }
 
+/**
+ * Null when int8 data answers as this model's float32 session does (the check createModelScorer runs),
+ * else why not. Builds both scorers on this thread and releases them.
+ */
+export async function checkInt8(onnx: Uint8Array, sig: Signature, nItems: number, q: QuantizedCatalog): Promise<string | null> {
+  let refused: string | null = null;
+  const scorer = await createModelScorer(onnx, sig, nItems, { int8: q, onInt8Refused: (r) => (refused = r) });
+  await scorer.close();
+  return refused;
+}
+
 /** Counters of an Int8ExactScorer since it was built. */
 export interface Int8Stats {
   queries: number;

@@ -7,7 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadArtifact } from '../../src/model-format/artifact.js';
-import { writeArtifact } from '../../src/model-format/export-onnx.js';
+import { buildOnnxModel, writeArtifact } from '../../src/model-format/export-onnx.js';
+import { encodeModel } from '../../src/model-format/onnx-format.js';
+import { servingScorerFactory } from '../../src/model/pool/factory.js';
+import { writeFileSync } from 'node:fs';
 import { add32, fma32, int8Refusal, quantizeCatalog } from '../../src/model/int8-exact.js';
 import { createModelScorer, Int8ExactScorer, OrtScorer } from '../../src/model/ort-scorer.js';
 import type { TopKQuery } from '../../src/model/scorer.js';
@@ -173,6 +176,53 @@ describe('exact int8 top-k', () => {
     await expectIdentical(s, randomQueries(200, users, items, 33), 34);
     await s.int8.close();
     await s.fp32.close();
+  });
+
+  it('serves through the worker pool (checked once, no float32 session in the workers) with float32 answers', async () => {
+    const users = 100;
+    const items = 3000;
+    const d = 24;
+    const s = await scorers({ users, items, d, userFactors: gaussianArray(users * d, 41), itemFactors: gaussianArray(items * d, 42, 0.2), itemBias: gaussianArray(items, 43) });
+    const a = await loadArtifact(dirs[dirs.length - 1]);
+    const logged: string[] = [];
+    const log = { debug() {}, info: (_: object, m: string) => logged.push(m), warn: (_: object, m: string) => logged.push(m), error() {} };
+    const served = await servingScorerFactory({ workers: 2, intraOpThreads: 1, maxBatchSize: 16, maxBatchDelayMs: 1, int8MinItems: 1000, log })(a);
+    try {
+      expect(logged).toContain('int8 item factors built (exact float32 re-rank)');
+      expect(logged.join(' ')).not.toMatch(/int8 scoring is off/);
+      await expectIdentical({ ...s, int8: served }, randomQueries(600, users, items, 44), 45);
+    } finally {
+      await served.close();
+      await s.int8.close();
+      await s.fp32.close();
+    }
+  });
+
+  it('keeps float32 for a model whose graph computes otherwise under the same initializer names', async () => {
+    const users = 30;
+    const items = 400;
+    const d = 8;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'recserve-int8-'));
+    dirs.push(dir);
+    const model = buildOnnxModel({
+      userIds: Array.from({ length: users }, (_, u) => `u${u}`),
+      itemIds: Array.from({ length: items }, (_, i) => `i${i}`),
+      factors: d,
+      userFactors: gaussianArray(users * d, 51),
+      itemFactors: gaussianArray(items * d, 52),
+      kind: 'explicit',
+    });
+    // scores = item_scores − user offset instead of +: readable factors, another arithmetic.
+    const last = model.graph.node[model.graph.node.length - 1];
+    model.graph.node[model.graph.node.length - 1] = { ...last, opType: 'Sub' };
+    model.graph.initializer = model.graph.initializer.map((t) => (t.name === 'user_bias' ? { ...t, rawData: new Uint8Array(gaussianArray(users, 53).buffer) } : t));
+    writeFileSync(path.join(dir, 'model.onnx'), encodeModel(model));
+    const a = await loadArtifact(dir);
+    const reasons: string[] = [];
+    const scorer = await createModelScorer(a.onnx, a.signature, items, { int8: quantizeCatalog(a.factors!, items), onInt8Refused: (r) => reasons.push(r) });
+    expect(scorer).toBeInstanceOf(OrtScorer);
+    expect(reasons.join(' ')).toMatch(/differ from the exporter's arithmetic/);
+    await scorer.close();
   });
 
   it('fma32 rounds once, also where rounding through float64 would round twice', () => {

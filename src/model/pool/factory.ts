@@ -5,7 +5,7 @@ import { INFERENCE_DEFAULTS } from '../../config/inference.js';
 import type { Artifact, Factors } from '../../model-format/artifact.js';
 import { MicroBatcher, type BatchObserver } from '../batcher.js';
 import { int8Refusal, quantizeCatalog, type QuantizedCatalog } from '../int8-exact.js';
-import { createModelScorer, OrtScorer } from '../ort-scorer.js';
+import { checkInt8, createModelScorer, OrtScorer } from '../ort-scorer.js';
 import type { ScorerFactory } from '../registry.js';
 import type { Scorer } from '../scorer.js';
 import { WorkerPool, type PoolLogger, type PoolObserver } from './pool.js';
@@ -32,18 +32,23 @@ export const inProcessScorer: ScorerFactory = (a) => OrtScorer.create(a.onnx, a.
 export function servingScorerFactory(opts: ServingScorerOptions): ScorerFactory {
   return async (artifact: Artifact): Promise<Scorer> => {
     const nItems = artifact.itemIds.length;
-    const int8 = int8Catalog(artifact, opts.int8MinItems ?? INFERENCE_DEFAULTS.int8MinItems, opts.workers > 0, opts.log);
-    const inner: Scorer =
-      opts.workers > 0
-        ? await WorkerPool.create(
-            { onnx: artifact.onnx, signature: artifact.signature, nItems, seen: artifact.seen, int8 },
-            { workers: opts.workers, intraOpNumThreads: opts.intraOpThreads, log: opts.log, observer: opts.poolObserver, maxStartFailures: opts.maxStartFailures, restartBackoffMs: opts.restartBackoffMs },
-          )
-        : await createModelScorer(artifact.onnx, artifact.signature, nItems, {
-            intraOpNumThreads: opts.intraOpThreads,
-            int8,
-            onInt8Refused: (reason) => opts.log?.warn({ reason }, 'int8 scoring is off for this model; scoring in float32'),
-          });
+    const workers = opts.workers > 0;
+    const refusedInt8 = (reason: string) => opts.log?.warn({ reason }, 'int8 scoring is off for this model; scoring in float32');
+    let int8 = int8Catalog(artifact, opts.int8MinItems ?? INFERENCE_DEFAULTS.int8MinItems, workers, opts.log);
+    if (int8 && workers) {
+      // Checked once here, so the workers need neither the model bytes nor a float32 session.
+      const refused = await checkInt8(artifact.onnx, artifact.signature, nItems, int8);
+      if (refused !== null) {
+        refusedInt8(refused);
+        int8 = null;
+      }
+    }
+    const inner: Scorer = workers
+      ? await WorkerPool.create(
+          { onnx: artifact.onnx, signature: artifact.signature, nItems, seen: artifact.seen, int8 },
+          { workers: opts.workers, intraOpNumThreads: opts.intraOpThreads, log: opts.log, observer: opts.poolObserver, maxStartFailures: opts.maxStartFailures, restartBackoffMs: opts.restartBackoffMs },
+        )
+      : await createModelScorer(artifact.onnx, artifact.signature, nItems, { intraOpNumThreads: opts.intraOpThreads, int8, onInt8Refused: refusedInt8 });
     // A model's model-settings.json (max_batch_size, max_batch_time) overrides the server's batching.
     const { batching } = artifact.settings;
     return new MicroBatcher(inner, {

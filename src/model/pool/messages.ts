@@ -15,7 +15,10 @@ export interface WorkerInit {
   /** Seen lists of the model version: user u's items are seenItems[seenOffsets[u] .. seenOffsets[u+1]). */
   seenOffsets: Int32Array | null;
   seenItems: Int32Array | null;
-  /** int8 scoring data (int8-exact.ts), every array in shared memory; null scores in float32. */
+  /**
+   * int8 scoring data (int8-exact.ts) already checked against the model's float32 session, every array in
+   * shared memory: the worker scores with it alone and `onnx` is empty. Null scores in float32 from `onnx`.
+   */
   int8: QuantizedCatalog | null;
   /** Worker number, for logs and metrics. */
   index: number;

@@ -31,7 +31,7 @@ export interface PoolModel {
   nItems: number;
   /** The version's seen lists (artifact.seen); queries whose exclude is one of them refer to it by user. */
   seen?: Int32Array[] | null;
-  /** int8 scoring data, its arrays in SharedArrayBuffers (every worker reads the same copy). */
+  /** Checked int8 scoring data, its arrays in SharedArrayBuffers (every worker reads the same copy); onnx is then not sent. */
   int8?: QuantizedCatalog | null;
 }
 
@@ -107,8 +107,8 @@ export class WorkerPool implements Scorer {
   /** Starts the workers and resolves once every one has built its session. */
   static async create(model: PoolModel, opts: PoolOptions): Promise<WorkerPool> {
     if (!(opts.workers >= 1)) throw new Error(`the inference pool needs at least one worker, got ${opts.workers}`);
-    const onnx = new Uint8Array(new SharedArrayBuffer(model.onnx.byteLength));
-    onnx.set(model.onnx);
+    const onnx = new Uint8Array(new SharedArrayBuffer(model.int8 ? 0 : model.onnx.byteLength));
+    if (!model.int8) onnx.set(model.onnx);
     const packed = packSeen(model.seen ?? null);
     const pool = new WorkerPool(
       { onnx, signature: model.signature, nItems: model.nItems, intraOpNumThreads: opts.intraOpNumThreads, niceness: opts.niceness ?? DEFAULT_NICENESS, int8: model.int8 ?? null, ...packed },

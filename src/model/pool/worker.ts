@@ -4,7 +4,7 @@
 // memory), and sends answers back packed, transferring their buffers.
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createModelScorer } from '../ort-scorer.js';
+import { Int8ExactScorer, OrtScorer } from '../ort-scorer.js';
 import type { TopKQuery } from '../scorer.js';
 import { ExcludeKind, type LogMessage, type PairsRequest, type TopKRequest, type WorkerInit, type WorkerReply, type WorkerRequest } from './messages.js';
 
@@ -31,11 +31,10 @@ if (init.niceness > 0) {
 
 const t0 = performance.now();
 // The binding takes an ArrayBuffer, not the shared one: copy once; ORT keeps its own weights anyway.
-const scorer = await createModelScorer(new Uint8Array(init.onnx), init.signature, init.nItems, {
-  intraOpNumThreads: init.intraOpNumThreads,
-  int8: init.int8,
-  onInt8Refused: (reason) => log('warn', 'int8 scoring is off for this model; scoring in float32', { reason }),
-});
+// int8 data comes checked (pool/factory.ts), so no float32 session is built for it.
+const scorer = init.int8
+  ? await Int8ExactScorer.create(init.int8, init.intraOpNumThreads)
+  : await OrtScorer.create(new Uint8Array(init.onnx), init.signature, init.nItems, { intraOpNumThreads: init.intraOpNumThreads });
 post({ type: 'ready', loadMs: performance.now() - t0 });
 
 port.on('message', (req: WorkerRequest) => {
