@@ -260,15 +260,16 @@ function componentSpec(name) {
 const executor = (name) => ({ container: COMPONENTS[name].container });
 
 const importer = (type) => ({ importer: { artifactUri: { runtimeParameter: 'uri' }, typeSchema: artifactType(type) } });
-const importerComponent = (type) => ({
-  executorLabel: '',
+const importerComponent = (type, executorLabel) => ({
+  executorLabel,
   inputDefinitions: { parameters: { uri: { parameterType: 'STRING' } } },
   outputDefinitions: { artifacts: { artifact: { artifactType: artifactType(type) } } },
 });
 
 /**
- * A task. `from` maps each input to its source: 'param:<pipeline parameter>' (or the same-named parameter by
- * default), 'task:<task>.<output>', 'in:<enclosing DAG input artifact>'.
+ * A task. `sources` maps inputs to 'param:<pipeline parameter>' (a component's parameters default to the
+ * same-named one), 'task:<task>.<output>' or 'in:<enclosing DAG input artifact>'; extra: after (more
+ * dependencies), channel (inside a sub-DAG), cache, componentRef.
  */
 function task(name, component, sources = {}, extra = {}) {
   const c = COMPONENTS[component];
@@ -278,14 +279,14 @@ function task(name, component, sources = {}, extra = {}) {
   const deps = new Set(extra.after ?? []);
   for (const a of Object.keys(c?.inputs.artifacts ?? {})) artifacts[a] = source(sources[a], deps);
   for (const p of c?.inputs.parameters ?? []) parameters[p] = parameterSource(sources[p] ?? `param:${p}`, extra.channel);
-  for (const [k, v] of Object.entries(sources)) if (!(k in artifacts) && !(k in parameters)) (v.startsWith('param:') || v.startsWith('const:') ? (parameters[k] = parameterSource(v, extra.channel)) : (artifacts[k] = source(v, deps)));
+  // Inputs of tasks without a COMPONENTS entry (the importers).
+  for (const [k, v] of Object.entries(sources)) if (!(k in artifacts) && !(k in parameters)) (v.startsWith('param:') ? (parameters[k] = parameterSource(v, extra.channel)) : (artifacts[k] = source(v, deps)));
   if (Object.keys(artifacts).length) inputs.artifacts = artifacts;
   if (Object.keys(parameters).length) inputs.parameters = parameters;
   const t = { cachingOptions: { enableCache: extra.cache ?? true }, componentRef: { name: extra.componentRef ?? `comp-${component}` } };
   if (deps.size) t.dependentTasks = [...deps].sort();
   if (Object.keys(inputs).length) t.inputs = inputs;
   t.taskInfo = { name };
-  if (extra.condition) t.triggerPolicy = { condition: extra.condition };
   return [name, t];
 }
 
@@ -301,8 +302,7 @@ function source(s, deps) {
 
 /** Inside a sub-DAG a pipeline parameter arrives as the channel `pipelinechannel--<name>`. */
 function parameterSource(s, channel) {
-  if (s.startsWith('const:')) return { runtimeValue: { constant: s.slice(6) } };
-  const p = s.slice(6);
+  const p = s.slice('param:'.length);
   return { componentInputParameter: channel ? `pipelinechannel--${p}` : p };
 }
 
@@ -385,8 +385,8 @@ function pipeline() {
     outputDefinitions: { artifacts: { [oneOf]: { artifactType: artifactType('system.Model') } } },
   };
   const tasks = Object.fromEntries([
-    task('importer', 'importer', { uri: 'param:data_uri' }, { componentRef: 'comp-importer', cache: true }),
-    task('importer-2', 'importer', { uri: 'param:test_uri' }, { componentRef: 'comp-importer-2', cache: true }),
+    task('importer', 'importer', { uri: 'param:data_uri' }, { componentRef: 'comp-importer' }),
+    task('importer-2', 'importer', { uri: 'param:test_uri' }, { componentRef: 'comp-importer-2' }),
     task('validate-data', 'validate-data', { data: 'task:importer.artifact' }),
     ['condition-branches-1', {
       componentRef: { name: 'comp-condition-branches-1' },
@@ -407,8 +407,8 @@ function pipeline() {
       'comp-condition-3': train.spec,
       'comp-condition-branches-1': branches,
       ...Object.fromEntries(['deploy', 'evaluate', 'manifest', 'train', 'tune', 'validate-data'].map((n) => [`comp-${n}`, componentSpec(n)])),
-      'comp-importer': { ...importerComponent('system.Dataset'), executorLabel: 'exec-importer' },
-      'comp-importer-2': { ...importerComponent('system.Dataset'), executorLabel: 'exec-importer-2' },
+      'comp-importer': importerComponent('system.Dataset', 'exec-importer'),
+      'comp-importer-2': importerComponent('system.Dataset', 'exec-importer-2'),
     },
     deploymentSpec: {
       executors: {
@@ -443,8 +443,8 @@ function sparkPipeline() {
   const doc = {
     components: {
       ...Object.fromEntries(names.map((n) => [`comp-${n}`, componentSpec(n)])),
-      'comp-importer': { ...importerComponent('system.Dataset'), executorLabel: 'exec-importer' },
-      'comp-importer-2': { ...importerComponent('system.Dataset'), executorLabel: 'exec-importer-2' },
+      'comp-importer': importerComponent('system.Dataset', 'exec-importer'),
+      'comp-importer-2': importerComponent('system.Dataset', 'exec-importer-2'),
     },
     deploymentSpec: {
       executors: {
