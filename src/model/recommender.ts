@@ -438,7 +438,7 @@ export class Recommender {
   private async pinnedScores(plan: Plan, lists: { user: number; ranked: Ranked }[]): Promise<Map<number, number>[]> {
     const out = lists.map(() => new Map<number, number>());
     const pins = plan.rerank?.pins ?? [];
-    if (pins.length === 0) return out;
+    if (pins.length === 0 || plan.depth === 0) return out;
     const rows: { list: number; item: number }[] = [];
     lists.forEach((l, j) => {
       for (const p of pins) if (!l.ranked.items.includes(p.item)) rows.push({ list: j, item: p.item });
