@@ -3,7 +3,7 @@
 // pages, unclamped scores with a separate rating, explanations, reranking and the nothing-matched tag,
 // each through Seldon v1 REST and gRPC and V2 REST and gRPC. Expected answers are computed here from the
 // model's factor tables (brute-force cosine, an independent ridge solve), not by the server's code.
-import { writeFileSync } from 'node:fs';
+import { cpSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -207,6 +207,7 @@ function sessionReference(a: Artifact, items: string[], weights: number[], k: nu
 const servers: Served[] = [];
 let demo: Served;
 let trained: Served;
+let withDefaults: Served;
 
 async function serve(env: Record<string, string>, modelDir: string | null): Promise<Served> {
   const ts = await startTestServer(env);
@@ -228,6 +229,11 @@ beforeAll(async () => {
   const out = path.join(dir, 'model');
   await trainCommand({ data: ratings, items: { file: movies }, out, algo: 'als', params: { factors: 6, epochs: 8 } });
   trained = await serve({ MODEL_PATH: out }, out);
+  // The same model with serve-time defaults in its model-settings.json.
+  const ruled = path.join(dir, 'ruled');
+  cpSync(out, ruled, { recursive: true });
+  writeFileSync(path.join(ruled, 'model-settings.json'), JSON.stringify({ parameters: { rules: [{ field: 'genre', value: 'action', multiply: 0.01 }] } }));
+  withDefaults = await serve({ MODEL_PATH: ruled }, ruled);
 }, 60_000);
 
 afterAll(async () => {
@@ -424,6 +430,20 @@ describe('rules, pins and diversity from the request', () => {
     const capped = ok(await everywhere(demo, { user_id: '5', k: 6, diversify: { field: 'genre', max_per_value: 1 } }));
     const genres = capped.lists[0].items.map((id) => a.catalog![a.itemIds.indexOf(id)].genre);
     expect(new Set(genres).size).toBe(6);
+  });
+});
+
+describe("the model's default rules", () => {
+  it('apply unless the request replaces them (an empty list turns them off)', async () => {
+    const a = withDefaults.artifact;
+    const user = a.userIds[3];
+    const buried = ok(await everywhere(withDefaults, { user_id: user, k: 8 }));
+    const genres = (ids: string[]) => ids.flatMap((id) => [a.catalog![a.itemIds.indexOf(id)].genre].flat());
+    expect(genres(buried.lists[0].items)).not.toContain('Action');
+    const off = ok(await everywhere(withDefaults, { user_id: user, k: 8, rules: [] }));
+    const plain = ok(await everywhere(trained, { user_id: user, k: 8 }));
+    expect(off.lists).toEqual(plain.lists);
+    expect(genres(plain.lists[0].items)).toContain('Action');
   });
 });
 
