@@ -282,7 +282,7 @@ export class Recommender {
       // between such users the event loop gets a turn (probes and other requests are never held for a batch).
       const state = this.users?.get(userId);
       if (state?.scores) {
-        if (foldedScored++ > 0) await yieldTurn();
+        if (foldedScored++ > 0 || (req.explain && pos > 0)) await yieldTurn();
         const exclude = mergeSorted(req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null, excluded);
         const ranked = selectTopK(state.scores(), 0, this.nItems, depth, exclude, allow?.mask ?? null);
         const listed = this.reranked(req, plan, ranked, exclude, (i) => state.score?.(i) ?? 0);
@@ -301,10 +301,13 @@ export class Recommender {
     if (known.length > 0) {
       const ranked = depth === 0 ? known.map(() => EMPTY) : await this.scorer.topK(known.map((x) => x.query));
       const pinned = await this.pinnedScores(plan, known.map((x, j) => ({ user: x.query.user, ranked: ranked[j] })));
-      known.forEach(({ pos, query, state }, j) => {
+      for (let j = 0; j < known.length; j++) {
+        const { pos, query, state } = known[j];
+        // Explanations cost k × history × factors per user: the event loop gets a turn between users.
+        if (req.explain && j > 0) await yieldTurn();
         const listed = this.reranked(req, plan, ranked[j], query.exclude, (i) => pinned[j].get(i) ?? 0);
         out[pos] = this.finish(req, plan, req.users[pos], 'personalized', listed, query.exclude, () => this.history(query.user, state, null, bounds));
-      });
+      }
     }
     return { recommendations: out, restriction: allow === null ? null : { allowed: allow.allowedCount, nothingMatched: out.every((r) => r.items.length === 0) } };
   }
