@@ -21,6 +21,7 @@ export interface InferenceSettings {
   /**
    * Catalogs of at least this many items rank with int8 item factors and an exact float32 re-rank
    * (same answers, less memory traffic); 0 keeps float32 everywhere. Models without readable factors keep float32.
+   * 50,000: below about 30,000 items the int8 run and the re-rank cost more than they save (docs/performance.md).
    */
   int8MinItems: number;
 }
@@ -36,7 +37,7 @@ export const INFERENCE: Section<InferenceSettings> = {
   swapGraceMs: intField('RECSERVE_SWAP_GRACE_MS', 5000),
   workerMaxStartFailures: intField('RECSERVE_WORKER_MAX_START_FAILURES', 3),
   workerRestartBackoffMs: intField('RECSERVE_WORKER_RESTART_BACKOFF_MS', 100),
-  int8MinItems: intField('RECSERVE_INT8_MIN_ITEMS', 100_000),
+  int8MinItems: intField('RECSERVE_INT8_MIN_ITEMS', 50_000),
 };
 
 export const INFERENCE_DEFAULTS: InferenceSettings = defaultsOf(INFERENCE);
