@@ -354,8 +354,7 @@ export class Recommender {
     });
     const plan = this.plan(req, bounds);
     const exclude = mergeSorted(Int32Array.from(new Set(query)).sort(), plan.excluded);
-    await yieldTurn();
-    const scores = this.similarity.meanCosineTo(query);
+    const scores = await this.similarity.meanCosineTo(query);
     const listed = this.reranked(req, plan, selectTopK(scores, 0, this.nItems, plan.depth, exclude, plan.allow?.mask ?? null), exclude, (i) => scores[i]);
     const items = this.itemsOf(this.page(req, listed.ranked), false, null, null);
     return { similar: { similarTo: req.items, items }, restriction: plan.allow === null ? null : { allowed: plan.allow.allowedCount, nothingMatched: items.length === 0 } };

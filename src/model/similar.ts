@@ -41,20 +41,28 @@ export class ItemSimilarity {
 
   /**
    * Every item's mean cosine to the query items: unit(i) · mean of the queries' unit vectors, so
-   * O(items × factors) whatever the number of queries.
+   * O(items × factors) whatever the number of queries. Computed in slices of SLICE_ITEMS with a turn
+   * for the event loop before each (100,000 items × 64 factors took 16 ms in one go).
    */
-  meanCosineTo(query: Int32Array): Float32Array {
+  async meanCosineTo(query: Int32Array): Promise<Float32Array> {
     const U = this.units();
     const { d } = this;
     const centre = new Float64Array(d);
     for (const q of query) for (let k = 0; k < d; k++) centre[k] += U[q * d + k];
     for (let k = 0; k < d; k++) centre[k] /= query.length;
     const out = new Float32Array(this.nItems);
-    for (let i = 0, o = 0; i < this.nItems; i++, o += d) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += U[o + k] * centre[k];
-      out[i] = s;
+    for (let from = 0; from < this.nItems; from += SLICE_ITEMS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const to = Math.min(this.nItems, from + SLICE_ITEMS);
+      for (let i = from, o = from * d; i < to; i++, o += d) {
+        let s = 0;
+        for (let k = 0; k < d; k++) s += U[o + k] * centre[k];
+        out[i] = s;
+      }
     }
     return out;
   }
 }
+
+/** Items scored between two turns of the event loop (≈ 4 ms at 64 factors). */
+const SLICE_ITEMS = 25_000;
