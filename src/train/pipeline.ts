@@ -15,7 +15,8 @@ import { applySplit, formatSplitSpec, makeSplits, readPredefinedSplit, type Pred
 import { ALGO_INFO, fit, type Algo, type Params } from './trainers.js';
 import { saveBest, tune, type SearchSpace, type TrialRecord, type TuneResult } from './tune.js';
 import { verifyArtifact, type VerifyReport } from './verify.js';
-import { evaluationSection, REPORT_FORMAT, round, summarizeData, writeReport, type EpochRow, type Headline, type RefitSection, type Report, type ValidationSection } from './report.js';
+import { evaluationSection, REPORT_FORMAT, round, summarizeData, type EpochRow, type Headline, type RefitSection, type Report, type ValidationSection } from './report.js';
+import { writeReport } from './report-html.js';
 import { epochValidator } from './validation.js';
 import { loadArtifact } from '../model-format/artifact.js';
 

@@ -1,7 +1,9 @@
 // report.json rendered as one self-contained HTML page: inline CSS, inline SVG charts, no script and
 // no external asset (a Content-Security-Policy forbids fetching any). Every string from the report is
-// escaped; numbers are formatted here.
-import type { EpochRow, HistogramBin, Report } from './report.js';
+// escaped; numbers are formatted here. writeReport puts both files beside the model.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { REPORT_HTML, REPORT_JSON, type EpochRow, type HistogramBin, type Report } from './report.js';
 
 export function esc(s: unknown): string {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -211,4 +213,14 @@ code{background:#f4f4f4;padding:0 4px;border-radius:3px}
 ${body.join('\n')}
 </body></html>
 `;
+}
+
+/** Writes report.json and report.html into dir; returns their paths. */
+export function writeReport(dir: string, report: Report): { json: string; html: string } {
+  mkdirSync(dir, { recursive: true });
+  const json = path.join(dir, REPORT_JSON);
+  const html = path.join(dir, REPORT_HTML);
+  writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(html, renderReportHtml(report));
+  return { json, html };
 }

@@ -1,12 +1,9 @@
 // The training report: what `train`, `evaluate` and `tune` learned, as one JSON document
 // (report.json) and its rendering (report.html, src/train/report-html.ts) written side by side.
 // Its `headline` is the handful of numbers the model's metadata carries (recserve.training).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { looksLikeMl100k, PUBLISHED_ANCHORS, type Anchor } from './anchors.js';
 import type { Interactions } from './data.js';
 import type { ProtocolSummary } from './protocols.js';
-import { renderReportHtml } from './report-html.js';
 import type { Params } from './trainers.js';
 
 export const REPORT_FORMAT = 'recserve-report/1';
@@ -205,16 +202,6 @@ export function evaluationSection(summaries: ProtocolSummary[], protocol: string
     rows,
     folds: summaries.flatMap((s) => s.jobs.map((j) => ({ protocol: s.name, id: j.id, seconds: j.seconds, metrics: j.metrics }))),
   };
-}
-
-/** Writes report.json and report.html into dir; returns their paths. */
-export function writeReport(dir: string, report: Report): { json: string; html: string } {
-  mkdirSync(dir, { recursive: true });
-  const json = path.join(dir, REPORT_JSON);
-  const html = path.join(dir, REPORT_HTML);
-  writeFileSync(json, JSON.stringify(report, null, 2) + '\n');
-  writeFileSync(html, renderReportHtml(report));
-  return { json, html };
 }
 
 export function round(v: number, digits = 6): number {
