@@ -424,12 +424,15 @@ export class Recommender {
     let cands: Candidate[] = Array.from(ranked.items, (item, r) => ({ item, score: ranked.scores[r] }));
     const base = new Map(cands.map((c) => [c.item, c.score]));
     if (rules.length > 0) cands = applyRules(cands, rules, (rule) => this.allowed({ [rule.field]: rule.value }).mask);
+    const pooled = new Map(cands.map((c) => [c.item, c.score]));
     if (div) cands = diversify(cands, end, div, this.itemSpace());
     const usable = pins.filter((p) => (plan.allow === null || plan.allow.mask[p.item] === 1) && !exclude?.includes(p.item));
+    // A pinned item diversity left out, or outside the pool, still carries its score.
+    const listed = new Set(cands.map((c) => c.item));
     for (const p of usable) {
-      if (base.has(p.item)) continue;
-      const s = scoreOf(p.item);
-      base.set(p.item, s);
+      if (listed.has(p.item)) continue;
+      let s = pooled.get(p.item);
+      if (s === undefined) base.set(p.item, (s = scoreOf(p.item)));
       cands.push({ item: p.item, score: s });
     }
     cands = usable.length > 0 ? pinItems(cands, usable, end) : cands.slice(0, end);

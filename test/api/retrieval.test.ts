@@ -427,6 +427,10 @@ describe('rules, pins and diversity from the request', () => {
     const pin = a.itemIds.find((_, i) => !seen.has(i) && a.catalog![i].genre === 'Animation')!;
     const pinned = ok(await everywhere(demo, { user_id: '5', k: 5, pins: [{ item_id: pin, position: 2 }] }));
     expect(pinned.lists[0].items[1]).toBe(pin);
+    // A pinned item keeps its model score, also where diversity (or the pool) left it out.
+    const both = ok(await everywhere(demo, { user_id: '5', k: 3, diversify: { field: 'genre', max_per_value: 1 }, pins: [{ item_id: pin, position: 1 }] }));
+    expect(both.lists[0].items[0]).toBe(pin);
+    for (const sc of both.lists[0].scores) expect(Number.isFinite(sc)).toBe(true);
     const capped = ok(await everywhere(demo, { user_id: '5', k: 6, diversify: { field: 'genre', max_per_value: 1 } }));
     const genres = capped.lists[0].items.map((id) => a.catalog![a.itemIds.indexOf(id)].genre);
     expect(new Set(genres).size).toBe(6);
