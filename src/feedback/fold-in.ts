@@ -24,13 +24,16 @@
 // Models without readable factors (bare PyTorch exports) cannot be folded in: feedback is still stored
 // and drives the bandit and retraining, and the server logs once that fold-in is off for that model.
 import { FOLD_IN_DEFAULTS, type FoldInSettings } from '../config/fold-in.js';
-import type { Recommender, UserState, UserStateSource } from '../model/recommender.js';
+import type { Recommender, SessionItem, SessionSolver, UserState, UserStateSource } from '../model/recommender.js';
 import { biasedDot } from '../util/factor-score.js';
 import { gram, solveSpd, symmetrize } from '../util/linalg.js';
 import type { Interaction } from './store/index.js';
 
 export { solveSpd }; // test/feedback/fold-in.test.ts checks solves against it from here
 
+
+/** Stands for "no user" in a session solve: ids are never empty, so no model user can be named so. */
+const ANONYMOUS = '';
 
 interface Folded {
   /** [p_u (d), b_u], or null while a new user has too few positives. */
@@ -39,7 +42,7 @@ interface Folded {
 }
 
 /** Folded users of one model version; it is the Recommender's UserStateSource. */
-export class FoldInModel implements UserStateSource {
+export class FoldInModel implements UserStateSource, SessionSolver {
   readonly kind: 'explicit' | 'implicit';
   readonly d: number;
   /** Interactions up to this id were in the model's training data (0 when none were). */
@@ -226,6 +229,21 @@ export class FoldInModel implements UserStateSource {
     }
     const x = solveSpd(A, b, D, 'fold-in: the normal matrix');
     return Float32Array.from(x);
+  }
+
+  /**
+   * A session's items folded in for one request, nothing stored: each counts as a chosen item with
+   * reward = its weight, over the user's training history when the model knows the user, else from
+   * nothing (ridge on the session items alone).
+   */
+  sessionScores(userId: string | null, items: SessionItem[]): Float32Array {
+    const latest = new Map<string, Interaction>();
+    items.forEach((it, r) => {
+      // A repeated item counts once, its last weight (as the newest feedback on an item wins).
+      latest.delete(it.itemId);
+      latest.set(it.itemId, { id: r + 1, feedbackId: 0, ts: 0, puid: null, modelVersion: null, userId: userId ?? ANONYMOUS, itemId: it.itemId, reward: it.weight, kind: 'chosen', servedBy: 'not_shown' });
+    });
+    return this.scoreAll(this.solve(userId ?? ANONYMOUS, latest));
   }
 
   /** μ + b_u + b_i + p·q_i for every item. */

@@ -194,7 +194,8 @@ export class FeedbackService implements Learner {
   /** The bandit's policy and the fold-in of a model version, given to it as it is constructed. */
   learning(model: Recommender): LearningState {
     const policy = this.deps.bandit.policyFor(model);
-    return { coldStart: policy, explorer: policy, users: this.foldInOf(model) };
+    const fold = this.foldInOf(model);
+    return { coldStart: policy, explorer: policy, users: fold, session: fold };
   }
 
   /** Before a version serves (a registry prepare hook): users with feedback newer than its training data are folded in. */

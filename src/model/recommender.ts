@@ -2,13 +2,11 @@
 // cold-start hand-off for users the model has never seen. It knows nothing about HTTP or gRPC.
 import { badData, clip, quote, RecserveError } from '../errors.js';
 import { LIMIT_DEFAULTS, LIMIT_ENV } from '../config/limits.js';
-import { FoldInModel } from '../feedback/fold-in.js';
 import type { Artifact } from '../model-format/artifact.js';
 import { because, COLD_START_REASON } from './explain.js';
 import { FilterIndex, type AllowedItems, type FilterValue } from './filter-index.js';
 import { applyRules, diversify, pinItems, type Candidate, type DiversifyOptions, type ItemSpace, type Pin, type ScoreRule } from './rerank.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
-import { sessionScores, type SessionItem } from './session.js';
 import { ItemSimilarity } from './similar.js';
 import { selectTopK } from './topk.js';
 
@@ -29,6 +27,25 @@ export interface LearningState {
   coldStart?: ColdStartPolicy;
   explorer?: ColdStartPolicy | null;
   users?: UserStateSource | null;
+  /** Solves a session's items into scores; without one, session requests are refused. */
+  session?: SessionSolver | null;
+}
+
+/** One item a caller names for a session request. */
+export interface SessionItem {
+  item: number;
+  itemId: string;
+  /** In [0, 1]: the reward a feedback on this item would carry (1: liked / chosen). */
+  weight: number;
+}
+
+/**
+ * Folds a session's items in for one request, nothing stored (the feedback loop's fold-in does it the
+ * way it folds stored feedback): scores of every item (index space) from the session's vector, over
+ * the user's training history when `userId` names a model user.
+ */
+export interface SessionSolver {
+  sessionScores(userId: string | null, items: SessionItem[]): Float32Array;
 }
 
 /** What narrows the items any list may hold, and which page of the ranking is answered. */
@@ -213,8 +230,8 @@ export class Recommender {
   private readonly filters: FilterIndex | null;
   /** Cosine on the item factors (similar items, explanations); null without readable factors. */
   private readonly similarity: ItemSimilarity | null;
-  /** Solves session vectors when the feedback loop installed no fold-in of its own (built on first use). */
-  private ownSolver: FoldInModel | null = null;
+  /** The feedback loop's session solver (fold-in); null: session requests are refused. */
+  readonly session: SessionSolver | null;
   readonly coldStart: ColdStartPolicy;
   /** Feedback loop: folded-in users, and the policy filling exploration slots. */
   readonly users: UserStateSource | null;
@@ -233,6 +250,7 @@ export class Recommender {
     this.coldStart = learnt.coldStart ?? new PopularityColdStart(artifact.popularity);
     this.explorer = learnt.explorer ?? null;
     this.users = learnt.users ?? null;
+    this.session = learnt.session ?? null;
   }
 
   /** Resolves once the cold-start and exploration policies can answer without blocking (the registry awaits it before a swap). */
@@ -330,18 +348,15 @@ export class Recommender {
     const sessionSeen = Int32Array.from(new Set(session.map((s) => s.item))).sort();
     const exclude = mergeSorted(req.excludeSeen ? mergeSorted(mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state?.seen ?? null), sessionSeen) : null, plan.excluded);
     await yieldTurn();
-    const scores = sessionScores(solver, userId, session);
+    const scores = solver.sessionScores(userId, session);
     const ranked = selectTopK(scores, 0, this.nItems, plan.depth, exclude, plan.allow?.mask ?? null);
     const order = Int32Array.from(session, (s) => s.item).reverse(); // the latest session items explain first
     return this.finish(req, plan, userId ?? '', 'personalized', this.reranked(req, plan, ranked, exclude, (i) => scores[i]), exclude, () => this.history(u, state, order, bounds));
   }
 
-  /** The fold-in that solves session vectors: the feedback loop's (its settings), else one of this model's own. */
-  private sessionSolver(): FoldInModel {
-    if (this.users instanceof FoldInModel) return this.users;
-    this.ownSolver ??= FoldInModel.for(this);
-    if (!this.ownSolver) throw badData('items: this model has no readable item factors to fold session items in with');
-    return this.ownSolver;
+  private sessionSolver(): SessionSolver {
+    if (!this.session) throw badData('items: this model has no readable item factors to fold session items in with');
+    return this.session;
   }
 
   /** The items nearest to the query items by mean cosine on the item factors (the query items left out). */
