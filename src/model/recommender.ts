@@ -331,7 +331,7 @@ export class Recommender {
   }
 
   /**
-   * The session's list: its items folded in for this request only (see session.ts), over the user's
+   * The session's list: its items folded in for this request only (the SessionSolver), over the user's
    * history when `users` names one. Session items are left out when exclude_seen, like seen ones.
    */
   private async sessionList(req: RecommendRequest, plan: Plan, bounds: AnswerBounds): Promise<Recommendation> {
