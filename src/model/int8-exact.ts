@@ -258,6 +258,8 @@ export function resolveQuery(
   kk: number,
   eligible: (item: number) => boolean,
 ): Resolution {
+  const cap = Math.min(k, q.nItems);
+  if (cap <= 0) return { kind: 'done', ranked: { items: new Int32Array(0), scores: new Float32Array(0) }, rescored: 0 };
   const off = userOffset(q, user);
   const normU = users.norm[r];
   const errU = users.residualNorm[r];
@@ -277,9 +279,8 @@ export function resolveQuery(
     uppers[j] = approx + b;
     if (eligible(i)) lowers.push(approx - b);
   }
-  const cap = Math.min(k, q.nItems);
   let tau = -Infinity;
-  if (lowers.length >= cap && cap > 0) {
+  if (lowers.length >= cap) {
     lowers.sort((a, b) => b - a);
     tau = lowers[cap - 1];
   }

@@ -62,7 +62,7 @@ function randomQueries(n: number, users: number, items: number, seed: number): T
   const masks = [0.5, 0.1, 0.01, 0.001].map((p) => Uint8Array.from({ length: items }, () => (r() < p ? 1 : 0)));
   return Array.from({ length: n }, () => {
     const kPick = r();
-    const k = kPick < 0.6 ? 1 + Math.floor(r() * 20) : kPick < 0.95 ? 1 + Math.floor(r() * 200) : items + 5;
+    const k = kPick < 0.02 ? 0 : kPick < 0.6 ? 1 + Math.floor(r() * 20) : kPick < 0.95 ? 1 + Math.floor(r() * 200) : items + 5;
     const ex = r() < 0.5 ? null : Int32Array.from(new Set(Array.from({ length: Math.floor(r() * 60) }, () => Math.floor(r() * items)))).sort();
     const allow = r() < 0.7 ? null : masks[Math.floor(r() * masks.length)];
     return { user: Math.floor(r() * users), k, exclude: ex, allow };
