@@ -270,20 +270,24 @@ export function resolveQuery(
   const boundAll = rho + normU * q.maxResidualNorm + errU * q.maxCodeNorm + e * (normU * q.maxNorm + q.maxAbsBias + Math.abs(off));
 
   // τ: the k-th best lower bound among the eligible items returned.
-  const lowers: number[] = [];
+  const items = new Int32Array(kk);
   const uppers = new Float64Array(kk);
+  const lowers = new Float64Array(kk);
+  let nEligible = 0;
   for (let j = 0; j < kk; j++) {
     const i = Number(indices[offset + j]);
+    if (!eligible(i)) {
+      items[j] = -1;
+      continue;
+    }
     const approx = values[offset + j] + off;
     const b = bound(i) + Math.abs(approx) * SUM_SLACK;
+    items[j] = i;
     uppers[j] = approx + b;
-    if (eligible(i)) lowers.push(approx - b);
+    lowers[nEligible++] = approx - b;
   }
   let tau = -Infinity;
-  if (lowers.length >= cap) {
-    lowers.sort((a, b) => b - a);
-    tau = lowers[cap - 1];
-  }
+  if (nEligible >= cap) tau = lowers.subarray(0, nEligible).sort()[nEligible - cap];
   // Items not returned score at most the smallest value returned (TopK) plus the catalog-wide bound.
   const last = values[offset + kk - 1] + off;
   const complete = kk >= q.nItems || (kk > 0 && last + boundAll + Math.abs(last) * SUM_SLACK < tau);
@@ -292,20 +296,20 @@ export function resolveQuery(
   const candItems: number[] = [];
   const candScores: number[] = [];
   for (let j = 0; j < kk; j++) {
-    const i = Number(indices[offset + j]);
-    if (uppers[j] < tau || !eligible(i)) continue;
+    const i = items[j];
+    if (i < 0 || uppers[j] < tau) continue;
     candItems.push(i);
     candScores.push(exactScore(q, user, i, off));
   }
   const order = candItems.map((_, j) => j).sort((a, b) => candScores[b] - candScores[a] || candItems[a] - candItems[b]);
   const take = Math.min(cap, order.length);
-  const items = new Int32Array(take);
-  const scores = new Float32Array(take);
+  const topItems = new Int32Array(take);
+  const topScores = new Float32Array(take);
   for (let j = 0; j < take; j++) {
-    items[j] = candItems[order[j]];
-    scores[j] = candScores[order[j]];
+    topItems[j] = candItems[order[j]];
+    topScores[j] = candScores[order[j]];
   }
-  return { kind: 'done', ranked: { items, scores }, rescored: candItems.length };
+  return { kind: 'done', ranked: { items: topItems, scores: topScores }, rescored: candItems.length };
 }
 
 /** fl(user bias + global bias): the exporter's user_offset node. */
