@@ -47,18 +47,17 @@ describe('loadConfig', () => {
   });
 });
 
-/** The README's configuration table: `| \`NAME\` | \`default\` | meaning |` rows under "## Configuration". */
+/** The configuration table of docs/configuration.md (the README links it): `| \`NAME\` | \`default\` | meaning |` rows. */
 function readmeTable(): Map<string, string> {
-  const readme = readFileSync(path.resolve(import.meta.dirname, '../README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('\n## Configuration\n'));
-  const lines = section.split('\n');
+  const doc = readFileSync(path.resolve(import.meta.dirname, '../docs/configuration.md'), 'utf8');
+  const lines = doc.split('\n');
   const start = lines.findIndex((l) => /^\| variable \| default \| meaning \|$/.test(l));
-  expect(start, 'README.md has a "| variable | default | meaning |" table under ## Configuration').toBeGreaterThan(0);
+  expect(start, 'docs/configuration.md has a "| variable | default | meaning |" table').toBeGreaterThan(0);
   const rows = new Map<string, string>();
   for (const line of lines.slice(start + 2)) {
     if (!line.startsWith('|')) break;
     const m = /^\| `([A-Z0-9_]+)` \| `([^`]*)` \|/.exec(line);
-    expect(m, `README row ${line.slice(0, 80)} reads | \`NAME\` | \`default\` | meaning |`).not.toBeNull();
+    expect(m, `docs/configuration.md row ${line.slice(0, 80)} reads | \`NAME\` | \`default\` | meaning |`).not.toBeNull();
     expect(rows.has(m![1]), `${m![1]} has one row`).toBe(false);
     rows.set(m![1], m![2]);
   }
@@ -68,13 +67,13 @@ function readmeTable(): Map<string, string> {
 /** Defaults that describe rather than spell a value (computed, or unset). */
 const DESCRIBED = new Set(['min(2, cores)', 'none', 'off', 'empty', 'random', 'LOG_LEVEL', 'the current model', 'sqlite:<data dir>/interactions.db']);
 
-describe('the README configuration table', () => {
+describe('the configuration table (docs/configuration.md)', () => {
   const table = readmeTable();
   const declared = new Map(settingsTable().map((r) => [r.env, r.default]));
 
   it('has one row per variable the config declares, with its default, and no other rows', () => {
-    expect([...table.keys()].filter((name) => !declared.has(name)), 'README rows no setting reads').toEqual([]);
-    expect([...declared.keys()].filter((name) => !table.has(name)), 'settings missing from the README').toEqual([]);
+    expect([...table.keys()].filter((name) => !declared.has(name)), 'docs/configuration.md rows no setting reads').toEqual([]);
+    expect([...declared.keys()].filter((name) => !table.has(name)), 'settings missing from docs/configuration.md').toEqual([]);
     for (const [name, dflt] of declared) expect(table.get(name), name).toBe(dflt);
   });
 

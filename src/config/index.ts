@@ -1,6 +1,6 @@
 // Every setting of the server, from the Seldon runtime contract (PREDICTIVE_UNIT_* env), recserve's
 // own env and CLI flags, into one typed Config. Each concern is one Section (src/config/<concern>.ts)
-// declaring, per field, its doc line, its environment variable and its named default; the README's
+// declaring, per field, its doc line, its environment variable and its named default; docs/configuration.md's
 // configuration table lists exactly the variables of SETTINGS_SECTIONS (test/config.test.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -132,7 +132,7 @@ export const DEPLOYMENT: Section<DeploymentSettings> = {
   modelName: optionalTextField('RECSERVE_MODEL_NAME'),
 };
 
-/** Every section the server reads; the README's configuration table has one row per variable in them. */
+/** Every section the server reads; docs/configuration.md's table has one row per variable in them. */
 export const SETTINGS_SECTIONS: readonly Section<object>[] = [SERVER, DEPLOYMENT, INFERENCE, LIMITS, ...FEEDBACK_SECTIONS, TRAINING] as Section<object>[];
 
 /** RECSERVE_* variables that are not settings: the retrain child's job hand-off, and the test and benchmark tools' own. */

@@ -1,7 +1,7 @@
 // How a setting is declared: one Field per value, naming its environment variable, its default and how
 // the variable is read. A Section is the Fields of one typed settings object; its defaults and its
 // reader are derived from it, so a variable, its default and its parsing are written once, and the
-// README table test and the unknown-variable check see every variable the server reads.
+// configuration-table test (docs/configuration.md) and the unknown-variable check see every variable the server reads.
 import { bool, ConfigError, frac, int, num } from './env.js';
 
 export interface Field<T> {
@@ -11,7 +11,7 @@ export interface Field<T> {
   readonly default: T;
   /** Reads a non-empty value of the variable (throws ConfigError naming it when malformed). */
   readonly parse: (raw: string, name: string) => T;
-  /** The default as an operator would write it (README), when String(default) is not that. */
+  /** The default as an operator would write it (docs/configuration.md), when String(default) is not that. */
   readonly shown?: string;
 }
 
@@ -80,7 +80,7 @@ export function secondsAsMsField(env: string, dfltMs: number): Field<number> {
   return { env, default: dfltMs, parse: (raw, name) => 1000 * num(raw, 0, name), shown: String(dfltMs / 1000) };
 }
 
-/** The default of a field as the README writes it. */
+/** The default of a field as docs/configuration.md writes it. */
 export function shownDefault(field: Field<unknown>): string {
   return field.shown ?? (field.default === undefined || field.default === null ? 'none' : String(field.default));
 }
