@@ -78,6 +78,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     intraOpThreads: config.intraOpThreads,
     maxBatchSize: config.maxBatchSize,
     maxBatchDelayMs: config.maxBatchDelayMs,
+    int8MinItems: config.int8MinItems,
     log,
     batchObserver: metrics.batchObserver,
     poolObserver: metrics.poolObserver,
