@@ -161,5 +161,5 @@ function overLimit(at: string, e: ErrorObject, key: keyof Bounds): string {
 }
 
 function name(at: string): string {
-  return at.endsWith('jsonData') ? ' (give exactly one of user_id, users, pairs)' : '';
+  return at.endsWith('jsonData') ? ' (give exactly one of user_id, users, pairs, similar_to, or items without a user)' : '';
 }

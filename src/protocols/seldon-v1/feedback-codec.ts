@@ -39,6 +39,7 @@ export function listsFromPayloads(
       throw e;
     }
   }
+  if (requested?.op === 'similar' || (requested?.op === 'recommend' && requested.request.users.length === 0)) throw badData(`feedback request: ${NO_USER}`);
   if (requested?.op === 'pairs') {
     const byUser = new Map<string, string[]>();
     for (const [u, i] of requested.pairs) byUser.set(u, [...(byUser.get(u) ?? []), i]);
@@ -88,6 +89,7 @@ function fromResultJson(json: JsonValue, strategyOf: (u: string) => ShownList['s
   const recs = (json as { recommendations?: JsonValue }).recommendations;
   if (recs === undefined) {
     if ((json as { scores?: JsonValue }).scores !== undefined) return null; // pair scores: the request names the pairs
+    if ((json as { similar_to?: JsonValue }).similar_to !== undefined) throw badData(`feedback response: ${NO_USER}`);
     throw badData('feedback response: jsonData has no recommendations');
   }
   if (!Array.isArray(recs)) throw badData('feedback response: jsonData.recommendations must be a list');
@@ -95,6 +97,7 @@ function fromResultJson(json: JsonValue, strategyOf: (u: string) => ShownList['s
   return recs.map((rec, r) => {
     const o = rec as { user_id?: JsonValue; items?: JsonValue };
     if (typeof o !== 'object' || o === null || !Array.isArray(o.items)) throw badData(`feedback response: recommendations/${r} needs user_id and items`);
+    if (o.user_id === undefined || o.user_id === null) throw badData(`feedback response: recommendations/${r}: ${NO_USER}`);
     total += o.items.length;
     if (total > maxRows) throw badData(`feedback response: more than ${maxRows} items shown in all${MAX_ROWS_HINT(maxRows)}`);
     const userId = idOf(o.user_id ?? null, `feedback response: recommendations/${r}/user_id`, limits);
@@ -175,6 +178,9 @@ function idsFromJson(v: JsonValue, where: string, limits: Limits, budget: TruthB
   take(1);
   return [idOf(v, where, limits)];
 }
+
+/** Feedback teaches a user's model; these answers have no user to teach. */
+const NO_USER = 'feedback is about a user; similar-items answers and anonymous sessions name none';
 
 /** RECSERVE_FEEDBACK_MAX_ROWS bounds what a feedback may say was shown. */
 const MAX_ROWS_HINT = (max: number) => ` (limit RECSERVE_FEEDBACK_MAX_ROWS=${max})`;

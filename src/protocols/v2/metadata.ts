@@ -45,6 +45,9 @@ export interface ModelMetadata {
   parameters: Record<string, ParamValue>;
 }
 
+/** Every request parameter an infer call reads (the rest are ignored). */
+const REQUEST_PARAMETERS = ['k', 'exclude_seen', 'filter', 'explore', 'binary_data_output', 'offset', 'exclude_items', 'allow_items', 'similar_to', 'items', 'weights', 'explain', 'diversify', 'rules', 'pins'];
+
 const idParameters = (description: string): Record<string, ParamValue> => ({ datatypes: ID_DATATYPES.join(','), description });
 
 /**
@@ -53,6 +56,7 @@ const idParameters = (description: string): Record<string, ParamValue> => ({ dat
  */
 export function modelMetadata(name: string, model: Recommender, params: ModelParams, limits: Limits): ModelMetadata {
   const catalog = catalogSummaryOf(model.artifact);
+  const { settings } = model.artifact;
   return {
     name,
     versions: [model.version],
@@ -66,6 +70,8 @@ export function modelMetadata(name: string, model: Recommender, params: ModelPar
       { name: 'score', datatype: 'FP32', shape: [-1, -1], parameters: { description: 'score of each item (padding 0); for pair scoring shape [n], one score per pair' } },
       { name: 'strategy', datatype: 'BYTES', shape: [-1], parameters: { description: 'personalized or cold_start, per user' } },
       { name: 'count', datatype: 'INT64', shape: [-1], parameters: { description: 'real length of each row of item_id and score' } },
+      { name: 'rating', datatype: 'FP32', shape: [-1, -1], parameters: { description: 'asked for; explicit models: the score clamped to the rating range' } },
+      { name: 'because', datatype: 'BYTES', shape: [-1, -1], parameters: { description: 'with explain: JSON text per item' } },
     ],
     parameters: {
       k: params.k,
@@ -73,6 +79,14 @@ export function modelMetadata(name: string, model: Recommender, params: ModelPar
       exclude_seen: params.exclude_seen,
       filter: '{}',
       explore: 0,
+      // Retrieval options: their defaults (JSON text for lists and objects, as filter), and the model's rules and pins.
+      offset: 0,
+      exclude_items: '[]',
+      explain: false,
+      rules: JSON.stringify(settings.rules ?? []),
+      pins: JSON.stringify((settings.pins ?? []).map((p) => ({ item_id: p.itemId, position: p.position }))),
+      // Read when given, no default: allow_items (only these), similar_to, items and weights (a session), diversify.
+      request_parameters: REQUEST_PARAMETERS.join(','),
       max_users: params.max_users,
       max_pairs: limits.maxPairs,
       items: model.nItems,
