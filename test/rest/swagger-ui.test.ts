@@ -1,5 +1,7 @@
 // The Swagger UI at /docs, driven in headless Chromium: the page renders the contract without resolver
-// errors, and "Try it out → Execute" on POST /api/v1.0/predictions gets a live 200 with recommendations.
+// errors, groups the routes app developers use before the Seldon internals and Admin, shows the predict
+// request's fields in its schema tab, and "Try it out → Execute" gets a live 200 for the default examples of
+// predict (JSON and the multipart form as Swagger UI fills it), feedback and V2 infer.
 // Uses Debian's chromium (never a downloaded browser); without it the test is skipped locally and fails in CI.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -11,6 +13,8 @@ import { testConfig } from '../helpers/server.js';
 import { startServer, type RunningServer } from '../../src/server.js';
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+/** The tag groups in the order the page shows them. */
+const TAG_ORDER = ['predictions', 'feedback', 'V2 inference', 'metadata', 'health', 'Seldon internals', 'Admin'];
 
 /** The bits of Swagger UI's plugin system (window.ui, set by swagger-ui-express) the test calls. */
 interface SwaggerUi {
@@ -91,7 +95,7 @@ describe('Swagger UI at /docs', () => {
       await page.locator('.swagger-ui .info .title').waitFor();
       await expect(page.locator('.swagger-ui .info .title').innerText()).resolves.toContain('recserve');
       // Every operation of the contract is rendered (one opblock each).
-      await page.locator('#operations-predict-predictV1').waitFor();
+      await operation(page, 'predictV1').waitFor();
       const spec = (await (await fetch(`${base}/seldon.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
       const operations = Object.entries(spec.paths).flatMap(([p, item]) =>
         Object.keys(item).filter((m) => HTTP_METHODS.includes(m)).map((m) => ({ path: p, method: m, refs: refsIn(item[m]) })),
@@ -118,11 +122,32 @@ describe('Swagger UI at /docs', () => {
       expect(relevant, 'console errors while loading /docs').toEqual([]);
     });
 
+    it('shows the tags for app developers first, then the Seldon internals and Admin', async () => {
+      if (!page.url().includes('/docs')) await page.goto(`${base}/docs`);
+      await page.locator('.opblock-tag').first().waitFor();
+      const shown = await page.locator('.opblock-tag').evaluateAll((els) => els.map((e) => e.getAttribute('data-tag')));
+      expect(shown).toEqual(TAG_ORDER);
+      // The legacy and graph routes sit under Seldon internals, not beside the routes apps call.
+      for (const id of ['predictV01', 'predictPost', 'feedbackPost', 'transformInput', 'route', 'aggregate']) {
+        await expect(operation(page, id).getAttribute('id')).resolves.toBe(`operations-Seldon_internals-${id}`);
+      }
+    });
+
+    it("the predict request's schema tab shows the RecommendRequest fields of jsonData", async () => {
+      if (!page.url().includes('/docs')) await page.goto(`${base}/docs`);
+      const body = await requestBody(page, 'predictV1');
+      await body.getByRole('tab', { name: 'Schema' }).click();
+      const jsonData = body.locator('.json-schema-2020-12-property').filter({ hasText: /^jsonData/ }).first();
+      await jsonData.locator('button').first().click(); // expand it
+      const fields = await jsonData.locator('.json-schema-2020-12-property .json-schema-2020-12__title').allInnerTexts();
+      expect(fields).toEqual(expect.arrayContaining(['user_id', 'users', 'pairs', 'similar_to', 'items', 'k', 'filter', 'explain']));
+      await body.getByRole('tab', { name: 'Example Value' }).click();
+    });
+
     it('Try it out → Execute on POST /api/v1.0/predictions returns 200 with recommendations', async () => {
       if (!page.url().includes('/docs')) await page.goto(`${base}/docs`); // when run on its own (-t)
-      const op = page.locator('#operations-predict-predictV1');
-      await op.waitFor();
-      if (!(await op.locator('.opblock-body').isVisible())) await op.locator('.opblock-summary').first().click();
+      const op = operation(page, 'predictV1');
+      await requestBody(page, 'predictV1');
       await op.locator('button.try-out__btn').click();
 
       // The request body editor: pick the first example (jsonData user_id "1", k 5) if a selector is shown.
@@ -161,11 +186,42 @@ describe('Swagger UI at /docs', () => {
       expect(relevant, 'console errors during try-it-out').toEqual([]);
     });
 
+    it('the multipart form as Swagger UI fills it (every field from its example) gets 200', async () => {
+      if (!page.url().includes('/docs')) await page.goto(`${base}/docs`);
+      const op = operation(page, 'predictV1');
+      const body = await requestBody(page, 'predictV1');
+      if (await op.locator('button.try-out__btn:not(.cancel)').count()) await op.locator('button.try-out__btn').click();
+      await body.locator('.body-param-content-type select').selectOption('multipart/form-data');
+      const fields = await body.locator('input[type=text]').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+      expect(fields).not.toContain('string');
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/api/v1.0/predictions') && r.request().method() === 'POST'),
+        op.locator('button.execute').click(),
+      ]);
+      expect(response.request().headers()['content-type']).toMatch(/^multipart\/form-data/);
+      expect(response.status(), await response.text()).toBe(200);
+      expect(((await response.json()) as { jsonData: { recommendations: unknown[] } }).jsonData.recommendations).toHaveLength(1);
+    });
+
+    it('Try it out → Execute on the default feedback example gets 200 and learns (no prior puid)', async () => {
+      if (!page.url().includes('/docs')) await page.goto(`${base}/docs`);
+      const op = operation(page, 'feedbackV1');
+      await requestBody(page, 'feedbackV1');
+      await op.locator('button.try-out__btn').click();
+      const [response] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/api/v1.0/feedback') && r.request().method() === 'POST'),
+        op.locator('button.execute').click(),
+      ]);
+      expect(response.status(), await response.text()).toBe(200);
+      const tags = ((await response.json()) as { meta: { tags: Record<string, unknown> } }).meta.tags;
+      expect(tags.feedback_interactions).toBe(1);
+      expect(tags.feedback_note).toBeUndefined();
+    });
+
     it('Try it out → Execute on POST /v2/models/{name}/infer returns 200 with V2 output tensors', async () => {
       if (!page.url().includes('/docs')) await page.goto(`${base}/docs`);
-      const op = page.locator('#operations-v2-v2ModelInfer');
-      await op.waitFor();
-      if (!(await op.locator('.opblock-body').isVisible())) await op.locator('.opblock-summary').first().click();
+      const op = operation(page, 'v2ModelInfer');
+      await requestBody(page, 'v2ModelInfer');
       await op.locator('button.try-out__btn').click();
       // The path parameter is prefilled from its example (the demo model's name).
       await expect(op.locator('tr[data-param-name="name"] input').inputValue()).resolves.toBe('demo-movies');
@@ -188,6 +244,21 @@ describe('Swagger UI at /docs', () => {
     });
   });
 });
+
+/** An operation's block, whatever its tag (Swagger UI's id is operations-<tag>-<operationId>). */
+function operation(page: Page, operationId: string) {
+  return page.locator(`.opblock[id$="-${operationId}"]`);
+}
+
+/** An operation's request body section, the operation expanded first. */
+async function requestBody(page: Page, operationId: string) {
+  const op = operation(page, operationId);
+  await op.waitFor();
+  if (!(await op.locator('.opblock-body').isVisible())) await op.locator('.opblock-summary').first().click();
+  const body = op.locator('.opblock-section-request-body');
+  await body.waitFor();
+  return body;
+}
 
 /** Text of Swagger UI's error panel (spec parse and "Resolver error at …" messages), '' when absent. */
 async function errorsPanelText(page: Page): Promise<string> {
