@@ -25,6 +25,11 @@ const int = (what: string) => (v: string) => {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
   return n;
 };
+const positive = (what: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number ≥ 1`);
+  return n;
+};
 const splitArg = (v: string) => {
   try {
     return parseSplitSpec(v);
@@ -270,7 +275,9 @@ Examples:
           console.log(`note: the exported model was trained without the ${v.held_out_rows} held-out rows${lost}; add --refit to retrain on all data with ${ALGO_INFO[m.algo].iterations} ${v.best_iterations} (the best validation epoch)`);
         }
         if (s.report) console.log(reportLine(o.out as string));
-        if (s.validation) for (const l of metricLines(s.validation)) console.log(l);
+        // Katib and the pipeline read these: they describe the exported model (with --refit, the best epoch it reproduces).
+        const exported = s.exportedValidation ?? s.validation;
+        if (exported) for (const l of metricLines(exported)) console.log(l);
         console.log(serveHint(o.out as string));
       }
     } catch (e) {
@@ -291,7 +298,7 @@ Examples:
     )
     .option('--split <spec>', 'generic split instead of --protocol: random:<test>:<seed>, stratified-item:<ratio>:<seed>, stratified-user:<ratio>:<seed>, kfold:<k>:<seed>[:<fold>], predefined:u1,u2,… (default kfold:5:0)')
     .option('--metrics <list>', 'with --split: comma-separated rating,ranking,lightfm (default: rating for explicit algorithms, ranking for implicit)')
-    .option('--k <n>', 'cut-off of the ranking metrics', int('--k'), 10)
+    .option('--k <n>', 'cut-off of the ranking metrics', positive('--k'), 10)
     .option('--threads <n>', 'worker threads for independent folds (default: min(2, cores); env RECSERVE_TRAIN_THREADS)', int('--threads'))
     .option('--model <dir>', 'evaluate this exported model instead of training (needs --test)')
     .option('--test <file>', 'with --model: the held-out interactions to score')

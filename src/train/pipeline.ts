@@ -67,6 +67,8 @@ export interface TrainSummary {
   factors: number;
   seconds: number;
   validation?: Record<string, number>;
+  /** The validation metrics that describe the exported model: the best epoch's with --refit, else `validation`. */
+  exportedValidation?: Record<string, number>;
   verify?: VerifyReport;
   catalogMissing?: number;
   /** Training loss (and validation metrics with --valid) per epoch of the validated run. */
@@ -308,6 +310,7 @@ export async function trainCommand(o: TrainOptions): Promise<TrainSummary> {
     factors: fm.factors,
     seconds: final.seconds,
     validation,
+    exportedValidation: described?.metrics,
     verify,
     catalogMissing,
     epochs,

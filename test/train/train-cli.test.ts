@@ -44,6 +44,26 @@ describe('recserve train (CLI)', () => {
     expect(lines.at(-1)).toBe(`serve it: npx recserve serve --model ${out}`);
   });
 
+  it('with --refit, the name=value lines describe the exported model: the best epoch it reproduces, as the headline does', () => {
+    // Ratings with no structure: validation is best after the first epoch and worse after, so the
+    // best epoch and the last one differ.
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const noisy = path.join(dir, 'noisy.csv');
+    const rows = ['user,item,rating'];
+    for (let u = 0; u < 60; u++) for (let i = 0; i < 40; i++) if (next() < 0.35) rows.push(`${u},${i},${1 + Math.floor(next() * 5)}`);
+    writeFileSync(noisy, rows.join('\n') + '\n');
+    const out = path.join(dir, 'refit-noisy');
+    const r = recserve('train', '--data', noisy, '--out', out, '--algo', 'als', '--factors', '4', '--epochs', '6', '--valid', 'random:0.2:1', '--refit', '--progress', 'quiet');
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(path.join(out, 'report.json'), 'utf8')) as Report;
+    expect(report.validation!.best_epoch).toBeLessThan(report.epochs.length);
+    const best = report.epochs.find((e) => e.epoch === report.validation!.best_epoch)!.validation!;
+    const rmseLine = stdoutLines(r).find((l) => l.startsWith('rmse='));
+    expect(Number(rmseLine!.slice('rmse='.length))).toBeCloseTo(best.rmse, 5);
+    expect(report.headline.valid_rmse).toBeCloseTo(best.rmse, 5);
+  });
+
   it('--refit retrains on all data and says so; --refit without --valid is one line', () => {
     const out = path.join(dir, 'refit');
     const r = recserve('train', '--data', dataFile, '--out', out, '--algo', 'als', '--factors', '4', '--epochs', '4', '--valid', 'random:0.2:1', '--refit', '--progress', 'quiet');
@@ -51,7 +71,6 @@ describe('recserve train (CLI)', () => {
     expect(r.stdout).toMatch(new RegExp(`^refit: retrained on all ${written.rows} interactions with epochs \\d \\(best validation epoch \\d\\); the export has every user and item$`, 'm'));
     expect(r.stdout).toContain(`${path.join(out, 'model.onnx')}: als, ${written.users} users × ${written.items} items`);
     expect(stdoutLines(r).at(-1)).toBe(`serve it: npx recserve serve --model ${out}`);
-
     const bad = recserve('train', '--data', dataFile, '--out', path.join(dir, 'never'), '--refit', '--progress', 'quiet');
     expect(bad.status).not.toBe(0);
     expect(bad.stderr.trim().split('\n')).toEqual(['recserve train: --refit needs --valid: it retrains on all data with the epoch count chosen on the validation split']);
