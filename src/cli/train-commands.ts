@@ -288,7 +288,7 @@ Examples:
   // ---------------------------------------------------------------- evaluate
   const evaluate = program
     .command('evaluate')
-    .description('Cross-validate an algorithm with the anchors\' protocols, or score an exported model on a test log')
+    .description('Cross-validate an algorithm with the published MovieLens protocols (Surprise, Microsoft Recommenders, LightFM), or score an exported model on a test log')
     .option('--data <file>', 'interaction log (for --protocol ml-u1-u5 / lightfm: any file inside the MovieLens 100K directory, or the directory)')
     .addOption(
       new Option(
