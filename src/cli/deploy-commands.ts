@@ -32,11 +32,25 @@ export interface ManifestOptions {
 type Obj = Record<string, unknown>;
 
 const DNS_LABEL = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Secret, claim and Server names: a DNS subdomain (RFC 1123). */
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** A Kubernetes memory quantity such as 200Mi, 1Gi or 500M. */
+const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
+
+/** Refuses names and quantities kubectl would refuse. An empty value is an unset one (a pipeline parameter's default). */
+function checkOptions(o: ManifestOptions): void {
+  if (o.namespace && !DNS_LABEL.test(o.namespace)) throw new Error(`--namespace ${o.namespace}: use a DNS label (lower-case letters, digits and '-')`);
+  for (const [flag, v] of [['--store-secret', o.storeSecret], ['--storage-secret', o.storageSecret], ['--models-claim', o.modelsClaim], ['--server', o.server]] as const) {
+    if (v && !DNS_SUBDOMAIN.test(v)) throw new Error(`${flag} ${v}: use a Kubernetes name (lower-case letters, digits, '-' and '.')`);
+  }
+  if (!QUANTITY.test(o.memory)) throw new Error(`--memory ${o.memory}: use a Kubernetes quantity such as 200Mi or 1Gi`);
+}
 
 /** The resource for one model, as a plain object (YAML-dumped by the command). */
 export function buildManifest(o: ManifestOptions): Obj {
   if (!DNS_LABEL.test(o.name)) throw new Error(`--name ${o.name}: use a DNS label (lower-case letters, digits and '-', starting with a letter; Seldon Core 2 appends _<version>)`);
   if (!Number.isInteger(o.replicas) || o.replicas < 1) throw new Error('--replicas must be a positive integer');
+  checkOptions(o);
   // Replicas share feedback only through one PostgreSQL store; each would otherwise learn alone in SQLite.
   if (o.replicas > 1 && o.target !== 'seldon-core-2' && !o.storeSecret) throw new Error(`--replicas ${o.replicas} needs --store-secret (a Secret with key url = the PostgreSQL store every replica shares)`);
   const metadata: Obj = { name: o.name, labels: { 'app.kubernetes.io/name': 'recserve', 'app.kubernetes.io/instance': o.name } };
@@ -159,6 +173,8 @@ Examples:
           server: o.server as string,
           memory: o.memory as string,
         });
+        // Only the SeldonDeployment mounts a claim: say so rather than drop it without a word.
+        if (o.modelsClaim && o.target !== 'seldon-v1') console.error(`recserve manifest: note: --models-claim is used by --target seldon-v1 only; the ${o.target} manifest does not mount it`);
         const text = yaml.dump(manifest, { lineWidth: -1, noRefs: true });
         if (o.out) writeFileSync(o.out as string, text);
         else process.stdout.write(text);

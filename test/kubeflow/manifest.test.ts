@@ -58,4 +58,12 @@ describe('recserve manifest keeps what the reviewed manifests say', () => {
     const alone = (buildManifest({ ...base, modelsClaim: undefined }) as Obj).spec.predictors[0].componentSpecs[0].spec;
     expect((alone.volumes as Obj[]).map((v) => v.name)).toEqual(['recserve-data', 'tmp']);
   });
+
+  it('refuses what kubectl would refuse (an empty value is unset, as pipeline parameters pass it)', () => {
+    expect(() => buildManifest({ ...base, namespace: 'a b' })).toThrow(/--namespace a b: use a DNS label/);
+    expect(() => buildManifest({ ...base, storeSecret: 'Bad_Name' })).toThrow(/--store-secret Bad_Name: use a Kubernetes name/);
+    expect(() => buildManifest({ ...base, target: 'seldon-core-2', memory: 'lots' })).toThrow(/--memory lots: use a Kubernetes quantity/);
+    expect((buildManifest({ ...base, namespace: '', storageSecret: '' }) as Obj).metadata.namespace).toBeUndefined();
+    expect((buildManifest({ ...base, target: 'seldon-core-2', modelsClaim: undefined, memory: '1.5Gi', storeSecret: 'store.v1' }) as Obj).kind).toBe('Model');
+  });
 });
