@@ -89,6 +89,8 @@ describe('health and metadata', () => {
       ['score', 'FP32', [-1, -1]],
       ['strategy', 'BYTES', [-1]],
       ['count', 'INT64', [-1]],
+      ['rating', 'FP32', [-1, -1]],
+      ['because', 'BYTES', [-1, -1]],
     ]);
     expect(a.body.parameters).toMatchObject({ k: 10, max_k: 1000, exclude_seen: true, max_users: 1000, items: DEMO.items });
     expect((await call('GET', `/v2/models/${MODEL}/versions/${DEMO.version}`)).body).toEqual(a.body);
