@@ -64,6 +64,13 @@ export interface Limits {
    * exceed it when a request reranks.
    */
   rerankPool: number;
+  /**
+   * Most items one request may rank: RECSERVE_MAX_RANKED_ITEMS. Each list ranks offset + k items, or the
+   * whole rerank pool when diversify, rules or pins apply (the model's defaults included), so the work of a
+   * request is lists × that depth, not the answer's size: 1000 users × offset 990 answered 10,000 items but
+   * ranked a million (11 s of every worker), and 1000 users × MMR over the pool held the event loop 30 s.
+   */
+  maxRankedItems: number;
   /** History items an explanation compares each recommended item with: RECSERVE_MAX_EXPLAIN_HISTORY. */
   maxExplainHistory: number;
   /** Most rules, and separately most pins, one request may give: RECSERVE_MAX_RULES. */
@@ -94,6 +101,7 @@ export const LIMITS: Section<Limits> = {
   maxItemList: intField('RECSERVE_MAX_ITEM_LIST', 1000, 1),
   maxPageEnd: intField('RECSERVE_MAX_PAGE_END', 1000, 1),
   rerankPool: intField('RECSERVE_RERANK_POOL', 500, 1),
+  maxRankedItems: intField('RECSERVE_MAX_RANKED_ITEMS', 10_000, 1),
   maxExplainHistory: intField('RECSERVE_MAX_EXPLAIN_HISTORY', 200, 1),
   maxRules: intField('RECSERVE_MAX_RULES', 32, 1),
 };

@@ -74,6 +74,16 @@ function rerankOptions(j: OptionsJson, idOf: IdReader, where: string): RerankOpt
   return out;
 }
 
+/**
+ * similar_to's length when it is a list, read before the schema: the schema's one-id-or-a-list form
+ * would report an empty or long list as "must be string". `at` names the member (jsonData/similar_to).
+ */
+export function checkSimilarTo(q: unknown, limits: Limits, at: string): void {
+  if (!Array.isArray(q)) return;
+  if (q.length === 0) throw badData(`${at} is an empty list; name at least one item id`);
+  if (q.length > limits.maxQueryItems) throw badData(`${at} lists ${q.length} items; at most ${limits.maxQueryItems}${limitHint(limits, 'maxQueryItems')}`);
+}
+
 /** Fields, value count and text sizes of a filter (the schema bounds each part; this bounds the sum). */
 export function checkFilter(filter: Record<string, FilterValue>, limits: Limits, where: string): void {
   let values = 0;
@@ -83,8 +93,8 @@ export function checkFilter(filter: Record<string, FilterValue>, limits: Limits,
   }
 }
 
-/** Values one filter entry names: a list's members, a condition's operands (its in/not lists counted in full). */
-function filterValueCount(v: FilterValue): number {
+/** Values one filter entry (or rule value) names: a list's members, a condition's operands (its in/not lists counted in full). */
+export function filterValueCount(v: FilterValue): number {
   if (Array.isArray(v)) return v.length;
   if (typeof v !== 'object' || v === null) return 1;
   let n = 0;

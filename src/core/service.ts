@@ -3,6 +3,7 @@
 // and calls this, so a size limit, a metric or a refusal is decided once whatever the protocol.
 import { badData, RecserveError } from '../errors.js';
 import { limitHint, type Limits } from '../config/limits.js';
+import { filterValueCount } from './request-options.js';
 import type { ModelRegistry } from '../model/registry.js';
 import type { Recommender } from '../model/recommender.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -77,7 +78,7 @@ export class RecommenderService {
    */
   async predict(input: PredictInput, ctx: CallContext, predictionId: string | null): Promise<{ model: Recommender; output: PredictOutput }> {
     const model = this.model();
-    if (input.op !== 'pairs') this.checkRequest(input, model.nItems);
+    if (input.op !== 'pairs') this.checkRequest(input, model);
     const bounds = { explainHistory: this.deps.limits.maxExplainHistory, rerankPool: this.deps.limits.rerankPool };
     let output: PredictOutput;
     if (input.op === 'recommend') output = { op: 'recommend', ...(await model.answer(input.request, bounds)), offset: input.request.offset ?? 0 };
@@ -121,10 +122,12 @@ export class RecommenderService {
 
   /**
    * A request's sizes, bounded before any work whatever the protocol: the answer (users × k, k capped by
-   * the catalog), the ranked prefix of a page, and the item lists it names.
+   * the catalog), the ranked prefix of a page, the items all its lists rank, the values its filter and
+   * rules name, and the item lists it names.
    */
-  private checkRequest(input: Exclude<PredictInput, { op: 'pairs' }>, nItems: number): void {
+  private checkRequest(input: Exclude<PredictInput, { op: 'pairs' }>, model: Recommender): void {
     const { limits } = this.deps;
+    const { nItems } = model;
     const req = input.request;
     const users = input.op === 'recommend' ? Math.max(1, input.request.users.length) : 1;
     const items = users * Math.min(req.k, nItems);
@@ -135,6 +138,18 @@ export class RecommenderService {
     if (!Number.isSafeInteger(offset) || offset < 0) throw badData(`offset must be a whole number ≥ 0, got ${offset}`);
     if (offset + req.k > limits.maxPageEnd) {
       throw badData(`offset=${offset} + k=${req.k} reaches rank ${offset + req.k}; pages end at rank ${limits.maxPageEnd} at most${limitHint(limits, 'maxPageEnd')}`);
+    }
+    const depth = model.rankDepth(req, limits.rerankPool);
+    if (users * depth > limits.maxRankedItems) {
+      const each = model.reranks(req) ? `the rerank pool of ${depth} (diversify, rules or pins apply)` : `offset + k = ${depth}`;
+      throw badData(`${users} lists × ${each} would rank ${users * depth} items; at most ${limits.maxRankedItems} per request: ask for fewer users or a shallower page${limitHint(limits, 'maxRankedItems')}`);
+    }
+    const ruleValues = (req.rerank?.rules ?? []).reduce<number>((n, rule) => n + filterValueCount(rule.value), 0);
+    if (ruleValues > 0) {
+      const values = ruleValues + (req.filter ? Object.values(req.filter).reduce<number>((n, v) => n + filterValueCount(v), 0) : 0);
+      if (values > limits.maxFilterValues) {
+        throw badData(`the filter and rules name ${values} values in all (rules ${ruleValues}); at most ${limits.maxFilterValues} together${limitHint(limits, 'maxFilterValues')}`);
+      }
     }
     this.checkList(req.excludeItems, 'exclude_items', 'maxItemList');
     this.checkList(req.allowItems, 'allow_items', 'maxItemList');

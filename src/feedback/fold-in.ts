@@ -32,6 +32,9 @@ import type { Interaction } from './store/index.js';
 export { solveSpd }; // test/feedback/fold-in.test.ts checks solves against it from here
 
 
+/** Items of one Gram slice (≈ 10 ms at 64 factors). */
+const GRAM_SLICE_ITEMS = 10_000;
+
 /** Stands for "no user" in a session solve: ids are never empty, so no model user can be named so. */
 const ANONYMOUS = '';
 
@@ -268,26 +271,70 @@ export class FoldInModel implements UserStateSource, SessionSolver {
   /** (1/n) Σ_i x_i x_iᵀ over the catalog (the anchor when a user's training items are unknown). */
   private meanItemMoment(): Float64Array {
     if (this.itemMoment) return this.itemMoment;
+    const M = new Float64Array(this.D * this.D);
+    this.addMoments(M, 0, this.model.nItems);
+    return (this.itemMoment = this.meanOf(M));
+  }
+
+  /** Σ x_i x_iᵀ over items [from, to) into M. */
+  private addMoments(M: Float64Array, from: number, to: number): void {
     const { d, D } = this;
     const Q = this.model.artifact.factors!.itemFactors;
-    const n = this.model.nItems;
-    const M = new Float64Array(D * D);
     const feat = new Float64Array(D);
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < to; i++) {
       for (let k = 0; k < d; k++) feat[k] = Q[i * d + k];
       if (this.kind === 'explicit') feat[d] = 1;
       for (let r = 0; r < D; r++) for (let c = 0; c < D; c++) M[r * D + c] += feat[r] * feat[c];
     }
-    for (let q = 0; q < D * D; q++) M[q] /= Math.max(1, n);
-    return (this.itemMoment = M);
   }
 
-  /** QᵀQ, once per model version. */
+  private meanOf(M: Float64Array): Float64Array {
+    const n = Math.max(1, this.model.nItems);
+    for (let q = 0; q < M.length; q++) M[q] /= n;
+    return M;
+  }
+
+  /** QᵀQ, once per model version (prepare() computes it before the version serves). */
   private itemGram(): Float64Array {
     if (this.gramQ) return this.gramQ;
     const G = new Float64Array(this.d * this.d);
     gram(this.model.artifact.factors!.itemFactors, this.model.nItems, this.d, G);
     return (this.gramQ = G);
+  }
+
+  /** Whether what every solve shares is computed: the item Gram (implicit models) and the anchor moment (a model without seen lists). */
+  get prepared(): boolean {
+    return (this.kind !== 'implicit' || this.gramQ !== null) && (this.model.artifact.seen !== null || this.itemMoment !== null);
+  }
+
+  /**
+   * Computes what every solve shares before the version serves (the first session or feedback would
+   * pay O(items × factors²) on the event loop): the Gram and (for a model without seen lists) the anchor
+   * moment, in slices of GRAM_SLICE_ITEMS with a turn for the event loop before each.
+   */
+  async prepare(): Promise<void> {
+    if (this.kind === 'implicit' && !this.gramQ) {
+      const { d } = this;
+      const Q = this.model.artifact.factors!.itemFactors;
+      const n = this.model.nItems;
+      const G = new Float64Array(d * d);
+      const part = new Float64Array(d * d);
+      for (let from = 0; from < n; from += GRAM_SLICE_ITEMS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const to = Math.min(n, from + GRAM_SLICE_ITEMS);
+        gram(Q.subarray(from * d, to * d), to - from, d, part);
+        for (let q = 0; q < d * d; q++) G[q] += part[q];
+      }
+      this.gramQ ??= G;
+    }
+    if (this.model.artifact.seen === null && !this.itemMoment) {
+      const M = new Float64Array(this.D * this.D);
+      for (let from = 0; from < this.model.nItems; from += GRAM_SLICE_ITEMS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        this.addMoments(M, from, Math.min(this.model.nItems, from + GRAM_SLICE_ITEMS));
+      }
+      this.itemMoment ??= this.meanOf(M);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 // Catalog discovery: what a caller can filter, diversify and write rules on. One pass over the catalog
-// per model (memoised on the artifact, so metadata requests reuse it): each field with its type, how
+// per model (memoised on the artifact before it serves, so metadata requests reuse it): each field with its type, how
 // many items have it, its most frequent distinct values up to a bound (string, list and boolean
 // fields), and min/max of its numbers. Values are grouped as filters compare them (trim, NFC,
 // case-insensitive), each shown in its first spelling in the catalog.
@@ -54,8 +54,14 @@ interface FieldStats {
 /** The summary of one catalog, bounded by `bounds` (values per field, fields). O(catalog cells). */
 export function summariseCatalog(catalog: Record<string, unknown>[], bounds: { values: number; fields: number } = CATALOG_SUMMARY_BOUNDS): CatalogSummary {
   const stats = new Map<string, FieldStats>();
-  for (const row of catalog) {
-    for (const [field, raw] of Object.entries(row)) {
+  addRows(stats, catalog, 0, catalog.length);
+  return summaryOf(stats, catalog.length, bounds);
+}
+
+/** Rows [from, to) of the catalog into the per-field stats. */
+function addRows(stats: Map<string, FieldStats>, catalog: Record<string, unknown>[], from: number, to: number): void {
+  for (let r = from; r < to; r++) {
+    for (const [field, raw] of Object.entries(catalog[r])) {
       if (raw === null || raw === undefined) continue;
       let s = stats.get(field);
       if (!s) stats.set(field, (s = { items: 0, kinds: new Set(), values: new Map(), min: Infinity, max: -Infinity }));
@@ -78,10 +84,13 @@ export function summariseCatalog(catalog: Record<string, unknown>[], bounds: { v
       }
     }
   }
+}
+
+function summaryOf(stats: Map<string, FieldStats>, items: number, bounds: { values: number; fields: number }): CatalogSummary {
   const names = [...stats.keys()].sort((a, b) => stats.get(b)!.items - stats.get(a)!.items || (a < b ? -1 : 1));
   const kept = names.slice(0, bounds.fields).sort();
   return {
-    items: catalog.length,
+    items,
     fields: kept.map((field) => describeField(field, stats.get(field)!, bounds.values)),
     fields_truncated: names.length > kept.length,
   };
@@ -103,18 +112,43 @@ function describeField(field: string, s: FieldStats, maxValues: number): Catalog
   return out;
 }
 
-const memo = new WeakMap<object, { summary: CatalogSummary | null; json: string }>();
+type Entry = { summary: CatalogSummary | null; json: string };
+const memo = new WeakMap<object, Entry>();
+
+function remember(artifact: object, summary: CatalogSummary | null): Entry {
+  const entry = { summary, json: JSON.stringify(summary) };
+  memo.set(artifact, entry);
+  return entry;
+}
 
 /**
- * The summary of an artifact's catalog (null without one), and its JSON text, computed on the first
- * call for that artifact and kept with it.
+ * The summary of an artifact's catalog (null without one), and its JSON text, kept with the artifact:
+ * prepared before the version serves (prepareCatalogSummary), computed here in one go only if not.
  */
-export function catalogSummaryOf(artifact: { catalog: Record<string, unknown>[] | null }): { summary: CatalogSummary | null; json: string } {
-  let entry = memo.get(artifact);
-  if (!entry) {
-    const summary = artifact.catalog ? summariseCatalog(artifact.catalog) : null;
-    entry = { summary, json: JSON.stringify(summary) };
-    memo.set(artifact, entry);
+export function catalogSummaryOf(artifact: { catalog: Record<string, unknown>[] | null }): Entry {
+  return memo.get(artifact) ?? remember(artifact, artifact.catalog ? summariseCatalog(artifact.catalog) : null);
+}
+
+/** Whether the artifact's summary is computed. */
+export function catalogSummaryBuilt(artifact: object): boolean {
+  return memo.has(artifact);
+}
+
+/** Rows summarised between two turns of the event loop. */
+const SLICE_ROWS = 10_000;
+
+/** Computes the artifact's summary in slices of SLICE_ROWS with a turn for the event loop before each (100,000 rows took 245 ms in one go). */
+export async function prepareCatalogSummary(artifact: { catalog: Record<string, unknown>[] | null }): Promise<void> {
+  if (memo.has(artifact)) return;
+  const { catalog } = artifact;
+  if (!catalog) {
+    remember(artifact, null);
+    return;
   }
-  return entry;
+  const stats = new Map<string, FieldStats>();
+  for (let from = 0; from < catalog.length; from += SLICE_ROWS) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    addRows(stats, catalog, from, Math.min(catalog.length, from + SLICE_ROWS));
+  }
+  if (!memo.has(artifact)) remember(artifact, summaryOf(stats, catalog.length, CATALOG_SUMMARY_BOUNDS));
 }

@@ -3,9 +3,10 @@
 import { badData, clip, quote, RecserveError } from '../errors.js';
 import { LIMIT_DEFAULTS, LIMIT_ENV } from '../config/limits.js';
 import type { Artifact } from '../model-format/artifact.js';
+import { catalogSummaryBuilt, prepareCatalogSummary } from './catalog-summary.js';
 import { because, COLD_START_REASON } from './explain.js';
 import { FilterIndex, type AllowedItems, type FilterValue } from './filter-index.js';
-import { applyRules, diversify, pinItems, type Candidate, type DiversifyOptions, type ItemSpace, type Pin, type ScoreRule } from './rerank.js';
+import { applyRules, capValues, diversify, pinItems, type Candidate, type DiversifyOptions, type ItemSpace, type Pin, type ScoreRule } from './rerank.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { ItemSimilarity } from './similar.js';
 import { selectTopK } from './topk.js';
@@ -46,6 +47,10 @@ export interface SessionItem {
  */
 export interface SessionSolver {
   sessionScores(userId: string | null, items: SessionItem[]): Float32Array;
+  /** Does the whole-catalog work sessions share (e.g. an item Gram) before the version serves. */
+  prepare?(): Promise<void>;
+  /** Whether that work is done (a session request then pays only for its own items). */
+  readonly prepared?: boolean;
 }
 
 /** What narrows the items any list may hold, and which page of the ranking is answered. */
@@ -124,7 +129,10 @@ export interface SimilarItems {
 /** Set when a filter or allow_items restricted the items: how many they allowed, and whether nothing came back. */
 export interface Restriction {
   allowed: number;
-  /** Every list of the answer is empty. */
+  /**
+   * The restriction (with the exclusions) left no candidate in any list: every ranked list is empty
+   * before the page is cut, so a page past the end of a non-empty list does not say so.
+   */
   nothingMatched: boolean;
 }
 
@@ -146,6 +154,8 @@ interface Plan {
   /** exclude_items as indices. */
   excluded: Int32Array | null;
   rerank: { rules: ScoreRule[]; pins: Pin[]; diversify: DiversifyOptions | null } | null;
+  /** Each rule's catalog mask, built once per answer. */
+  ruleMasks: Map<ScoreRule, Uint8Array>;
 }
 
 /** A list ranked for one user, reranked when the plan says so; `base` holds the model's scores when rules changed them. */
@@ -153,6 +163,9 @@ interface Listed {
   ranked: Ranked;
   base: Map<number, number> | null;
 }
+
+/** Turns one user's ranked list into its answer (finish), noting whether the list had any candidate. */
+type Finisher = (userId: string, strategy: Strategy, listed: Listed, exclude: Int32Array | null, history: (() => Int32Array) | null) => Recommendation;
 
 /** 6 significant digits: what every score of an answer carries (no float32 noise in JSON). */
 export function roundScore(s: number): number {
@@ -253,10 +266,23 @@ export class Recommender {
     this.session = learnt.session ?? null;
   }
 
-  /** Resolves once the cold-start and exploration policies can answer without blocking (the registry awaits it before a swap). */
+  /**
+   * Resolves once no request pays for whole-catalog work (the registry awaits it before a version
+   * serves): the cold-start and exploration policies, the similarity unit vectors, the catalog summary
+   * metadata answers with and the session solver's shared work, each computed in slices with turns for
+   * the event loop (the version being replaced still serves meanwhile).
+   */
   async ready(): Promise<void> {
     await this.coldStart.ready?.();
     if (this.explorer && this.explorer !== this.coldStart) await this.explorer.ready?.();
+    await this.similarity?.prepare();
+    await prepareCatalogSummary(this.artifact);
+    await this.session?.prepare?.();
+  }
+
+  /** Whether ready()'s whole-catalog work is done (each part is also computed on first use if not). */
+  get prepared(): { similarity: boolean; catalogSummary: boolean; session: boolean } {
+    return { similarity: this.similarity?.built ?? true, catalogSummary: catalogSummaryBuilt(this.artifact), session: this.session?.prepared ?? true };
   }
 
   get version(): string {
@@ -289,9 +315,17 @@ export class Recommender {
   async answer(req: RecommendRequest, bounds: AnswerBounds = DEFAULT_BOUNDS): Promise<{ recommendations: Recommendation[]; restriction: Restriction | null }> {
     if (req.explain && !this.similarity) throw badData('explain: this model has no readable item factors to compare items with');
     const plan = this.plan(req, bounds);
-    const out: Recommendation[] = req.session ? [await this.sessionList(req, plan, bounds)] : new Array(req.users.length);
+    let candidates = false; // whether any list had a candidate before its page was cut
+    const finished = (userId: string, strategy: Strategy, listed: Listed, exclude: Int32Array | null, history: (() => Int32Array) | null) => {
+      if (listed.ranked.items.length > 0) candidates = true;
+      return this.finish(req, plan, userId, strategy, listed, exclude, history);
+    };
+    const out: Recommendation[] = req.session ? [await this.sessionList(req, plan, bounds, finished)] : new Array(req.users.length);
     const known: { pos: number; query: TopKQuery; state: UserState | undefined }[] = [];
     const { allow, depth, excluded } = plan;
+    // Reranking (MMR above all: end × pool × factors) and explanations (k × history × factors) cost
+    // per user on this thread: the event loop gets a turn between such users.
+    const costly = plan.rerank !== null || req.explain === true;
     let foldedScored = 0;
     for (let pos = 0; pos < (req.session ? 0 : req.users.length); pos++) {
       const userId = req.users[pos];
@@ -300,17 +334,18 @@ export class Recommender {
       // between such users the event loop gets a turn (probes and other requests are never held for a batch).
       const state = this.users?.get(userId);
       if (state?.scores) {
-        if (foldedScored++ > 0 || (req.explain && pos > 0)) await yieldTurn();
+        if (foldedScored++ > 0 || (costly && pos > 0)) await yieldTurn();
         const exclude = mergeSorted(req.excludeSeen ? mergeSorted(u === undefined ? null : (this.artifact.seen?.[u] ?? null), state.seen ?? null) : null, excluded);
         const ranked = selectTopK(state.scores(), 0, this.nItems, depth, exclude, allow?.mask ?? null);
         const listed = this.reranked(req, plan, ranked, exclude, (i) => state.score?.(i) ?? 0);
-        out[pos] = this.finish(req, plan, userId, 'personalized', listed, exclude, () => this.history(u, state, null, bounds));
+        out[pos] = finished(userId, 'personalized', listed, exclude, () => this.history(u, state, null, bounds));
         continue;
       }
       if (u === undefined) {
+        if (plan.rerank && pos > 0) await yieldTurn();
         const exclude = mergeSorted(req.excludeSeen ? (state?.seen ?? null) : null, excluded); // items a new user already gave feedback on
         const listed = this.reranked(req, plan, this.coldStart.rank(depth, allow, exclude, userId), exclude, (i) => this.artifact.popularity[i]);
-        out[pos] = this.finish(req, plan, userId, 'cold_start', listed, exclude, null);
+        out[pos] = finished(userId, 'cold_start', listed, exclude, null);
       } else {
         const exclude = mergeSorted(req.excludeSeen ? (this.artifact.seen?.[u] ?? null) : null, excluded);
         known.push({ pos, query: { user: u, k: depth, exclude, allow: allow?.mask ?? null }, state });
@@ -321,20 +356,19 @@ export class Recommender {
       const pinned = await this.pinnedScores(plan, known.map((x, j) => ({ user: x.query.user, ranked: ranked[j] })));
       for (let j = 0; j < known.length; j++) {
         const { pos, query, state } = known[j];
-        // Explanations cost k × history × factors per user: the event loop gets a turn between users.
-        if (req.explain && j > 0) await yieldTurn();
+        if (costly && j > 0) await yieldTurn();
         const listed = this.reranked(req, plan, ranked[j], query.exclude, (i) => pinned[j].get(i) ?? 0);
-        out[pos] = this.finish(req, plan, req.users[pos], 'personalized', listed, query.exclude, () => this.history(query.user, state, null, bounds));
+        out[pos] = finished(req.users[pos], 'personalized', listed, query.exclude, () => this.history(query.user, state, null, bounds));
       }
     }
-    return { recommendations: out, restriction: allow === null ? null : { allowed: allow.allowedCount, nothingMatched: out.every((r) => r.items.length === 0) } };
+    return { recommendations: out, restriction: allow === null ? null : { allowed: allow.allowedCount, nothingMatched: !candidates } };
   }
 
   /**
    * The session's list: its items folded in for this request only (the SessionSolver), over the user's
    * history when `users` names one. Session items are left out when exclude_seen, like seen ones.
    */
-  private async sessionList(req: RecommendRequest, plan: Plan, bounds: AnswerBounds): Promise<Recommendation> {
+  private async sessionList(req: RecommendRequest, plan: Plan, bounds: AnswerBounds, finished: Finisher): Promise<Recommendation> {
     const { items, weights } = req.session!;
     const userId = req.users[0] ?? null;
     const session: SessionItem[] = items.map((itemId, r) => {
@@ -351,7 +385,7 @@ export class Recommender {
     const scores = solver.sessionScores(userId, session);
     const ranked = selectTopK(scores, 0, this.nItems, plan.depth, exclude, plan.allow?.mask ?? null);
     const order = Int32Array.from(session, (s) => s.item).reverse(); // the latest session items explain first
-    return this.finish(req, plan, userId ?? '', 'personalized', this.reranked(req, plan, ranked, exclude, (i) => scores[i]), exclude, () => this.history(u, state, order, bounds));
+    return finished(userId ?? '', 'personalized', this.reranked(req, plan, ranked, exclude, (i) => scores[i]), exclude, () => this.history(u, state, order, bounds));
   }
 
   private sessionSolver(): SessionSolver {
@@ -372,7 +406,7 @@ export class Recommender {
     const scores = await this.similarity.meanCosineTo(query);
     const listed = this.reranked(req, plan, selectTopK(scores, 0, this.nItems, plan.depth, exclude, plan.allow?.mask ?? null), exclude, (i) => scores[i]);
     const items = this.itemsOf(this.page(req, listed.ranked), false, null, null);
-    return { similar: { similarTo: req.items, items }, restriction: plan.allow === null ? null : { allowed: plan.allow.allowedCount, nothingMatched: items.length === 0 } };
+    return { similar: { similarTo: req.items, items }, restriction: plan.allow === null ? null : { allowed: plan.allow.allowedCount, nothingMatched: listed.ranked.items.length === 0 } };
   }
 
   /** Scores of (user, item) pairs; both ids must be known to the model (or the user folded in). */
@@ -410,8 +444,37 @@ export class Recommender {
     if (rerank && end > bounds.rerankPool) {
       throw badData(`offset + k = ${end}: a reranked list (diversify, rules or pins) is the top ${bounds.rerankPool} candidates, so pages end there (limit ${LIMIT_ENV.rerankPool}=${bounds.rerankPool})`);
     }
-    const depth = allow !== null && allow.allowedCount === 0 ? 0 : Math.min(rerank ? bounds.rerankPool : end, this.nItems);
-    return { allow, depth, excluded: this.indicesOf(req.excludeItems), rerank };
+    const depth = allow !== null && allow.allowedCount === 0 ? 0 : this.depthOf(end, rerank !== null, bounds.rerankPool);
+    const ruleMasks = new Map<ScoreRule, Uint8Array>();
+    rerank?.rules.forEach((rule, n) => ruleMasks.set(rule, this.ruleMask(rule, n)));
+    return { allow, depth, excluded: this.indicesOf(req.excludeItems), rerank, ruleMasks };
+  }
+
+  /** Items each list of the request ranks (before a filter narrows it): what the request's ranking work is bounded by. */
+  rankDepth(req: ItemOptions, rerankPool: number): number {
+    return this.depthOf((req.offset ?? 0) + req.k, this.reranks(req), rerankPool);
+  }
+
+  /** Whether the request's lists are reranked: diversify, rules or pins, the model's defaults included. */
+  reranks(req: ItemOptions): boolean {
+    return this.rerankOf(req.rerank) !== null;
+  }
+
+  private depthOf(end: number, reranks: boolean, rerankPool: number): number {
+    return Math.min(reranks ? rerankPool : end, this.nItems);
+  }
+
+  /** The items rule `n` applies to; its errors name the rule (not the filter). */
+  private ruleMask(rule: ScoreRule, n: number): Uint8Array {
+    if (!this.filters) throw badData(`rules/${n}: this model has no item catalog to match rules on`);
+    if (!this.filters.fieldNames().includes(rule.field)) throw badData(`rules/${n}/field: ${quote(clip(rule.field, 64))} is not a catalog field of this model`);
+    try {
+      return this.filters.allowed({ [rule.field]: rule.value }).mask;
+    } catch (e) {
+      if (!(e instanceof RecserveError) || e.kind !== 'bad_data') throw e;
+      // The filter index names the condition as a filter's (`filter.year: …`); this one is the rule's value.
+      throw badData(`rules/${n}/value: ${e.message.replace(/^filter(\.[^:]*)?: /, '')}`);
+    }
   }
 
   /** The request's diversify, rules and pins (rules and pins default to the model's); null when nothing reranks. */
@@ -438,7 +501,7 @@ export class Recommender {
     const end = Math.min((req.offset ?? 0) + req.k, this.nItems);
     let cands: Candidate[] = Array.from(ranked.items, (item, r) => ({ item, score: ranked.scores[r] }));
     const base = new Map(cands.map((c) => [c.item, c.score]));
-    if (rules.length > 0) cands = applyRules(cands, rules, (rule) => this.allowed({ [rule.field]: rule.value }).mask);
+    if (rules.length > 0) cands = applyRules(cands, rules, (rule) => plan.ruleMasks.get(rule)!);
     const pooled = new Map(cands.map((c) => [c.item, c.score]));
     if (div) cands = diversify(cands, end, div, this.itemSpace());
     const usable = pins.filter((p) => (plan.allow === null || plan.allow.mask[p.item] === 1) && !exclude?.includes(p.item));
@@ -482,30 +545,75 @@ export class Recommender {
     return { items: ranked.items.slice(from, to), scores: ranked.scores.slice(from, to) };
   }
 
-  /**
-   * One user's list from its ranked prefix: the page, with its last `req.explore` places filled by the
-   * explorer (personalized lists). Those items carry `exploration: true` among their fields and the
-   * explorer's score (a sampled reward rate).
-   */
+  /** One user's list from its ranked prefix: the page, with exploration slots filled when asked (explore()). */
   private finish(req: RecommendRequest, plan: Plan, userId: string, strategy: Strategy, listed: Listed, exclude: Int32Array | null, history: (() => Int32Array) | null): Recommendation {
     const { ranked, base } = listed;
     const page = this.page(req, ranked);
     const personal = strategy === 'personalized';
     const why = req.explain ? (personal && history ? history() : EMPTY_HISTORY) : null;
+    const items = this.itemsOf(page, personal, why, base);
     const slots = personal && this.explorer ? Math.min(req.explore ?? 0, page.items.length) : 0;
-    if (slots === 0) return { userId, strategy, items: this.itemsOf(page, personal, why, base) };
-    const keep = page.items.length - slots;
-    const rec: Recommendation = { userId, strategy, items: this.itemsOf({ items: page.items.slice(0, keep), scores: page.scores.slice(0, keep) }, personal, why, base) };
-    // Nothing of the ranked prefix (earlier pages included) comes back as an exploration item.
-    const taken = Int32Array.from(ranked.items.subarray(0, (req.offset ?? 0) + keep));
-    const drawn = this.explorer!.rank(slots, plan.allow, mergeSorted(exclude, taken.sort()), userId);
-    for (let r = 0; r < drawn.items.length; r++) {
-      const i = drawn.items[r];
-      const item: RecommendedItem = { itemId: this.artifact.itemIds[i], score: roundScore(drawn.scores[r]), fields: { ...(this.artifact.catalog?.[i] ?? {}), exploration: true } };
-      if (why) item.because = COLD_START_REASON;
-      rec.items.push(item);
+    if (slots > 0) this.explore(req, plan, userId, ranked, items, slots, exclude, why !== null);
+    return { userId, strategy, items };
+  }
+
+  /**
+   * Exploration slots (personalized lists): the last `slots` places of the page that hold no pinned item
+   * get the explorer's draws, so pins keep their positions. With a diversify field, a draw is taken only
+   * while it stays within max_per_value, counted over the list up to the page's end; a place no such
+   * draw fills keeps its item. Nothing of that list (earlier pages included) is drawn again. Exploration
+   * items carry `exploration: true` among their fields and the explorer's score (a sampled reward rate).
+   */
+  private explore(req: RecommendRequest, plan: Plan, userId: string, ranked: Ranked, items: RecommendedItem[], slots: number, exclude: Int32Array | null, explain: boolean): void {
+    const from = req.offset ?? 0;
+    const end = from + items.length;
+    const pinned = new Set(plan.rerank?.pins.map((p) => p.item) ?? []);
+    const places: number[] = []; // page places, last first
+    for (let r = items.length - 1; r >= 0 && places.length < slots; r--) if (!pinned.has(ranked.items[from + r])) places.push(r);
+    if (places.length === 0) return;
+    const listed = ranked.items.subarray(0, end);
+    const cap = this.capOf(plan, listed);
+    // With a cap, draw the pool's depth so that enough draws fit: O(depth) for the explorer, not a catalog walk.
+    const drawn = this.explorer!.rank(cap ? plan.depth : places.length, plan.allow, mergeSorted(exclude, Int32Array.from(listed).sort()), userId);
+    const filled: number[] = [];
+    const chosen: number[] = []; // indices into drawn
+    const used = new Uint8Array(drawn.items.length);
+    for (const r of places) {
+      cap?.remove(ranked.items[from + r]); // the place's own item no longer counts (a skipped draw may fit now)
+      let j = 0;
+      while (j < drawn.items.length && (used[j] === 1 || (cap !== null && !cap.fits(drawn.items[j])))) j++;
+      if (j === drawn.items.length) {
+        cap?.add(ranked.items[from + r]); // nothing fits here: the place keeps its item
+        continue;
+      }
+      cap?.add(drawn.items[j]);
+      used[j] = 1;
+      filled.push(r);
+      chosen.push(j);
     }
-    return rec;
+    chosen.sort((x, y) => x - y);
+    // The draws in the explorer's order, over the filled places top to bottom.
+    filled.reverse().forEach((r, n) => {
+      const i = drawn.items[chosen[n]];
+      const item: RecommendedItem = { itemId: this.artifact.itemIds[i], score: roundScore(drawn.scores[chosen[n]]), fields: { ...(this.artifact.catalog?.[i] ?? {}), exploration: true } };
+      if (explain) item.because = COLD_START_REASON;
+      items[r] = item;
+    });
+  }
+
+  /** The diversify field's per-value counts over `listed`, when the plan caps a field (null otherwise). */
+  private capOf(plan: Plan, listed: Int32Array): { fits(item: number): boolean; add(item: number): void; remove(item: number): void } | null {
+    const div = plan.rerank?.diversify;
+    const catalog = this.artifact.catalog;
+    if (div?.field === undefined || !catalog) return null;
+    const field = div.field;
+    const limit = div.maxPerValue ?? 1;
+    const counts = new Map<string, number>();
+    const change = (item: number, by: number) => {
+      for (const v of capValues(catalog[item], field)) counts.set(v, (counts.get(v) ?? 0) + by);
+    };
+    for (const i of listed) change(i, 1);
+    return { fits: (item) => capValues(catalog[item], field).every((v) => (counts.get(v) ?? 0) < limit), add: (item) => change(item, 1), remove: (item) => change(item, -1) };
   }
 
   /**

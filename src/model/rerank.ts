@@ -26,7 +26,7 @@ export interface ItemSpace {
 }
 
 /** The normalised values of an item's field (a list field gives several; none means uncapped). */
-function capValues(row: Record<string, unknown> | undefined, field: string): string[] {
+export function capValues(row: Record<string, unknown> | undefined, field: string): string[] {
   const raw = row?.[field];
   if (raw === undefined) return [];
   const out = new Set<string>();
@@ -119,16 +119,21 @@ export interface ScoreRule {
   add?: number;
 }
 
+/** float32's largest finite value: rule scores saturate here, as answers carry scores as float32. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
 /**
- * New scores: s·multiply + add for items the rule's mask allows (rules apply in order); re-sorted best
- * first, ties keep input order. `maskOf` gives each rule's catalog mask (the filter index's, cached).
+ * New scores: s·multiply + add for items the rule's mask allows (rules apply in order), in float64 and
+ * saturated at ±FLOAT32_MAX after each rule (32 legal ×100 rules reach 1e64·s, past float32, which
+ * answers would carry as null or Infinity); re-sorted best first, ties keep input order. `maskOf` gives
+ * each rule's catalog mask.
  */
 export function applyRules(cands: Candidate[], rules: ScoreRule[], maskOf: (rule: ScoreRule) => Uint8Array): Candidate[] {
   const masks = rules.map(maskOf);
   const scored = cands.map((c, order) => {
     let s = c.score;
     rules.forEach((r, j) => {
-      if (masks[j][c.item] === 1) s = s * (r.multiply ?? 1) + (r.add ?? 0);
+      if (masks[j][c.item] === 1) s = Math.min(FLOAT32_MAX, Math.max(-FLOAT32_MAX, s * (r.multiply ?? 1) + (r.add ?? 0)));
     });
     return { item: c.item, score: s, order };
   });

@@ -1,5 +1,5 @@
 // Item-to-item similarity on the model's item factors ("users who liked this also liked …"): cosine
-// of the factor vectors, from unit vectors computed once per model version.
+// of the factor vectors, from unit vectors computed once per model version (before it serves: prepare()).
 import type { Factors } from '../model-format/artifact.js';
 
 export class ItemSimilarity {
@@ -15,19 +15,41 @@ export class ItemSimilarity {
     return this.factors.factors;
   }
 
+  /** Whether the unit vectors are computed (prepare() does it before the version serves). */
+  get built(): boolean {
+    return this.unit !== null;
+  }
+
+  /** Computes the unit vectors in slices of SLICE_ITEMS, with a turn for the event loop before each. */
+  async prepare(): Promise<void> {
+    if (this.unit) return;
+    const out = new Float32Array(this.nItems * this.d);
+    for (let from = 0; from < this.nItems; from += SLICE_ITEMS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.normalise(out, from, Math.min(this.nItems, from + SLICE_ITEMS));
+    }
+    this.unit ??= out;
+  }
+
+  /** The unit vectors; computed here, in one go, only when prepare() has not run. */
   private units(): Float32Array {
     if (this.unit) return this.unit;
+    const out = new Float32Array(this.nItems * this.d);
+    this.normalise(out, 0, this.nItems);
+    return (this.unit = out);
+  }
+
+  /** Unit vectors of items [from, to) into `out`. */
+  private normalise(out: Float32Array, from: number, to: number): void {
     const { d } = this;
     const Q = this.factors.itemFactors;
-    const out = new Float32Array(this.nItems * d);
-    for (let i = 0, o = 0; i < this.nItems; i++, o += d) {
+    for (let i = from, o = from * d; i < to; i++, o += d) {
       let norm = 0;
       for (let k = 0; k < d; k++) norm += Q[o + k] * Q[o + k];
       if (norm === 0) continue;
       const inv = 1 / Math.sqrt(norm);
       for (let k = 0; k < d; k++) out[o + k] = Q[o + k] * inv;
     }
-    return (this.unit = out);
   }
 
   /** Cosine of the factor vectors of items a and b. */

@@ -6,7 +6,7 @@ import { LIMIT_DEFAULTS, limitHint, type Limits } from '../../config/limits.js';
 import type { FilterValue, RecommendedItem, RecommendRequest } from '../../model/recommender.js';
 import { boundsOf, validate, type Bounds } from '../contract.js';
 import { parseJsonText } from '../json.js';
-import { becauseJson, checkFilter, itemOptions, recommendOptions, RECOMMEND_ONLY, similarItems, type OptionsJson } from '../../core/request-options.js';
+import { becauseJson, checkFilter, checkSimilarTo, itemOptions, recommendOptions, RECOMMEND_ONLY, similarItems, type OptionsJson } from '../../core/request-options.js';
 import type { JsonValue, Meta, PayloadKind, SeldonMessage } from './messages.js';
 
 import type { PredictInput, PredictOutput } from '../../core/types.js';
@@ -41,7 +41,7 @@ export function decodePredict(msg: SeldonMessage, params: ModelParams, limits: L
   const explore = msg.meta?.tags?.explore;
   if (explore !== undefined && decoded.input.op === 'recommend') {
     const n = tagNumber(msg.meta!.tags!, 'explore')!;
-    if (!Number.isInteger(n) || n < 0) throw badData(`meta.tags.explore must be a whole number ≥ 0, got ${quote(explore)}`);
+    if (!Number.isInteger(n) || n < 0) throw badData(`meta.tags.explore must be a whole number ≥ 0, got ${numberText(explore)}`);
     if (n > decoded.input.request.k) throw badData(`meta.tags.explore=${n} is larger than k=${decoded.input.request.k}`);
     decoded.input.request.explore = n;
   }
@@ -82,6 +82,7 @@ function fromText(text: string, ctx: Ctx, where: string): PredictInput {
 
 function fromJson(json: JsonValue | undefined, ctx: Ctx, where: string): PredictInput {
   const { params, limits } = ctx;
+  if (typeof json === 'object' && json !== null && !Array.isArray(json)) checkSimilarTo(json.similar_to, limits, `${where}/similar_to`);
   validate('RecommendRequest', json, where, ctx.bounds);
   const j = json as OptionsJson & {
     user_id?: string | number;
@@ -111,7 +112,7 @@ function fromJson(json: JsonValue | undefined, ctx: Ctx, where: string): Predict
 
 function checkK(k: number | undefined, params: ModelParams, where: string): number {
   const kk = k ?? params.k;
-  if (!Number.isInteger(kk) || kk < 1) throw badData(`${where}: k must be a whole number ≥ 1, got ${quote(k)}`);
+  if (!Number.isInteger(kk) || kk < 1) throw badData(`${where}: k must be a whole number ≥ 1, got ${numberText(k)}`);
   if (kk > params.max_k) throw badData(`${where}: k=${kk} is larger than max_k=${params.max_k} (graph parameter max_k)`);
   return kk;
 }
@@ -198,6 +199,10 @@ function columnsOf(names: string[] | undefined, width: number, where: string): {
 /** data.ndarray / data.tensor: a user column (top-k) or user + item columns (pair scores). */
 function fromTable(msg: SeldonMessage, tags: Record<string, JsonValue>, ctx: Ctx): DecodedPredict {
   const { params, limits } = ctx;
+  const jsonOnly = JSON_ONLY_OPTIONS.filter((key) => tags[key] !== undefined);
+  if (jsonOnly.length > 0) {
+    throw badData(`meta.tags.${jsonOnly.join(', meta.tags.')}: ${jsonOnly.join(', ')} ${jsonOnly.length > 1 ? 'are' : 'is'} only read from jsonData; the tabular form answers plain top-k`);
+  }
   const data = msg.data!;
   if (data.tftensor !== undefined) throw badData('data.tftensor is not supported; send data.ndarray or data.tensor');
   let rows: JsonValue[][];
@@ -279,12 +284,19 @@ function tagFilter(tags: Record<string, JsonValue>, ctx: Ctx): Record<string, Fi
 
 /** Table requests carry these recommendation options in meta.tags (sessions, similar items and explanations need jsonData). */
 const TABLE_OPTIONS = ['offset', 'exclude_items', 'allow_items', 'diversify', 'rules', 'pins'] as const;
+/** Options only jsonData carries: in a table's meta.tags they are refused, not echoed back as if honoured. */
+const JSON_ONLY_OPTIONS = ['explain', 'similar_to', 'items', 'weights'] as const;
 
 function tagOptions(tags: Record<string, JsonValue>, ctx: Ctx): OptionsJson {
   const picked: Record<string, JsonValue> = {};
   for (const key of TABLE_OPTIONS) if (tags[key] !== undefined) picked[key] = key === 'offset' ? tagNumber(tags, key)! : tags[key];
   if (Object.keys(picked).length > 0) validate('RecommendRequest', { user_id: 'x', ...picked }, 'meta.tags', ctx.bounds);
   return picked as OptionsJson;
+}
+
+/** A value as a refusal shows it: numbers as written (NaN and Infinity, which JSON text shows as null), others quoted. */
+function numberText(v: unknown): string {
+  return typeof v === 'number' ? String(v) : quote(v);
 }
 
 function describeType(v: unknown): string {

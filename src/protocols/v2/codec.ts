@@ -13,7 +13,7 @@ import { limitHint, type Limits } from '../../config/limits.js';
 import type { PredictInput, PredictOutput } from '../../core/types.js';
 import { badData, quote } from '../../errors.js';
 import type { FilterValue, RecommendedItem, RecommendRequest } from '../../model/recommender.js';
-import { becauseJson, checkFilter, itemOptions, recommendOptions, RECOMMEND_ONLY, similarItems, type JsonId, type OptionsJson } from '../../core/request-options.js';
+import { becauseJson, checkFilter, checkSimilarTo, itemOptions, recommendOptions, RECOMMEND_ONLY, similarItems, type JsonId, type OptionsJson } from '../../core/request-options.js';
 import { boundsOf, validate } from '../contract.js';
 import { parseJsonText } from '../json.js';
 import { decodeBytes, decodeInt64, utf8Text } from './binary.js';
@@ -157,6 +157,7 @@ function optionParams(p: Parameters, hasUser: boolean, params: ModelParams, limi
   // One id, or a list as JSON text ("[...]"); gRPC's int64_param arrives as a bigint.
   const q = p.similar_to;
   if (q !== undefined) options.similar_to = typeof q === 'string' && q.trimStart().startsWith('[') ? parseJsonText(q, 'parameters.similar_to', limits.maxJsonDepth, '', limits.maxJsonValues) : typeof q === 'bigint' ? String(q) : q;
+  checkSimilarTo(options.similar_to, limits, 'parameters.similar_to');
   const offset = wholeParam(p.offset, 'offset');
   if (offset !== undefined) options.offset = offset;
   if (p.explain !== undefined) options.explain = p.explain;
@@ -282,6 +283,8 @@ function wholeParam(v: unknown, name: string): number | undefined {
   // gRPC's int64_param arrives as a bigint.
   if (typeof v === 'bigint' && v >= -JSON_SAFE_BIG && v <= JSON_SAFE_BIG) return Number(v);
   if (typeof v === 'string' && /^-?\d{1,15}$/.test(v.trim())) return Number(v.trim());
+  if ((typeof v === 'number' && Number.isInteger(v)) || typeof v === 'bigint') throw badData(`parameters.${name} must be a whole number within ±(2^53 − 1), got ${String(v)} (too large)`);
+  if (typeof v === 'number') throw badData(`parameters.${name} must be a whole number, got ${String(v)}`); // NaN and Infinity, which JSON text would show as null
   throw badData(`parameters.${name} must be a whole number, got ${describe(v)}`);
 }
 
