@@ -23,6 +23,7 @@ beforeAll(async () => {
     RECSERVE_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
     RECSERVE_MAX_PIPELINED: String(MAX_PIPELINED),
     RECSERVE_MAX_RESULT_ITEMS: '30000', // the non-reading client's answers must be big (250 users × k=120)
+    RECSERVE_MAX_RANKED_ITEMS: '30000',
   });
   port = ts.server.ports.http;
 });
