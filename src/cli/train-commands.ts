@@ -220,7 +220,7 @@ export function registerTrainCommands(program: Command): void {
     .requiredOption('--data <file>', 'interaction log: MovieLens u.data / ratings.dat / ratings.csv, or a CSV/TSV of user,item[,rating][,timestamp]')
     .requiredOption('--out <dir>', 'model directory to write (model.onnx with id maps, catalog, popularity and seen items inside)')
     .option('--valid <split>', 'hold out a validation split and report its metrics after every epoch (random:0.1:1, stratified-item:0.75:42, stratified-user:0.75:42, kfold:5:0:1); without --refit the exported model is trained without it')
-    .option('--valid-users <n>', 'with --valid: rank the held-out rows of at most this many sampled users after each epoch (the final validation ranks every user)', int('--valid-users'), EPOCH_RANKING_USERS)
+    .option('--valid-users <n>', `with --valid: rank the held-out rows of at most this many sampled users after each epoch (default ${EPOCH_RANKING_USERS}; the final validation ranks every user)`, positive('--valid-users'))
     .option('--refit [iterations]', 'with --valid: then retrain on all data and export that model, with the best validation epoch count (or the iteration count given)', refitArg)
     .option('--name <name>', 'model name stored in the artifact (default: the --out directory name)')
     .option('--model-version <v>', 'model version stored in the artifact (default: a timestamp)')
@@ -266,7 +266,9 @@ Examples:
       else {
         for (const l of epochTable(s)) console.log(l);
         console.log(`${s.file}: ${s.algo}, ${s.users} users × ${s.items} items, ${s.factors} factors, trained in ${s.seconds.toFixed(1)} s`);
-        if (s.validation) console.log(`validation: ${Object.entries(s.validation).map(([k, v]) => `${k} ${fmt(v)}`).join('  ')}`);
+        const line = (m: Record<string, number>) => Object.entries(m).map(([k, v]) => `${k} ${fmt(v)}`).join('  ');
+        if (s.validation) console.log(`validation${s.exportedValidation && s.exportedValidation !== s.validation ? ' (last epoch, every held-out user)' : ''}: ${line(s.validation)}`);
+        if (s.exportedValidation && s.validation && s.exportedValidation !== s.validation) console.log(`validation of the exported model (epoch ${s.bestEpoch}, ranking on the per-epoch user sample): ${line(s.exportedValidation)}`);
         const v = reportData?.validation;
         if (s.refit) console.log(`refit: retrained on all ${s.interactions} interactions with ${s.refit.parameter} ${s.refit.iterations} (${s.refit.chosenBy === 'given' ? 'as given' : `best validation epoch ${s.bestEpoch}`}); the export has every user and item`);
         else if (v) {
@@ -314,7 +316,8 @@ Examples:
   npx recserve evaluate --data ml-100k/u.data --protocol surprise --best runs/best-params.json --best-key rating
   npx recserve evaluate --data ml-100k/u.data --protocol msr --algo wals --factors 64 --reg 50 --alpha 5
   npx recserve evaluate --data ratings.csv --split stratified-user:0.8:1 --metrics ranking --algo bpr
-  npx recserve evaluate --model models/ml100k --test ml-100k/u1.test`,
+  npx recserve train --data ml-100k/u1.base --items ml-100k/u.item --out models/u1 --algo als
+  npx recserve evaluate --model models/u1 --test ml-100k/u1.test`,
   );
   evaluate.action(async (o: Opts) => {
     try {

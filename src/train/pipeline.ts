@@ -130,6 +130,7 @@ export async function trainCommand(o: TrainOptions): Promise<TrainSummary> {
   const progress = o.progress ?? createProgress('quiet');
   const refitAsked = o.refit !== undefined && o.refit !== false;
   if (refitAsked && !o.valid) throw new Error('--refit needs --valid: it retrains on all data with the epoch count chosen on the validation split');
+  if (o.validUsers !== undefined && !o.valid) throw new Error('--valid-users needs --valid: it bounds the per-epoch validation');
   const started = performance.now();
   const timings: Record<string, number> = {};
   const since = (t: number) => (performance.now() - t) / 1000;
@@ -254,7 +255,11 @@ export async function trainCommand(o: TrainOptions): Promise<TrainSummary> {
   if (refit) Object.assign(refit, { users: fm.userIds.length, items: fm.itemIds.length });
   const { extras, catalogMissing } = await extrasFor(fm, itemRows, userRows, finalTrain, final.model.nUsers, final.model.nItems, o.items, o.noSeen, progress);
   // The validation figures that describe the exported model: the refit reproduces the best epoch.
-  const described = refit && validationSection ? { epoch: validationSection.best_epoch, metrics: epochs.find((e) => e.epoch === validationSection!.best_epoch)?.validation ?? validation } : validation && { epoch: epochs.at(-1)?.epoch ?? 0, metrics: validation };
+  // When the refit reproduces an earlier epoch, that epoch's figures describe it (ranking metrics there
+  // cover the per-epoch user sample); when it is the last epoch, the final figures over every user do.
+  const lastEpoch = epochs.at(-1)?.epoch ?? 0;
+  const earlier = refit && validationSection && validationSection.best_epoch !== lastEpoch ? validationSection.best_epoch : null;
+  const described = earlier !== null ? { epoch: earlier, metrics: epochs.find((e) => e.epoch === earlier)?.validation ?? validation } : validation && { epoch: lastEpoch, metrics: validation };
   const headline = trainHeadline(o.algo, fm, finalInput.users.length, Number(final.params[info.iterations]), info.iterations, described, refit);
   extras.name = o.name ?? path.basename(path.resolve(o.out));
   extras.version = o.version ?? new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');

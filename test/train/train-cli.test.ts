@@ -74,6 +74,11 @@ describe('recserve train (CLI)', () => {
     const bad = recserve('train', '--data', dataFile, '--out', path.join(dir, 'never'), '--refit', '--progress', 'quiet');
     expect(bad.status).not.toBe(0);
     expect(bad.stderr.trim().split('\n')).toEqual(['recserve train: --refit needs --valid: it retrains on all data with the epoch count chosen on the validation split']);
+    const users = recserve('train', '--data', dataFile, '--out', path.join(dir, 'never'), '--valid-users', '50', '--progress', 'quiet');
+    expect(users.stderr.trim().split('\n')).toEqual(['recserve train: --valid-users needs --valid: it bounds the per-epoch validation']);
+    const none = recserve('train', '--data', dataFile, '--out', path.join(dir, 'never'), '--valid', 'random:0.2:1', '--valid-users', '0', '--progress', 'quiet');
+    expect(none.status).not.toBe(0);
+    expect(none.stderr).toMatch(/--valid-users must be a whole number ≥ 1/);
   });
 });
 
