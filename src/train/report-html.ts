@@ -23,6 +23,7 @@ export interface Series {
   noLine?: boolean;
 }
 
+const LEGEND_PER_ROW = 4;
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2'];
 const W = 640;
 const H = 300;
@@ -71,7 +72,10 @@ export function lineChart(id: string, title: string, xLabel: string, series: Ser
     for (const p of s.points) {
       parts.push(`<circle class="point" data-series="${esc(s.name)}" cx="${px(p[0]).toFixed(1)}" cy="${py(p[1]).toFixed(1)}" r="3" fill="${color}"><title>${esc(`${s.name} @ ${p[0]}: ${num(p[1], 6)}`)}</title></circle>`);
     }
-    parts.push(`<rect x="${M.left + 8 + j * 150}" y="${M.top - 8}" width="10" height="10" fill="${color}"/><text x="${M.left + 22 + j * 150}" y="${M.top + 1}" class="legend">${esc(s.name)}</text>`);
+    // Four legend entries per row (a tune report draws up to eight trial curves), so none is clipped.
+    const lx = M.left + 8 + (j % LEGEND_PER_ROW) * 150;
+    const ly = M.top - 8 + Math.floor(j / LEGEND_PER_ROW) * 14;
+    parts.push(`<rect x="${lx}" y="${ly}" width="10" height="10" fill="${color}"/><text x="${lx + 14}" y="${ly + 9}" class="legend">${esc(s.name)}</text>`);
   });
   return `<svg id="${esc(id)}" class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}">${parts.join('')}</svg>`;
 }
@@ -117,7 +121,7 @@ function epochSeries(epochs: EpochRow[], refit: EpochRow[] | undefined): { loss:
   for (const n of names) {
     const s: Series = { name: `validation ${n}`, points: epochs.filter((e) => e.validation?.[n] !== undefined).map((e) => [e.epoch, e.validation![n]]) };
     if (RATING_METRICS.includes(n)) loss.push(s);
-    else if (n === 'ndcg@10' || n === 'recall@10' || n.startsWith('ndcg@') || n.startsWith('recall@')) ranking.push(s);
+    else if (n.startsWith('ndcg@') || n.startsWith('recall@')) ranking.push(s);
   }
   if (refit && refit.length > 0) loss.push({ name: `refit ${refit[0].loss_name}`, points: refit.filter((e) => Number.isFinite(e.loss)).map((e) => [e.epoch, e.loss]), dashed: true });
   return { loss, ranking };
