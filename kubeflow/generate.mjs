@@ -12,11 +12,11 @@ import { fileURLToPath } from 'node:url';
 import * as yaml from 'js-yaml';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-export const RECSERVE_IMAGE = 'registry.example.com/recserve:0.1.0';
+const RECSERVE_IMAGE = 'registry.example.com/recserve:0.1.0';
 /** Any image with sh and kubectl. */
-export const KUBECTL_IMAGE = 'alpine/k8s:1.31.4';
+const KUBECTL_IMAGE = 'alpine/k8s:1.31.4';
 /** Built from kubeflow/spark/Dockerfile (Spark 3.5 + Python + the S3A jars + als.py). */
-export const SPARK_IMAGE = 'registry.example.com/recserve-spark-als:3.5.3';
+const SPARK_IMAGE = 'registry.example.com/recserve-spark-als:3.5.3';
 const CLI = ['node', 'dist/src/cli/index.js'];
 // The format the kfp SDK stamps on what it compiles; these files follow it.
 const SDK_VERSION = 'kfp-2.14.3';
@@ -36,6 +36,7 @@ const artifactType = (title) => ({ schemaTitle: title, schemaVersion: '0.0.1' })
 const PARAMETERS = {
   data_uri: ['STRING', undefined, 'training interactions (s3://…, gs://…, minio://…): MovieLens u.data / ratings.csv or a CSV of user,item[,rating][,timestamp]'],
   test_uri: ['STRING', undefined, 'held-out interactions the trained model is scored on'],
+  items_uri: ['STRING', '', 'item catalog for titles, genres and the filters they allow: MovieLens u.item, movies.csv or a CSV with a header (empty: none, the model has ids only)'],
   data_format: ['STRING', 'auto', 'interaction file layout: auto, movielens, ml-dat, ml-csv or csv'],
   algo: ['STRING', 'als', 'training algorithm: sgd, als, wals or bpr'],
   factors: ['NUMBER_INTEGER', 64, 'latent factors per user/item'],
@@ -43,7 +44,7 @@ const PARAMETERS = {
   reg: ['NUMBER_DOUBLE', 0.1, 'L2 regularisation'],
   run_tune: ['BOOLEAN', false, 'random search over the hyperparameters first (recserve tune), then train the best trial on all of data_uri'],
   tune_trials: ['NUMBER_INTEGER', 20, 'with run_tune: number of trials'],
-  tune_objective: ['STRING', 'rmse', 'with run_tune: rmse or mae (explicit algorithms), ndcg@10, precision@10, recall@10 or map'],
+  tune_objective: ['STRING', '', 'with run_tune: rmse or mae (explicit algorithms), ndcg@10, precision@10, recall@10 or map (empty: recserve tune\'s default, rmse for sgd/als, ndcg@10 for wals/bpr)'],
   k: ['NUMBER_INTEGER', 10, 'cut-off of the ranking metrics in evaluate'],
   model_name: ['STRING', 'movielens', 'model name in the artifact, and the serving resource name (a DNS label)'],
   serving_target: ['STRING', 'seldon-v1', 'seldon-v1 (SeldonDeployment), seldon-core-2 (Model) or kserve (InferenceService)'],
@@ -98,7 +99,7 @@ function sparkSubmitArgs() {
 }
 
 /** The SparkApplication for the given values (shell variables in the step, examples in kubeflow/spark/). */
-export function sparkApplication(v) {
+function sparkApplication(v) {
   const envFrom = [{ secretRef: { name: v.s3Secret } }];
   const app = {
     apiVersion: 'sparkoperator.k8s.io/v1beta2',
@@ -168,7 +169,7 @@ const recserveJsonTo = (file, subcommand, args) => ({
   args: [file, subcommand, ...args],
 });
 
-export const COMPONENTS = {
+const COMPONENTS = {
   'validate-data': {
     description: 'Read the interaction log with the training read options and summarise it (rows, users, items, rating range, duplicates, bad rows); fails with one line when the data is unusable.',
     inputs: { artifacts: { data: 'system.Dataset' }, parameters: ['data_format'] },
@@ -179,12 +180,16 @@ export const COMPONENTS = {
     description: 'Random search with early stopping on a validation split carved from data; trains the best trial on all of data and exports it; metrics as name=value lines in the log.',
     inputs: { artifacts: { data: 'system.Dataset' }, parameters: ['data_format', 'algo', 'tune_trials', 'tune_objective', 'model_name'] },
     outputs: { artifacts: { model: 'system.Model', best_params: 'system.Artifact', trials: 'system.Artifact' } },
-    container: recserve('tune', [
-      '--data', inPath('data'), '--format', param('data_format'), '--algo', param('algo'),
-      '--trials', param('tune_trials'), '--objective', param('tune_objective'),
-      '--save-best', outPath('best_params'), '--save-key', 'best', '--log', outPath('trials'),
+    // An empty tune_objective leaves --objective out, so tune picks the algorithm's own (rmse would fail wals/bpr).
+    container: {
+      image: RECSERVE_IMAGE,
+      command: ['sh', '-ec', 'objective="$0"; if [ -n "$objective" ]; then set -- "$@" --objective "$objective"; fi; exec node dist/src/cli/index.js "$@"'],
+      args: [param('tune_objective'), 'tune',
+        '--data', inPath('data'), '--format', param('data_format'), '--algo', param('algo'), '--trials', param('tune_trials'),
+        '--save-best', outPath('best_params'), '--save-key', 'best', '--log', outPath('trials'),
       '--out', outPath('model'), '--name', param('model_name'), '--progress', 'plain',
-    ]),
+      ],
+    },
   },
   train: {
     description: 'Train a factor model on data with the given hyperparameters and export model.onnx (checked by loading it back with onnxruntime).',
@@ -241,6 +246,15 @@ export const COMPONENTS = {
     container: { image: KUBECTL_IMAGE, command: ['sh', '-ec', sparkSubmitScript()], args: sparkSubmitArgs() },
   },
 };
+
+/** The same step reading the item catalog as well (titles, genres, … and the filters they allow); the pipelines run it when items_uri is set. */
+const withItems = (c) => ({
+  ...c,
+  description: `${c.description} The item catalog (items) goes into the model.`,
+  inputs: { ...c.inputs, artifacts: { ...c.inputs.artifacts, items: 'system.Dataset' } },
+  container: { ...c.container, args: [...c.container.args, '--items', inPath('items')] },
+});
+for (const name of ['tune', 'train', 'export']) COMPONENTS[`${name}-items`] = withItems(COMPONENTS[name]);
 
 // ------------------------------------------------------------------ IR builders
 function componentSpec(name) {
@@ -301,9 +315,9 @@ function source(s, deps) {
 }
 
 /** Inside a sub-DAG a pipeline parameter arrives as the channel `pipelinechannel--<name>`. */
-function parameterSource(s, channel) {
+function parameterSource(s, inChannel) {
   const p = s.slice('param:'.length);
-  return { componentInputParameter: channel ? `pipelinechannel--${p}` : p };
+  return { componentInputParameter: inChannel ? channel(p) : p };
 }
 
 const header = (title, params) => [
@@ -340,125 +354,143 @@ function componentFile(name) {
 }
 
 const SERVE_PARAMS = ['serving_target', 'model_name', 'replicas', 'namespace', 'serving_image', 'store_secret', 'storage_secret', 'models_claim'];
+const channel = (name) => `pipelinechannel--${name}`;
+const channelParams = (names) => Object.fromEntries(names.map((p) => [channel(p), { parameterType: PARAMETERS[p][0] }]));
+const passParams = (names, fromRoot) => Object.fromEntries(names.map((p) => [channel(p), { componentInputParameter: fromRoot ? p : channel(p) }]));
+const DATA = channel('importer-artifact');
+const hasItems = "inputs.parameter_values['pipelinechannel--items_uri'] != ''";
 
-/** validate → (run_tune ? tune : train) → evaluate → manifest → deploy. */
-function pipeline() {
-  const params = ['data_uri', 'test_uri', 'data_format', 'algo', 'factors', 'epochs', 'reg', 'run_tune', 'tune_trials', 'tune_objective', 'k', ...SERVE_PARAMS];
-  const branchParams = ['run_tune', 'data_format', 'algo', 'factors', 'epochs', 'reg', 'tune_trials', 'tune_objective', 'model_name'];
-  const channelInputs = (names, artifacts) => ({
-    artifacts: Object.fromEntries(artifacts.map(([n, t]) => [n, { artifactType: artifactType(t) }])),
-    parameters: Object.fromEntries(names.map((p) => [`pipelinechannel--${p}`, { parameterType: PARAMETERS[p][0] }])),
-  });
-  const dataChannel = 'pipelinechannel--importer-artifact';
-  const passParams = (names) => Object.fromEntries(names.map((p) => [`pipelinechannel--${p}`, { componentInputParameter: `pipelinechannel--${p}` }]));
-  const tuned = "inputs.parameter_values['pipelinechannel--run_tune'] == true";
-  const branch = (taskName, component, condition) => {
-    const [, inner] = task(component, component, { data: `in:${dataChannel}` }, { channel: true });
-    const names = COMPONENTS[component].inputs.parameters;
-    return {
-      spec: {
-        dag: { outputs: { artifacts: { [`pipelinechannel--${component}-model`]: { artifactSelectors: [{ outputArtifactKey: 'model', producerSubtask: component }] } } }, tasks: { [component]: inner } },
-        inputDefinitions: channelInputs(names, [[dataChannel, 'system.Dataset']]),
-        outputDefinitions: { artifacts: { [`pipelinechannel--${component}-model`]: { artifactType: artifactType('system.Model') } } },
-      },
-      task: {
-        componentRef: { name: `comp-${taskName}` },
-        inputs: { artifacts: { [dataChannel]: { componentInputArtifact: dataChannel } }, parameters: passParams(names.filter((p) => p !== 'run_tune').concat('run_tune')) },
-        taskInfo: { name: taskName },
-        triggerPolicy: { condition },
-      },
+/**
+ * An If/Elif/Else whose sides each produce the model (what dsl.If … dsl.OneOf compiles to). sides: [{condition,
+ * component, items}], each a sub-DAG running `component` under its own task name (importing items_uri first when
+ * items); inputs: [channel, type, root source, component input] for the artifacts the sides read. The group's
+ * output is the model of the side that ran.
+ */
+function modelChoice(sides, inputs) {
+  const group = 'condition-branches-1';
+  const oneOf = channel(`${group}-oneof-1`);
+  const readsOf = (condition) => [...condition.matchAll(/pipelinechannel--(\w+)/g)].map((m) => m[1]);
+  const artifactInputs = { artifacts: Object.fromEntries(inputs.map(([n, t]) => [n, { artifactType: artifactType(t) }])) };
+  const dags = {};
+  const tasks = {};
+  const outputs = {};
+  const groupParams = new Set();
+  sides.forEach(({ condition, component, items }, i) => {
+    const side = `condition-${i + 2}`;
+    const name = component.replace(/-items$/, '');
+    const output = (outputs[side] = channel(`${name}-model`));
+    const sources = Object.fromEntries(Object.keys(COMPONENTS[component].inputs.artifacts).map((a) => [a, a === 'items' ? 'task:importer-3.artifact' : `in:${inputs.find(([, , , input]) => input === a)[0]}`]));
+    const inner = [
+      ...(items ? [task('importer-3', 'importer', { uri: 'param:items_uri' }, { componentRef: 'comp-importer-3', channel: true })] : []),
+      task(name, component, sources, { channel: true }),
+    ];
+    const params = [...new Set([...COMPONENTS[component].inputs.parameters, ...(items ? ['items_uri'] : []), ...readsOf(condition)])];
+    for (const p of params) groupParams.add(p);
+    dags[`comp-${side}`] = {
+      dag: { outputs: { artifacts: { [output]: { artifactSelectors: [{ outputArtifactKey: 'model', producerSubtask: name }] } } }, tasks: Object.fromEntries(inner) },
+      inputDefinitions: { ...artifactInputs, parameters: channelParams(params) },
+      outputDefinitions: { artifacts: { [output]: { artifactType: artifactType('system.Model') } } },
     };
-  };
-  const tune = branch('condition-2', 'tune', tuned);
-  const train = branch('condition-3', 'train', `!(${tune.task.triggerPolicy.condition})`);
-  for (const b of [tune, train]) b.spec.inputDefinitions.parameters['pipelinechannel--run_tune'] = { parameterType: 'BOOLEAN' };
-  const oneOf = 'pipelinechannel--condition-branches-1-oneof-1';
-  const branches = {
-    dag: {
-      outputs: { artifacts: { [oneOf]: { artifactSelectors: [
-        { outputArtifactKey: 'pipelinechannel--tune-model', producerSubtask: 'condition-2' },
-        { outputArtifactKey: 'pipelinechannel--train-model', producerSubtask: 'condition-3' },
-      ] } } },
-      tasks: { 'condition-2': tune.task, 'condition-3': train.task },
-    },
-    inputDefinitions: channelInputs(branchParams, [[dataChannel, 'system.Dataset']]),
+    tasks[side] = {
+      componentRef: { name: `comp-${side}` },
+      inputs: { artifacts: Object.fromEntries(inputs.map(([n]) => [n, { componentInputArtifact: n }])), parameters: passParams(params, false) },
+      taskInfo: { name: side },
+      triggerPolicy: { condition },
+    };
+  });
+  const params = [...groupParams];
+  dags[`comp-${group}`] = {
+    dag: { outputs: { artifacts: { [oneOf]: { artifactSelectors: Object.entries(outputs).map(([side, key]) => ({ outputArtifactKey: key, producerSubtask: side })) } } }, tasks },
+    inputDefinitions: { ...artifactInputs, parameters: channelParams(params) },
     outputDefinitions: { artifacts: { [oneOf]: { artifactType: artifactType('system.Model') } } },
   };
-  const tasks = Object.fromEntries([
-    task('importer', 'importer', { uri: 'param:data_uri' }, { componentRef: 'comp-importer' }),
-    task('importer-2', 'importer', { uri: 'param:test_uri' }, { componentRef: 'comp-importer-2' }),
-    task('validate-data', 'validate-data', { data: 'task:importer.artifact' }),
-    ['condition-branches-1', {
-      componentRef: { name: 'comp-condition-branches-1' },
-      dependentTasks: ['importer', 'validate-data'],
-      inputs: {
-        artifacts: { [dataChannel]: { taskOutputArtifact: { outputArtifactKey: 'artifact', producerTask: 'importer' } } },
-        parameters: Object.fromEntries(branchParams.map((p) => [`pipelinechannel--${p}`, { componentInputParameter: p }])),
-      },
-      taskInfo: { name: 'condition-branches-1' },
-    }],
-    task('evaluate', 'evaluate', { model: `task:condition-branches-1.${oneOf}`, test: 'task:importer-2.artifact' }),
-    task('manifest', 'manifest', { model: `task:condition-branches-1.${oneOf}` }, { after: ['evaluate'] }),
-    task('deploy', 'deploy', { manifest: 'task:manifest.manifest' }, { cache: false }),
-  ]);
-  const doc = {
-    components: {
-      'comp-condition-2': tune.spec,
-      'comp-condition-3': train.spec,
-      'comp-condition-branches-1': branches,
-      ...Object.fromEntries(['deploy', 'evaluate', 'manifest', 'train', 'tune', 'validate-data'].map((n) => [`comp-${n}`, componentSpec(n)])),
-      'comp-importer': importerComponent('system.Dataset', 'exec-importer'),
-      'comp-importer-2': importerComponent('system.Dataset', 'exec-importer-2'),
-    },
-    deploymentSpec: {
-      executors: {
-        ...Object.fromEntries(['deploy', 'evaluate', 'manifest', 'train', 'tune', 'validate-data'].map((n) => [`exec-${n}`, executor(n)])),
-        'exec-importer': importer('system.Dataset'),
-        'exec-importer-2': importer('system.Dataset'),
-      },
-    },
-    pipelineInfo: { name: 'recserve-train-deploy', description: 'Validate the interaction log, train (or tune, then train the best trial), score the model on held-out interactions and deploy it with recserve.' },
-    root: { dag: { tasks }, inputDefinitions: rootInputs(params) },
-    schemaVersion: SCHEMA_VERSION,
-    sdkVersion: SDK_VERSION,
+  const deps = new Set();
+  const groupTask = {
+    componentRef: { name: `comp-${group}` },
+    inputs: { artifacts: Object.fromEntries(inputs.map(([n, , from]) => [n, source(from, deps)])), parameters: passParams(params, true) },
+    taskInfo: { name: group },
   };
-  return `${header('recserve-train-deploy', params)}\n${dump(doc)}`;
+  return { dags, task: (after) => [group, { ...groupTask, dependentTasks: [...new Set([...deps, ...after])].sort() }], model: `task:${group}.${oneOf}` };
 }
 
-/** validate → Spark ALS (SparkApplication) → export → evaluate → manifest → deploy. */
-function sparkPipeline() {
-  const params = ['data_uri', 'test_uri', 'data_format', 'rank', 'max_iter', 'reg', 'implicit_prefs', 'alpha', 'spark_executors', 'spark_service_account', 'spark_s3_secret', 'spark_s3_endpoint', 'k', ...SERVE_PARAMS];
+/**
+ * A pipeline file: the two data importers and validate-data, `middle` (the tasks that make the model), then
+ * evaluate → manifest → deploy on `model`; every component and executor the DAGs reference is declared once.
+ */
+function pipelineFile({ name, description, params, middle, model, dags = {} }) {
   const tasks = Object.fromEntries([
     task('importer', 'importer', { uri: 'param:data_uri' }, { componentRef: 'comp-importer' }),
     task('importer-2', 'importer', { uri: 'param:test_uri' }, { componentRef: 'comp-importer-2' }),
     task('validate-data', 'validate-data', { data: 'task:importer.artifact' }),
-    // Spark reads data_uri itself: the step does not download the log it hands over.
-    task('spark-als', 'spark-als', {}, { after: ['validate-data'], cache: false }),
-    task('export', 'export', { user_factors: 'task:spark-als.user_factors', item_factors: 'task:spark-als.item_factors', data: 'task:importer.artifact' }),
-    task('evaluate', 'evaluate', { model: 'task:export.model', test: 'task:importer-2.artifact' }),
-    task('manifest', 'manifest', { model: 'task:export.model' }, { after: ['evaluate'] }),
+    ...middle,
+    task('evaluate', 'evaluate', { model, test: 'task:importer-2.artifact' }),
+    task('manifest', 'manifest', { model }, { after: ['evaluate'] }),
     task('deploy', 'deploy', { manifest: 'task:manifest.manifest' }, { cache: false }),
   ]);
-  const names = ['deploy', 'evaluate', 'export', 'manifest', 'spark-als', 'validate-data'];
+  const components = { ...dags };
+  const executors = {};
+  const leaves = [tasks, ...Object.values(dags).map((d) => d.dag.tasks)].flatMap((ts) => Object.values(ts).map((t) => t.componentRef.name)).filter((ref) => !dags[ref]);
+  for (const ref of new Set(leaves)) {
+    const step = ref.slice('comp-'.length);
+    const imported = step.startsWith('importer');
+    components[ref] = imported ? importerComponent('system.Dataset', `exec-${step}`) : componentSpec(step);
+    executors[`exec-${step}`] = imported ? importer('system.Dataset') : executor(step);
+  }
   const doc = {
-    components: {
-      ...Object.fromEntries(names.map((n) => [`comp-${n}`, componentSpec(n)])),
-      'comp-importer': importerComponent('system.Dataset', 'exec-importer'),
-      'comp-importer-2': importerComponent('system.Dataset', 'exec-importer-2'),
-    },
-    deploymentSpec: {
-      executors: {
-        ...Object.fromEntries(names.map((n) => [`exec-${n}`, executor(n)])),
-        'exec-importer': importer('system.Dataset'),
-        'exec-importer-2': importer('system.Dataset'),
-      },
-    },
-    pipelineInfo: { name: 'recserve-spark-als', description: 'Train ALS with Spark MLlib on the cluster (Kubeflow Spark operator), import the factor tables into a recserve model, score it on held-out interactions and deploy it.' },
+    components,
+    deploymentSpec: { executors },
+    pipelineInfo: { name, description },
     root: { dag: { tasks }, inputDefinitions: rootInputs(params) },
     schemaVersion: SCHEMA_VERSION,
     sdkVersion: SDK_VERSION,
   };
-  return `${header('recserve-spark-als', params)}\n${dump(doc)}`;
+  return `${header(name, params)}\n${dump(doc)}`;
+}
+
+/** validate → (run_tune ? tune : train, each with the catalog when items_uri is set) → evaluate → manifest → deploy. */
+function pipeline() {
+  const tuned = "inputs.parameter_values['pipelinechannel--run_tune'] == true";
+  const choice = modelChoice(
+    [
+      { condition: `${tuned} && ${hasItems}`, component: 'tune-items', items: true },
+      { condition: `${tuned} && !(${hasItems})`, component: 'tune' },
+      { condition: `!(${tuned}) && ${hasItems}`, component: 'train-items', items: true },
+      { condition: `!(${tuned}) && !(${hasItems})`, component: 'train' },
+    ],
+    [[DATA, 'system.Dataset', 'task:importer.artifact', 'data']],
+  );
+  return pipelineFile({
+    name: 'recserve-train-deploy',
+    description: 'Validate the interaction log, train (or tune, then train the best trial), score the model on held-out interactions and deploy it with recserve.',
+    params: ['data_uri', 'test_uri', 'items_uri', 'data_format', 'algo', 'factors', 'epochs', 'reg', 'run_tune', 'tune_trials', 'tune_objective', 'k', ...SERVE_PARAMS],
+    middle: [choice.task(['validate-data'])],
+    model: choice.model,
+    dags: choice.dags,
+  });
+}
+
+/** validate → Spark ALS (SparkApplication) → export (with the catalog when items_uri is set) → evaluate → manifest → deploy. */
+function sparkPipeline() {
+  const choice = modelChoice(
+    [
+      { condition: hasItems, component: 'export-items', items: true },
+      { condition: `!(${hasItems})`, component: 'export' },
+    ],
+    [
+      [channel('spark-als-user_factors'), 'system.Dataset', 'task:spark-als.user_factors', 'user_factors'],
+      [channel('spark-als-item_factors'), 'system.Dataset', 'task:spark-als.item_factors', 'item_factors'],
+      [DATA, 'system.Dataset', 'task:importer.artifact', 'data'],
+    ],
+  );
+  return pipelineFile({
+    name: 'recserve-spark-als',
+    description: 'Train ALS with Spark MLlib on the cluster (Kubeflow Spark operator), import the factor tables into a recserve model, score it on held-out interactions and deploy it.',
+    params: ['data_uri', 'test_uri', 'items_uri', 'data_format', 'rank', 'max_iter', 'reg', 'implicit_prefs', 'alpha', 'spark_executors', 'spark_service_account', 'spark_s3_secret', 'spark_s3_endpoint', 'k', ...SERVE_PARAMS],
+    // Spark reads data_uri itself: the step does not download the log it hands over.
+    middle: [task('spark-als', 'spark-als', {}, { after: ['validate-data'], cache: false }), choice.task([])],
+    model: choice.model,
+    dags: choice.dags,
+  });
 }
 
 const SPARK_EXAMPLE = {
@@ -469,7 +501,7 @@ const SPARK_EXAMPLE = {
 };
 
 /** Every file this script writes: path relative to kubeflow/ → text. */
-export function files() {
+function files() {
   const out = {
     'pipeline.yaml': pipeline(),
     'pipeline-spark.yaml': sparkPipeline(),
@@ -485,26 +517,24 @@ export function files() {
   return out;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const check = process.argv.includes('--check');
-  let stale = 0;
-  for (const [rel, text] of Object.entries(files())) {
-    const file = path.join(HERE, rel);
-    let old = null;
-    try {
-      old = readFileSync(file, 'utf8');
-    } catch {
-      // a new file
-    }
-    if (old === text) continue;
-    if (check) {
-      console.error(`kubeflow/${rel} is not what kubeflow/generate.mjs writes (run node kubeflow/generate.mjs)`);
-      stale++;
-    } else {
-      mkdirSync(path.dirname(file), { recursive: true });
-      writeFileSync(file, text);
-      console.log(`wrote kubeflow/${rel}`);
-    }
+const check = process.argv.includes('--check');
+let stale = 0;
+for (const [rel, text] of Object.entries(files())) {
+  const file = path.join(HERE, rel);
+  let old = null;
+  try {
+    old = readFileSync(file, 'utf8');
+  } catch {
+    // a new file
   }
-  process.exit(stale ? 1 : 0);
+  if (old === text) continue;
+  if (check) {
+    console.error(`kubeflow/${rel} is not what kubeflow/generate.mjs writes (run node kubeflow/generate.mjs)`);
+    stale++;
+  } else {
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, text);
+    console.log(`wrote kubeflow/${rel}`);
+  }
 }
+process.exit(stale ? 1 : 0);

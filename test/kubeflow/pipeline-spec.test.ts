@@ -74,13 +74,37 @@ describe('the DAGs are wired', () => {
     for (const [before, after] of [['validate-data', 'tune'], ['validate-data', 'train'], ['tune', 'evaluate'], ['train', 'evaluate'], ['evaluate', 'manifest'], ['manifest', 'deploy']]) {
       expect(order.get(after)?.has(before), `${before} before ${after}`).toBe(true);
     }
-    // tune and train are the two sides of one If/Else on run_tune, and evaluate takes whichever model ran.
-    const branches = doc.components['comp-condition-branches-1'].dag;
-    expect(branches.tasks['condition-2'].triggerPolicy.condition).toBe("inputs.parameter_values['pipelinechannel--run_tune'] == true");
-    expect(branches.tasks['condition-3'].triggerPolicy.condition).toBe(`!(${branches.tasks['condition-2'].triggerPolicy.condition})`);
-    expect(doc.components['comp-condition-2'].dag.tasks).toHaveProperty('tune');
-    expect(doc.components['comp-condition-3'].dag.tasks).toHaveProperty('train');
+    // tune and train are sides of one If/Elif/Else on run_tune × items_uri, and evaluate takes whichever model ran.
+    const tuned = "inputs.parameter_values['pipelinechannel--run_tune'] == true";
+    expect(modelSides(doc)).toEqual([
+      { condition: `${tuned} && ${HAS_ITEMS}`, step: 'tune', component: 'comp-tune-items', items: true },
+      { condition: `${tuned} && !(${HAS_ITEMS})`, step: 'tune', component: 'comp-tune', items: false },
+      { condition: `!(${tuned}) && ${HAS_ITEMS}`, step: 'train', component: 'comp-train-items', items: true },
+      { condition: `!(${tuned}) && !(${HAS_ITEMS})`, step: 'train', component: 'comp-train', items: false },
+    ]);
     expect(doc.root.dag.tasks.evaluate.inputs.artifacts.model.taskOutputArtifact.producerTask).toBe('condition-branches-1');
+  });
+
+  it('items_uri reaches --items of tune, train and export, and nothing imports an empty URI (the importer refuses one)', () => {
+    const spark = loadYaml(path.join(ROOT, 'kubeflow/pipeline-spark.yaml'));
+    expect(modelSides(spark)).toEqual([
+      { condition: HAS_ITEMS, step: 'export', component: 'comp-export-items', items: true },
+      { condition: `!(${HAS_ITEMS})`, step: 'export', component: 'comp-export', items: false },
+    ]);
+    for (const doc of [loadYaml(path.join(ROOT, 'kubeflow/pipeline.yaml')), spark]) {
+      expect(doc.root.inputDefinitions.parameters.items_uri).toMatchObject({ parameterType: 'STRING', defaultValue: '', isOptional: true });
+      for (const e of executors(doc).filter((x) => /^exec-(tune|train|export)/.test(x.label))) {
+        const args = e.args.join(' ');
+        expect(args.includes("--items {{$.inputs.artifacts['items'].path}}"), e.label).toBe(e.label.endsWith('-items'));
+      }
+      // The items importer sits only inside sides that run when items_uri is set.
+      for (const [name, c] of Object.entries(doc.components as Obj) as [string, Obj][]) {
+        if (!c.dag?.tasks?.['importer-3']) continue;
+        const side = Object.values(doc.components['comp-condition-branches-1'].dag.tasks as Obj).find((t: Obj) => t.componentRef.name === name);
+        expect(side.triggerPolicy.condition).toMatch(/(^|&& )inputs\.parameter_values\['pipelinechannel--items_uri'\] != ''$/);
+        expect(c.dag.tasks['importer-3'].inputs.parameters.uri.componentInputParameter).toBe('pipelinechannel--items_uri');
+      }
+    }
   });
 
   it('pipeline-spark.yaml runs validate-data → spark-als → export → evaluate → manifest → deploy', () => {
@@ -101,6 +125,17 @@ describe('the DAGs are wired', () => {
 });
 
 // ---------------------------------------------------------------------------------------------------
+
+const HAS_ITEMS = "inputs.parameter_values['pipelinechannel--items_uri'] != ''";
+
+/** The sides of the If/Elif/Else that makes the model: condition, the step's task name, its component, whether it reads items. */
+function modelSides(doc: Obj): { condition: string; step: string; component: string; items: boolean }[] {
+  return Object.values(doc.components['comp-condition-branches-1'].dag.tasks as Obj).map((t: Obj) => {
+    const inner = doc.components[t.componentRef.name].dag.tasks as Obj;
+    const [step, main] = Object.entries(inner).find(([k]) => !k.startsWith('importer')) as [string, Obj];
+    return { condition: t.triggerPolicy.condition, step, component: main.componentRef.name, items: Boolean(main.inputs.artifacts.items) };
+  });
+}
 
 interface Scope {
   name: string;
