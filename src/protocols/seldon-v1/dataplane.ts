@@ -10,7 +10,7 @@ import type { CallContext, FeedbackEvent } from '../../core/types.js';
 import type { Recommender } from '../../model/recommender.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { checkMeta, coldStartUsers, decodePredict, encodePredict, nothingMatched, payloadKeyOf } from './codec.js';
-import { boundsOf, validate } from '../contract.js';
+import { boundsOf, precompile, validate } from '../contract.js';
 import { hasPayload, listsFromPayloads, parseTruth } from './feedback-codec.js';
 import { buildMetadata, type MetadataResult } from './metadata.js';
 import type { Feedback, JsonValue, Meta, ModelMetadata, SeldonMessage } from './messages.js';
@@ -24,7 +24,10 @@ export class DataPlane {
     readonly service: RecommenderService,
     private readonly config: Config,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // The contract's validators are compiled at start-up, not by the first request.
+    precompile(boundsOf(config));
+  }
 
   isReady(): boolean {
     return this.service.isReady();
