@@ -10,14 +10,19 @@
 //     the float32 top-k scores ≥ τ;
 //   - an item left out has a float32 score ≤ its upper bound < τ, strictly, so ties cannot bring it back;
 //   - the rescored items get bit-identical float32 scores and are ordered as selectTopK orders them.
-// Items ORT's TopK did not return are covered by one bound over the whole catalog (complete()); when it
-// cannot show them out of reach, the caller asks for more candidates or scores the query in float32.
+// Items ORT's TopK did not return are covered by one bound: each term of the per-item bound at its
+// largest over those items. So that a few items far larger than the rest (one vector ×30 the others)
+// cannot set that bound for everyone, the items largest in any term are picked at load ("outliers"):
+// the graph hands back their approximate scores for every query, they are bounded one by one like
+// TopK's candidates, and the bound for the rest uses each term's largest value outside them. When
+// the rest cannot be shown out of reach, the caller asks for more candidates or scores in float32.
 //
 // This file holds the arithmetic and the graph; ort-scorer.ts runs it (it alone imports onnxruntime).
 import { TensorProto_DataType } from '../gen/onnx/onnx_pb.js';
 import type { Factors } from '../model-format/artifact.js';
-import { DataType, encodeModel, floatInitializer, tensorValue, type OnnxModel } from '../model-format/onnx-format.js';
+import { AttrType, DataType, encodeModel, floatInitializer, int64Initializer, tensorValue, type OnnxModel } from '../model-format/onnx-format.js';
 import type { Ranked } from './scorer.js';
+import { contains } from './topk-graph.js';
 
 /**
  * Item codes use 7 bits (±63). On AVX2 without VNNI, onnxruntime multiplies u8 × s8 with vpmaddubsw,
@@ -41,12 +46,28 @@ const roundingUnit = (d: number) => (d + 4) * 2 ** -22;
 const GRAPH_ROUNDING = 2 ** -20;
 /** Covers the float64 rounding of the few additions that turn values and bounds into τ and upper bounds. */
 const SUM_SLACK = 2 ** -50;
+/**
+ * Items taken as outliers per bound term: the largest ones in each term (union, at most 5×). Reading
+ * their scores from the graph costs a Gather; bounding them, a few operations each per query.
+ */
+export const OUTLIERS_PER_TERM = 64;
 
 export const INT8_USER_INPUT = 'recserve_int8_user';
 export const INT8_SCALE_INPUT = 'recserve_int8_scale';
 export const INT8_K_INPUT = 'recserve_int8_k';
 export const INT8_VALUES = 'recserve_int8_values';
 export const INT8_INDICES = 'recserve_int8_indices';
+/** The outliers' approximate scores, N × outliers, in QuantizedCatalog.outliers order. */
+export const INT8_OUTLIER_VALUES = 'recserve_int8_outlier_values';
+
+/** The item-side terms of the error bound (see resolveQuery): scale, ‖v − s·q‖, ‖s·q‖, ‖v‖, |bias|. */
+export interface ItemTerms {
+  scale: number;
+  residualNorm: number;
+  codeNorm: number;
+  norm: number;
+  absBias: number;
+}
 
 /** What the int8 path needs, from the model's float32 factors plus per-item quantization data. */
 export interface QuantizedCatalog {
@@ -65,11 +86,10 @@ export interface QuantizedCatalog {
   residualNorm: Float64Array;
   codeNorm: Float64Array;
   norm: Float64Array;
-  maxResidualNorm: number;
-  maxCodeNorm: number;
-  maxNorm: number;
-  maxAbsBias: number;
-  maxAbsFactor: number;
+  /** Items bounded one by one on every query, ascending; every other item is bounded by `rest`. */
+  outliers: Int32Array;
+  /** Each term's largest value over the items that are not outliers. */
+  rest: ItemTerms;
 }
 
 /** Why a model keeps float32 scoring, or null when it can be quantized. */
@@ -104,10 +124,6 @@ export function quantizeCatalog(f: Factors, nItems: number, alloc: (bytes: numbe
   const codeNorm = new Float64Array(alloc(nItems * 8));
   const norm = new Float64Array(alloc(nItems * 8));
   const v = f.itemFactors;
-  let maxResidualNorm = 0;
-  let maxCodeNorm = 0;
-  let maxNorm = 0;
-  let maxAbsFactor = 0;
   for (let i = 0; i < nItems; i++) {
     const row = i * d;
     let top = 0;
@@ -129,13 +145,23 @@ export function quantizeCatalog(f: Factors, nItems: number, alloc: (bytes: numbe
     residualNorm[i] = Math.sqrt(r2);
     codeNorm[i] = Math.sqrt(c2);
     norm[i] = Math.sqrt(n2);
-    maxResidualNorm = Math.max(maxResidualNorm, residualNorm[i]);
-    maxCodeNorm = Math.max(maxCodeNorm, codeNorm[i]);
-    maxNorm = Math.max(maxNorm, norm[i]);
-    maxAbsFactor = Math.max(maxAbsFactor, top);
   }
-  let maxAbsBias = 0;
-  for (let i = 0; i < nItems; i++) maxAbsBias = Math.max(maxAbsBias, Math.abs(f.itemBias[i]));
+  const terms: Record<keyof ItemTerms, (i: number) => number> = {
+    scale: (i) => scales[i],
+    residualNorm: (i) => residualNorm[i],
+    codeNorm: (i) => codeNorm[i],
+    norm: (i) => norm[i],
+    absBias: (i) => Math.abs(f.itemBias[i]),
+  };
+  const picked = new Set<number>();
+  const rest = {} as ItemTerms;
+  for (const [name, term] of Object.entries(terms) as [keyof ItemTerms, (i: number) => number][]) {
+    const largest = largestItems(nItems, term, OUTLIERS_PER_TERM);
+    largest.items.forEach((i) => picked.add(i));
+    rest[name] = largest.rest;
+  }
+  const outliers = new Int32Array(alloc(picked.size * 4));
+  outliers.set(Array.from(picked).sort((a, b) => a - b));
   return {
     d,
     nItems,
@@ -149,17 +175,45 @@ export function quantizeCatalog(f: Factors, nItems: number, alloc: (bytes: numbe
     residualNorm,
     codeNorm,
     norm,
-    maxResidualNorm,
-    maxCodeNorm,
-    maxNorm,
-    maxAbsBias,
-    maxAbsFactor,
+    outliers,
+    rest,
   };
+}
+
+/** The m items with the largest values (ties: any), and the largest value among the others (0 if none). */
+function largestItems(n: number, value: (i: number) => number, m: number): { items: Int32Array; rest: number } {
+  if (n <= m) return { items: Int32Array.from({ length: n }, (_, i) => i), rest: 0 };
+  // A min-heap of the m + 1 largest: its root is the largest value outside the other m.
+  const size = m + 1;
+  const heapItem = new Int32Array(size);
+  const heapValue = new Float64Array(size);
+  const siftDown = (at: number) => {
+    for (;;) {
+      const l = 2 * at + 1;
+      const r = l + 1;
+      let low = at;
+      if (l < size && heapValue[l] < heapValue[low]) low = l;
+      if (r < size && heapValue[r] < heapValue[low]) low = r;
+      if (low === at) return;
+      [heapValue[at], heapValue[low]] = [heapValue[low], heapValue[at]];
+      [heapItem[at], heapItem[low]] = [heapItem[low], heapItem[at]];
+      at = low;
+    }
+  };
+  for (let i = 0; i < size; i++) [heapItem[i], heapValue[i]] = [i, value(i)];
+  for (let at = (size >> 1) - 1; at >= 0; at--) siftDown(at);
+  for (let i = size; i < n; i++) {
+    const x = value(i);
+    if (x <= heapValue[0]) continue;
+    [heapItem[0], heapValue[0]] = [i, x];
+    siftDown(0);
+  }
+  return { items: heapItem.subarray(1), rest: heapValue[0] };
 }
 
 /**
  * The approximate scorer: approx = (user codes − 128) · item codes · scale · item scale + item bias,
- * then TopK. The user scale is one scalar per run (MatMulIntegerToFloat takes a per-tensor A scale).
+ * then TopK, and the outliers' approx gathered apart. The user scale is one scalar per run (MatMulIntegerToFloat takes a per-tensor A scale).
  */
 export function int8Graph(q: QuantizedCatalog): Uint8Array {
   const { d, nItems } = q;
@@ -171,12 +225,17 @@ export function int8Graph(q: QuantizedCatalog): Uint8Array {
     graph: {
       name: 'recserve_int8_scorer',
       input: [tensorValue(INT8_USER_INPUT, TensorProto_DataType.UINT8, ['N', d]), tensorValue(INT8_SCALE_INPUT, DataType.FLOAT, []), tensorValue(INT8_K_INPUT, DataType.INT64, [1])],
-      output: [tensorValue(INT8_VALUES, DataType.FLOAT, ['N', 'K']), tensorValue(INT8_INDICES, DataType.INT64, ['N', 'K'])],
+      output: [
+        tensorValue(INT8_VALUES, DataType.FLOAT, ['N', 'K']),
+        tensorValue(INT8_INDICES, DataType.INT64, ['N', 'K']),
+        tensorValue(INT8_OUTLIER_VALUES, DataType.FLOAT, ['N', q.outliers.length]),
+      ],
       initializer: [
         { name: 'item_codes', dims: [d, nItems], dataType: TensorProto_DataType.INT8, rawData: bytes(q.codesByFactor) },
         floatInitializer('item_scales', [nItems], q.scales),
         floatInitializer('item_bias', [nItems], q.itemBias),
         { name: 'user_zero_point', dims: [], dataType: TensorProto_DataType.UINT8, rawData: Uint8Array.of(USER_ZERO_POINT) },
+        int64Initializer('outlier_items', [q.outliers.length], Array.from(q.outliers)),
       ],
       node: [
         {
@@ -187,6 +246,7 @@ export function int8Graph(q: QuantizedCatalog): Uint8Array {
           output: ['approx'],
         },
         { opType: 'TopK', name: 'approx_topk', input: ['approx', INT8_K_INPUT], output: [INT8_VALUES, INT8_INDICES] },
+        { opType: 'Gather', name: 'outlier_approx', input: ['approx', 'outlier_items'], output: [INT8_OUTLIER_VALUES], attribute: [{ name: 'axis', type: AttrType.INT, i: 1 }] },
       ],
     },
   };
@@ -242,60 +302,72 @@ export type Resolution =
   /** Items ORT did not return might still reach the top k: ask again with more candidates. */
   | { kind: 'more' };
 
+/** One run of the int8 graph: per user, the kk best approximate scores (best first) and the outliers'. */
+export interface ApproxRun {
+  kk: number;
+  values: Float32Array;
+  indices: BigInt64Array;
+  outlierValues: Float32Array;
+}
+
 /**
- * Resolves one query from its kk best approximate scores (values best first, item indices): bounds,
- * the candidates that can still reach the k-th best, their exact float32 scores, and the top k.
+ * Resolves query r of a run: bounds, the candidates (TopK's and the outliers) that can still reach
+ * the k-th best, their exact float32 scores, and the top k.
  */
-export function resolveQuery(
-  q: QuantizedCatalog,
-  users: QuantizedUsers,
-  r: number,
-  user: number,
-  k: number,
-  values: Float32Array,
-  indices: BigInt64Array,
-  offset: number,
-  kk: number,
-  eligible: (item: number) => boolean,
-): Resolution {
+export function resolveQuery(q: QuantizedCatalog, users: QuantizedUsers, r: number, user: number, k: number, run: ApproxRun, eligible: (item: number) => boolean): Resolution {
   const cap = Math.min(k, q.nItems);
   if (cap <= 0) return { kind: 'done', ranked: { items: new Int32Array(0), scores: new Float32Array(0) }, rescored: 0 };
+  const { kk } = run;
+  const nOutliers = q.outliers.length;
   const off = userOffset(q, user);
   const normU = users.norm[r];
   const errU = users.residualNorm[r];
   const e = roundingUnit(q.d);
-  // |graph value − (ũ·ṽ + bias)| ≤ rho: |acc|·scale·s_i ≤ Σ|q_u|·(63·s_i)·scale ≤ codeL1·scale·max|v|.
-  const rho = GRAPH_ROUNDING * (users.codeL1[r] * users.scale * q.maxAbsFactor * (1 + 2 ** -20) + q.maxAbsBias);
-  const bound = (i: number) => rho + normU * q.residualNorm[i] + errU * q.codeNorm[i] + e * (normU * q.norm[i] + Math.abs(q.itemBias[i]) + Math.abs(off));
-  const boundAll = rho + normU * q.maxResidualNorm + errU * q.maxCodeNorm + e * (normU * q.maxNorm + q.maxAbsBias + Math.abs(off));
+  // The graph's own rounding: |acc|·scale·s_i ≤ Σ|q_u|·(63·s_i)·scale, plus the bias.
+  const perScale = GRAPH_ROUNDING * users.codeL1[r] * users.scale * ITEM_LEVELS * (1 + 2 ** -20);
+  const bound = (t: ItemTerms) => perScale * t.scale + GRAPH_ROUNDING * t.absBias + normU * t.residualNorm + errU * t.codeNorm + e * (normU * t.norm + t.absBias + Math.abs(off));
+  const terms: ItemTerms = { scale: 0, residualNorm: 0, codeNorm: 0, norm: 0, absBias: 0 };
+  const boundOf = (i: number) => {
+    terms.scale = q.scales[i];
+    terms.residualNorm = q.residualNorm[i];
+    terms.codeNorm = q.codeNorm[i];
+    terms.norm = q.norm[i];
+    terms.absBias = Math.abs(q.itemBias[i]);
+    return bound(terms);
+  };
 
-  // τ: the k-th best lower bound among the eligible items returned.
-  const items = new Int32Array(kk);
-  const uppers = new Float64Array(kk);
-  const lowers = new Float64Array(kk);
+  // τ: the k-th best lower bound among the eligible candidates, each item counted once (an outlier
+  // that TopK returned is taken from the outliers' values).
+  const slots = kk + nOutliers;
+  const items = new Int32Array(slots).fill(-1);
+  const uppers = new Float64Array(slots);
+  const lowers = new Float64Array(slots);
   let nEligible = 0;
-  for (let j = 0; j < kk; j++) {
-    const i = Number(indices[offset + j]);
-    if (!eligible(i)) {
-      items[j] = -1;
-      continue;
-    }
-    const approx = values[offset + j] + off;
-    const b = bound(i) + Math.abs(approx) * SUM_SLACK;
-    items[j] = i;
-    uppers[j] = approx + b;
+  const candidate = (slot: number, i: number, value: number) => {
+    const approx = value + off;
+    const b = boundOf(i) + Math.abs(approx) * SUM_SLACK;
+    items[slot] = i;
+    uppers[slot] = approx + b;
     lowers[nEligible++] = approx - b;
+  };
+  for (let j = 0; j < kk; j++) {
+    const i = Number(run.indices[r * kk + j]);
+    if (eligible(i) && !contains(q.outliers, i)) candidate(j, i, run.values[r * kk + j]);
+  }
+  for (let o = 0; o < nOutliers; o++) {
+    const i = q.outliers[o];
+    if (eligible(i)) candidate(kk + o, i, run.outlierValues[r * nOutliers + o]);
   }
   let tau = -Infinity;
   if (nEligible >= cap) tau = lowers.subarray(0, nEligible).sort()[nEligible - cap];
-  // Items not returned score at most the smallest value returned (TopK) plus the catalog-wide bound.
-  const last = values[offset + kk - 1] + off;
-  const complete = kk >= q.nItems || (kk > 0 && last + boundAll + Math.abs(last) * SUM_SLACK < tau);
+  // Items neither returned nor outliers score at most the smallest value returned (TopK) plus the rest's bound.
+  const last = run.values[r * kk + kk - 1] + off;
+  const complete = kk >= q.nItems || (kk > 0 && last + bound(q.rest) + Math.abs(last) * SUM_SLACK < tau);
   if (!complete) return { kind: 'more' };
 
   const candItems: number[] = [];
   const candScores: number[] = [];
-  for (let j = 0; j < kk; j++) {
+  for (let j = 0; j < slots; j++) {
     const i = items[j];
     if (i < 0 || uppers[j] < tau) continue;
     candItems.push(i);

@@ -5,7 +5,8 @@ import type { Signature } from './signature.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { selectTopK } from './topk.js';
 import { contains, graphCandidates, pickCandidates, TOPK_INDICES, TOPK_K_INPUT, TOPK_VALUES, withGraphTopK } from './topk-graph.js';
-import { exactScore, INT8_INDICES, INT8_K_INPUT, INT8_SCALE_INPUT, INT8_USER_INPUT, INT8_VALUES, int8Graph, quantizeUsers, resolveQuery, userOffset, type QuantizedCatalog, type Resolution } from './int8-exact.js';
+import { exactScore, INT8_INDICES, INT8_K_INPUT, INT8_OUTLIER_VALUES, INT8_SCALE_INPUT, INT8_USER_INPUT, INT8_VALUES, int8Graph, quantizeUsers, resolveQuery, userOffset, type QuantizedCatalog, type Resolution } from './int8-exact.js';
+import { rng } from '../util/random.js';
 
 // ORT's own warnings go to stderr as plain text; keep them to errors so the log stays JSON lines.
 ort.env.logLevel = 'error';
@@ -72,6 +73,13 @@ export interface Int8Stats {
   runs: number;
 }
 
+/**
+ * Load-time probe of the fallback rate: random users, k 10, no filters. A fallback costs a full exact
+ * pass in JavaScript (about 4× a float32 query) after the runs that failed, so past about one query in
+ * eight falling back the int8 scorer is no faster than float32.
+ */
+const PROBE_USERS = 32;
+const MAX_PROBE_FALLBACK_SHARE = 1 / 8;
 
 export class OrtScorer implements Scorer {
   private constructor(
@@ -190,7 +198,6 @@ export class OrtScorer implements Scorer {
   }
 }
 
-
 /**
  * Top-k from int8 item factors with the exact float32 re-rank (int8-exact.ts), and pair scores from the
  * same float32 emulation: the float32 session's answers without holding its weights. Queries whose
@@ -261,17 +268,32 @@ export class Int8ExactScorer implements Scorer {
     const probe = Array.from(users, (user): TopKQuery => ({ user, k: 10, exclude: null, allow: null }));
     const [got, want] = [await this.topK(probe), await fp32.topK(probe)];
     for (let r = 0; r < users.length; r++) if (!sameRanking(got[r], want[r])) return `int8 candidates missed the float32 top-k of user ${users[r]}`;
+    // Exact is not enough: items whose factors dwarf the rest can leave most queries to the full pass.
+    const pick = rng(nUsers);
+    const probeUsers = new Set(Array.from({ length: PROBE_USERS }, () => Math.floor(pick() * nUsers)));
+    const { inFull } = await this.fromCandidates(Array.from(probeUsers, (user): TopKQuery => ({ user, k: 10, exclude: null, allow: null })));
     this.stats.queries = this.stats.rescored = this.stats.fallbacks = this.stats.runs = 0;
+    if (inFull.length > probeUsers.size * MAX_PROBE_FALLBACK_SHARE) {
+      return `int8 candidates could not settle ${inFull.length} of ${probeUsers.size} probe users (a few items' factors far larger than the rest?); float32 is faster`;
+    }
     return null;
   }
 
   async topK(queries: TopKQuery[]): Promise<Ranked[]> {
     this.refuseClosed();
+    this.stats.queries += queries.length;
+    const { out, inFull } = await this.fromCandidates(queries);
+    this.stats.fallbacks += inFull.length;
+    for (const j of inFull) out[j] = this.exactTopK(queries[j]);
+    return out;
+  }
+
+  /** Answers from the int8 candidates, asking for more as needed; inFull lists the queries they could not settle. */
+  private async fromCandidates(queries: TopKQuery[]): Promise<{ out: Ranked[]; inFull: number[] }> {
     const out: Ranked[] = new Array(queries.length);
     const wanted = queries.map((q) => this.firstCandidates(q));
     let pending = queries.map((_, j) => j).filter((j) => wanted[j] <= this.maxCandidates);
     const inFull = queries.map((_, j) => j).filter((j) => wanted[j] > this.maxCandidates);
-    this.stats.queries += queries.length;
     while (pending.length > 0) {
       const kk = Math.max(...pending.map((j) => wanted[j]));
       const run = await this.run(pending.map((j) => queries[j]), kk);
@@ -290,9 +312,7 @@ export class Int8ExactScorer implements Scorer {
       });
       pending = next;
     }
-    this.stats.fallbacks += inFull.length;
-    for (const j of inFull) out[j] = this.exactTopK(queries[j]);
-    return out;
+    return { out, inFull };
   }
 
   async scorePairs(users: Int32Array, items: Int32Array): Promise<Float32Array> {
@@ -337,18 +357,17 @@ export class Int8ExactScorer implements Scorer {
         [INT8_SCALE_INPUT]: new ort.Tensor('float32', Float32Array.of(quantized.scale), []),
         [INT8_K_INPUT]: new ort.Tensor('int64', BigInt64Array.of(BigInt(kk)), [1]),
       },
-      [INT8_VALUES, INT8_INDICES],
+      [INT8_VALUES, INT8_INDICES, INT8_OUTLIER_VALUES],
     );
     this.stats.runs++;
-    const values = asFloat32(out[INT8_VALUES]);
-    const indices = out[INT8_INDICES].data as BigInt64Array;
-    if (values.length !== users.length * kk || indices.length !== values.length) {
-      throw new Error(`int8 graph returned ${values.length} candidates for ${users.length} users × ${kk}`);
+    const approx = { kk, values: asFloat32(out[INT8_VALUES]), indices: out[INT8_INDICES].data as BigInt64Array, outlierValues: asFloat32(out[INT8_OUTLIER_VALUES]) };
+    if (approx.values.length !== users.length * kk || approx.indices.length !== approx.values.length || approx.outlierValues.length !== users.length * q.outliers.length) {
+      throw new Error(`int8 graph returned ${approx.values.length} candidates and ${approx.outlierValues.length} outlier scores for ${users.length} users × ${kk}`);
     }
     return (r) => {
       const { exclude, allow, k } = queries[r];
       const eligible = (i: number) => (allow === null || allow[i] !== 0) && (exclude === null || !contains(exclude, i));
-      return resolveQuery(q, quantized, r, users[r], k, values, indices, r * kk, kk, eligible);
+      return resolveQuery(q, quantized, r, users[r], k, approx, eligible);
     };
   }
 

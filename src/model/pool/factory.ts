@@ -33,8 +33,9 @@ export function servingScorerFactory(opts: ServingScorerOptions): ScorerFactory 
   return async (artifact: Artifact): Promise<Scorer> => {
     const nItems = artifact.itemIds.length;
     const workers = opts.workers > 0;
+    // At warn, wherever it is refused: the int8 scoring the threshold asked for is not happening.
     const refusedInt8 = (reason: string) => opts.log?.warn({ reason }, 'int8 scoring is off for this model; scoring in float32');
-    let int8 = int8Catalog(artifact, opts.int8MinItems ?? INFERENCE_DEFAULTS.int8MinItems, workers, opts.log);
+    let int8 = int8Catalog(artifact, opts.int8MinItems ?? INFERENCE_DEFAULTS.int8MinItems, workers, opts.log, refusedInt8);
     if (int8 && workers) {
       // Checked once here, so the workers need neither the model bytes nor a float32 session.
       const refused = await checkInt8(artifact.onnx, artifact.signature, nItems, int8);
@@ -65,13 +66,13 @@ export function servingScorerFactory(opts: ServingScorerOptions): ScorerFactory 
  * The model's int8 scoring data when its catalog is large enough and its factors allow it, quantized
  * once here; for workers every array goes into shared memory, so each worker reads the same copy.
  */
-function int8Catalog(artifact: Artifact, minItems: number, shared: boolean, log: PoolLogger | undefined): QuantizedCatalog | null {
+function int8Catalog(artifact: Artifact, minItems: number, shared: boolean, log: PoolLogger | undefined, refused: (reason: string) => void): QuantizedCatalog | null {
   const nItems = artifact.itemIds.length;
   const f = artifact.factors;
   if (minItems <= 0 || nItems < minItems || f === null || artifact.signature.kind !== 'catalog') return null;
   const refusal = int8Refusal(f, nItems);
   if (refusal !== null) {
-    log?.info({ reason: refusal }, 'int8 scoring is off for this model; scoring in float32');
+    refused(refusal);
     return null;
   }
   const t0 = performance.now();
