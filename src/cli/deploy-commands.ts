@@ -76,12 +76,18 @@ function seldonDeployment(o: ManifestOptions, metadata: Obj, storeEnv: Obj[]): O
   const container = {
     name: 'recserve', // equals graph.name: the operator finds the model's container by it
     image: o.image,
+    imagePullPolicy: 'IfNotPresent',
     ports: [
       { name: 'http', containerPort: 9000, protocol: 'TCP' },
       { name: 'grpc', containerPort: 9500, protocol: 'TCP' },
       { name: 'metrics', containerPort: 6000, protocol: 'TCP' },
     ],
-    env: [...storeEnv, { name: 'LOG_LEVEL', value: 'info' }],
+    env: [
+      ...storeEnv,
+      { name: 'LOG_LEVEL', value: 'info' },
+      { name: 'RECSERVE_WORKERS', value: '2' }, // inference worker threads: the CPU limit below
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=640' }, // V8's heap at about 60 % of the 1Gi limit; the rest is ONNX sessions and buffers
+    ],
     resources: { requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '2', memory: '1Gi' } },
     readinessProbe: probe('/ready', 5, 5),
     livenessProbe: probe('/live', 20, 10),
@@ -155,8 +161,8 @@ export function registerDeployCommands(program: Command): void {
       'after',
       `
 Examples:
-  recserve manifest --model-uri s3://recserve-models/movielens/3 --name movielens | kubectl apply -n models -f -
-  recserve manifest --target kserve --model-uri s3://recserve-models/movielens/3 --name movielens --replicas 2 --store-secret recserve-store`,
+  npx recserve manifest --model-uri s3://recserve-models/movielens/3 --name movielens | kubectl apply -n models -f -
+  npx recserve manifest --target kserve --model-uri s3://recserve-models/movielens/3 --name movielens --replicas 2 --store-secret recserve-store`,
     )
     .action((o: Record<string, unknown>) => {
       try {

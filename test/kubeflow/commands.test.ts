@@ -1,6 +1,7 @@
 // Every executor of kubeflow/*.yaml that runs the recserve image runs a command and options the CLI really
 // has (read from `recserve <command> --help` of the compiled CLI), and every other executor is one of the
 // kubectl steps.
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -30,6 +31,15 @@ describe('kubeflow executors run commands the CLI has', () => {
       }
     });
   }
+
+  it('the help examples of the commands the steps run are written as a user types them (npx recserve …)', () => {
+    for (const command of ['validate-data', 'tune', 'train', 'evaluate', 'export', 'manifest']) {
+      const help = execFileSync(process.execPath, [CLI, command, '--help'], { encoding: 'utf8', timeout: 30_000 });
+      const examples = help.split(/^Examples:$/m)[1]?.split('\n').filter((l) => /^ {2}\S/.test(l)) ?? [];
+      for (const line of examples.filter((l) => /\brecserve\b/.test(l))) expect(line, `${command} --help`).toMatch(/^ {2}npx recserve [a-z]/);
+      if (command === 'manifest') expect(examples.length, 'manifest has examples').toBeGreaterThan(0);
+    }
+  });
 
   it('the check is not vacuous', () => {
     expect(argvErrors(['train', '--data', 'x', '--factor', '8'], 't')).toEqual(['t: `recserve train` has no option --factor']);

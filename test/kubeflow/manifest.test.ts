@@ -16,13 +16,13 @@ describe('recserve manifest keeps what the reviewed manifests say', () => {
     const mine = buildManifest(base) as Obj;
     const theirs = load('seldon-deployment.yaml');
     const [m, t] = [mine.spec.predictors[0], theirs.spec.predictors[0]];
-    const [mc, tc] = [m.componentSpecs[0].spec.containers[0], t.componentSpecs[0].spec.containers[0]];
-    for (const key of ['name', 'ports', 'resources', 'readinessProbe', 'livenessProbe', 'securityContext']) expect(mc[key], key).toEqual(tc[key]);
-    const byName = (xs: Obj[]) => Object.fromEntries(xs.map((x) => [x.name, x]));
-    expect(byName(mc.volumeMounts)).toEqual(byName(tc.volumeMounts));
-    expect(byName(m.componentSpecs[0].spec.volumes)).toEqual(byName(t.componentSpecs[0].spec.volumes));
-    expect(mc.env.find((e: Obj) => e.name === 'RECSERVE_STORE_URL')).toEqual(tc.env.find((e: Obj) => e.name === 'RECSERVE_STORE_URL'));
-    for (const key of ['securityContext', 'terminationGracePeriodSeconds', 'automountServiceAccountToken']) expect(m.componentSpecs[0].spec[key], key).toEqual(t.componentSpecs[0].spec[key]);
+    // The whole pod, container by container (env, pull policy, ports, probes, resources, security, mounts) and volume by volume.
+    const [mp, tp] = [m.componentSpecs[0].spec, t.componentSpecs[0].spec];
+    expect(Object.keys(mp).sort()).toEqual(Object.keys(tp).sort());
+    expect(mp.containers).toHaveLength(1);
+    const [mc, tc] = [mp.containers[0], tp.containers[0]];
+    for (const key of new Set([...Object.keys(mc), ...Object.keys(tc)])) expect(mc[key], `container ${key}`).toEqual(tc[key]);
+    for (const key of Object.keys(tp).filter((k) => k !== 'containers')) expect(mp[key], key).toEqual(tp[key]);
     expect(m.componentSpecs[0].metadata).toEqual(t.componentSpecs[0].metadata);
     expect({ ...m.graph, envSecretRefName: undefined, parameters: undefined }).toEqual({ ...t.graph, envSecretRefName: undefined, parameters: undefined });
     expect([mine.spec.protocol, mine.spec.transport]).toEqual([theirs.spec.protocol, theirs.spec.transport]);
@@ -53,7 +53,7 @@ describe('recserve manifest keeps what the reviewed manifests say', () => {
     expect(() => buildManifest({ ...base, storeSecret: undefined })).toThrow(/needs --store-secret/);
     expect(() => buildManifest({ ...base, target: 'kserve', storeSecret: '' })).toThrow(/needs --store-secret/);
     expect((buildManifest({ ...base, target: 'seldon-core-2', storeSecret: undefined }) as Obj).spec.replicas).toBe(2);
-    expect(((buildManifest({ ...base, replicas: 1, storeSecret: undefined }) as Obj).spec.predictors[0].componentSpecs[0].spec.containers[0].env as Obj[]).map((e) => e.name)).toEqual(['LOG_LEVEL']);
+    expect(((buildManifest({ ...base, replicas: 1, storeSecret: undefined }) as Obj).spec.predictors[0].componentSpecs[0].spec.containers[0].env as Obj[]).map((e) => e.name)).toEqual(['LOG_LEVEL', 'RECSERVE_WORKERS', 'NODE_OPTIONS']);
     expect((buildManifest({ ...base, namespace: 'models' }) as Obj).metadata.namespace).toBe('models');
     const alone = (buildManifest({ ...base, modelsClaim: undefined }) as Obj).spec.predictors[0].componentSpecs[0].spec;
     expect((alone.volumes as Obj[]).map((v) => v.name)).toEqual(['recserve-data', 'tmp']);
