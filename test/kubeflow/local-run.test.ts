@@ -1,7 +1,7 @@
 // Each Kubeflow step's command line, run here end to end on a small generated rating log: the executor's
 // command and args from kubeflow/pipeline*.yaml exactly, with the KFP placeholders replaced by local paths
 // (what the KFP launcher does with downloaded inputs and output folders) — validate-data → tune / train →
-// evaluate, Spark's factor files → export → evaluate, and manifest, whose output is checked against the
+// evaluate (with and without the item catalog of items_uri), Spark's factor files → export → evaluate, and manifest, whose output is checked against the
 // serving CRDs in ../shared (skipped with a message when absent). kubectl apply needs a cluster: not run.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ const SHARED = process.env.RECSERVE_SHARED_DIR ?? path.resolve(ROOT, '../shared'
 let dir: string;
 const USERS = 60;
 const ITEMS = 40;
+const GENRES = ['Comedy', 'Drama|Romance', 'Action|Sci-Fi'];
 /** Pipeline parameters: the files' defaults, made small enough for a test. */
 const params = (doc: Obj, overrides: Record<string, string | number | boolean>): Record<string, string | number | boolean> => ({
   ...Object.fromEntries(Object.entries(doc.root.inputDefinitions.parameters as Obj).filter(([, p]) => p.defaultValue !== undefined).map(([k, p]) => [k, p.defaultValue])),
@@ -43,6 +44,13 @@ function runStep(doc: Obj, label: string, b: Bindings): { stdout: string; stderr
 
 const out = (name: string) => ({ path: path.join(dir, 'outputs', name) });
 
+/** The model in dir carries movies.csv: every item's title, year and genres, by its id. */
+async function expectCatalog(dir: string): Promise<void> {
+  const a = await loadArtifact(dir);
+  expect(a.catalog, dir).toHaveLength(ITEMS);
+  a.itemIds.forEach((id, i) => expect(a.catalog![i], `${dir} item ${id}`).toMatchObject({ title: `Movie ${id} (${1990 + ((Number(id) - 1) % 20)})`, year: 1990 + ((Number(id) - 1) % 20), genre: GENRES[(Number(id) - 1) % GENRES.length].split('|') }));
+}
+
 beforeAll(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'recserve-kfp-'));
   // Ratings from a low-rank model with noise; about a fifth of each user's ratings held out for evaluate.
@@ -62,6 +70,8 @@ beforeAll(() => {
   }
   writeFileSync(path.join(dir, 'ratings.csv'), `${train.join('\n')}\n`);
   writeFileSync(path.join(dir, 'test.csv'), `${test.join('\n')}\n`);
+  // The catalog items_uri names (MovieLens movies.csv layout): a title and genres for every item.
+  writeFileSync(path.join(dir, 'movies.csv'), `movieId,title,genres\n${Array.from({ length: ITEMS }, (_, i) => `${i + 1},Movie ${i + 1} (${1990 + (i % 20)}),${GENRES[i % GENRES.length]}`).join('\n')}\n`);
   mkdirSync(path.join(dir, 'outputs'));
 });
 
@@ -95,6 +105,28 @@ describe('pipeline.yaml steps, run locally', () => {
     expect(JSON.parse(readFileSync(out('best.json').path, 'utf8')).best).toMatchObject({ algo: 'als' });
     expect(readFileSync(out('trials.jsonl').path, 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(3);
     expect(r.stdout).toMatch(/^rmse=\d/m);
+  });
+
+  it('tune with an implicit algorithm and the default tune_objective ranks (rmse would fail the step)', () => {
+    expect(params(pipeline, {}).tune_objective).toBe('');
+    const r = runStep(pipeline, 'exec-tune', { artifacts: { data: data() }, outputs: { model: out('tuned-wals'), best_params: out('best-wals.json'), trials: out('trials-wals.jsonl') }, parameters: params(pipeline, { algo: 'wals' }) });
+    expect(JSON.parse(readFileSync(out('best-wals.json').path, 'utf8')).best).toMatchObject({ algo: 'wals' });
+    expect(r.stdout).toMatch(/^ndcg_at_10=\d/m);
+    expect(existsSync(path.join(out('tuned-wals').path, 'model.onnx'))).toBe(true);
+    // What the old default did: the same step with rmse stops on a one-line reason.
+    const e = executors(pipeline).find((x) => x.label === 'exec-tune')!;
+    const b: Bindings = { artifacts: { data: data() }, outputs: { model: out('tuned-rmse'), best_params: out('best-rmse.json'), trials: out('trials-rmse.jsonl') }, parameters: params(pipeline, { algo: 'wals', tune_objective: 'rmse' }) };
+    const argv = [...e.command, ...e.args].map((x) => substitute(x, b));
+    const failed = spawnSync(argv[0], argv.slice(1), { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(failed.status).not.toBe(0);
+    expect(failed.stderr).toMatch(/objective rmse needs ratings/);
+  });
+
+  it('with items_uri, tune and train put the catalog into the model', async () => {
+    const items = { path: path.join(dir, 'movies.csv') };
+    runStep(pipeline, 'exec-tune-items', { artifacts: { data: data(), items }, outputs: { model: out('tuned-items'), best_params: out('best-items.json'), trials: out('trials-items.jsonl') }, parameters: params(pipeline, {}) });
+    runStep(pipeline, 'exec-train-items', { artifacts: { data: data(), items }, outputs: { model: out('model-items') }, parameters: params(pipeline, {}) });
+    for (const model of ['tuned-items', 'model-items']) await expectCatalog(out(model).path);
   });
 
   it('train (the other branch) exports model.onnx, then evaluate scores it on the held-out log', () => {
@@ -136,6 +168,16 @@ describe('pipeline-spark.yaml: Spark ALS factor files → export → evaluate', 
     expect(r.stdout).toMatch(new RegExp(`${USERS} users × ${ITEMS} items, 8 factors, verified`));
     runStep(sparkPipeline, 'exec-evaluate', { artifacts: { model: out('spark-model'), test: { path: path.join(dir, 'test.csv') } }, outputs: { metrics: out('spark-metrics.json'), report: out('spark-report') }, parameters: params(sparkPipeline, {}) });
     expect(JSON.parse(readFileSync(out('spark-metrics.json').path, 'utf8')).rmse).toBeGreaterThan(0);
+  });
+
+  it('export with items_uri puts the catalog into the model', async () => {
+    runStep(sparkPipeline, 'exec-export-items', {
+      artifacts: { user_factors: { path: path.join(dir, 'spark/userFactors') }, item_factors: { path: path.join(dir, 'spark/itemFactors') }, data: { path: path.join(dir, 'ratings.csv') }, items: { path: path.join(dir, 'movies.csv') } },
+      outputs: { model: out('spark-items') },
+      parameters: params(sparkPipeline, {}),
+    });
+    await expectCatalog(out('spark-items').path);
+    expect((await loadArtifact(out('spark-model').path)).catalog ?? []).not.toContainEqual(expect.objectContaining({ title: expect.anything() }));
   });
 
   it('export with implicit_prefs imports an implicit model', async () => {
