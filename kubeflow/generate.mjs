@@ -363,10 +363,10 @@ const hasItems = "inputs.parameter_values['pipelinechannel--items_uri'] != ''";
 /**
  * An If/Elif/Else whose sides each produce the model (what dsl.If … dsl.OneOf compiles to). sides: [{condition,
  * component, items}], each a sub-DAG running `component` under its own task name (importing items_uri first when
- * items); inputs: [channel, type, root source, component input] for the artifacts the sides read. The group's
- * output is the model of the side that ran.
+ * items); inputs: [channel, type, root source, component input] for the artifacts the sides read; after: more
+ * dependencies of the group. The group's output is the model of the side that ran.
  */
-function modelChoice(sides, inputs) {
+function modelChoice(sides, inputs, after = []) {
   const group = 'condition-branches-1';
   const oneOf = channel(`${group}-oneof-1`);
   const readsOf = (condition) => [...condition.matchAll(/pipelinechannel--(\w+)/g)].map((m) => m[1]);
@@ -404,13 +404,13 @@ function modelChoice(sides, inputs) {
     inputDefinitions: { ...artifactInputs, parameters: channelParams(params) },
     outputDefinitions: { artifacts: { [oneOf]: { artifactType: artifactType('system.Model') } } },
   };
-  const deps = new Set();
+  const deps = new Set(after);
   const groupTask = {
     componentRef: { name: `comp-${group}` },
     inputs: { artifacts: Object.fromEntries(inputs.map(([n, , from]) => [n, source(from, deps)])), parameters: passParams(params, true) },
     taskInfo: { name: group },
   };
-  return { dags, task: (after) => [group, { ...groupTask, dependentTasks: [...new Set([...deps, ...after])].sort() }], model: `task:${group}.${oneOf}` };
+  return { dags, task: [group, { ...groupTask, dependentTasks: [...deps].sort() }], model: `task:${group}.${oneOf}` };
 }
 
 /**
@@ -458,12 +458,13 @@ function pipeline() {
       { condition: `!(${tuned}) && !(${hasItems})`, component: 'train' },
     ],
     [[DATA, 'system.Dataset', 'task:importer.artifact', 'data']],
+    ['validate-data'],
   );
   return pipelineFile({
     name: 'recserve-train-deploy',
     description: 'Validate the interaction log, train (or tune, then train the best trial), score the model on held-out interactions and deploy it with recserve.',
     params: ['data_uri', 'test_uri', 'items_uri', 'data_format', 'algo', 'factors', 'epochs', 'reg', 'run_tune', 'tune_trials', 'tune_objective', 'k', ...SERVE_PARAMS],
-    middle: [choice.task(['validate-data'])],
+    middle: [choice.task],
     model: choice.model,
     dags: choice.dags,
   });
@@ -487,7 +488,7 @@ function sparkPipeline() {
     description: 'Train ALS with Spark MLlib on the cluster (Kubeflow Spark operator), import the factor tables into a recserve model, score it on held-out interactions and deploy it.',
     params: ['data_uri', 'test_uri', 'items_uri', 'data_format', 'rank', 'max_iter', 'reg', 'implicit_prefs', 'alpha', 'spark_executors', 'spark_service_account', 'spark_s3_secret', 'spark_s3_endpoint', 'k', ...SERVE_PARAMS],
     // Spark reads data_uri itself: the step does not download the log it hands over.
-    middle: [task('spark-als', 'spark-als', {}, { after: ['validate-data'], cache: false }), choice.task([])],
+    middle: [task('spark-als', 'spark-als', {}, { after: ['validate-data'], cache: false }), choice.task],
     model: choice.model,
     dags: choice.dags,
   });
