@@ -414,7 +414,7 @@ Examples:
     try {
       const m = modelChoice(o, 'sgd');
       const explicit = ALGO_INFO[m.algo].kind === 'explicit';
-      const objective = (o.objective as string | undefined) ?? (explicit ? 'rmse' : 'ndcg@10');
+      const objective = (o.objective as string | undefined) || (explicit ? 'rmse' : 'ndcg@10');
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
       const log = (o.log as string | undefined) ?? path.join('runs', `tune-${m.algo}-${stamp}.jsonl`);
       const { result, exported, report } = await tuneCommand({
