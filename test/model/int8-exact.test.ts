@@ -69,9 +69,11 @@ function randomQueries(n: number, users: number, items: number, seed: number): T
   });
 }
 
-async function expectIdentical(s: Awaited<ReturnType<typeof scorers>>, queries: TopKQuery[], seed: number) {
+/** Compares both scorers on the queries, sent in random batches; the number of batches. */
+async function expectIdentical(s: Awaited<ReturnType<typeof scorers>>, queries: TopKQuery[], seed: number): Promise<number> {
   const r = rng(seed);
-  for (let at = 0; at < queries.length; ) {
+  let batches = 0;
+  for (let at = 0; at < queries.length; batches++) {
     const batch = queries.slice(at, at + 1 + Math.floor(r() * 24));
     at += batch.length;
     const [got, want] = await Promise.all([s.int8.topK(batch), s.fp32.topK(batch)]);
@@ -83,6 +85,19 @@ async function expectIdentical(s: Awaited<ReturnType<typeof scorers>>, queries: 
         Array.from(new Uint32Array(want[j].scores.buffer, want[j].scores.byteOffset, want[j].scores.length)),
       );
     });
+  }
+  return batches;
+}
+
+/** Builds both scorers, compares them on n random queries (seed) and closes them: what the int8 side reported. */
+async function compareOnRandomQueries(spec: Spec, n: number, seed: number) {
+  const s = await scorers(spec);
+  try {
+    await expectIdentical(s, randomQueries(n, spec.users, spec.items, seed), seed + 1);
+    return { stats: s.stats(), reasons: s.reasons, refusal: s.refusal, int8: s.int8 };
+  } finally {
+    await s.int8.close();
+    await s.fp32.close();
   }
 }
 
@@ -134,11 +149,8 @@ describe('exact int8 top-k', () => {
     const base = Float32Array.from({ length: 11 * d }, () => Math.round(g() * 4) / 4);
     const itemFactors = Float32Array.from({ length: items * d }, (_, x) => base[(Math.floor(x / d) % 11) * d + (x % d)]);
     const userFactors = Float32Array.from({ length: users * d }, () => Math.round(g() * 2) / 2);
-    const s = await scorers({ users, items, d, userFactors, itemFactors });
-    expect(s.stats()).not.toBeNull();
-    await expectIdentical(s, randomQueries(1500, users, items, 12), 13);
-    await s.int8.close();
-    await s.fp32.close();
+    const { stats } = await compareOnRandomQueries({ users, items, d, userFactors, itemFactors }, 1500, 12);
+    expect(stats).not.toBeNull();
   });
 
   it('stays exact with huge and tiny norms side by side, and zero users and items', async () => {
@@ -158,24 +170,63 @@ describe('exact int8 top-k', () => {
     for (let u = 0; u < users; u += 7) userFactors.fill(0, u * d, (u + 1) * d);
     for (let u = 3; u < users; u += 11) for (let k = 0; k < d; k++) userFactors[u * d + k] *= 1e5;
     const itemBias = Float32Array.from({ length: items }, (_, i) => (i % 13 === 0 ? 1e7 : i % 5 === 0 ? -0 : 0.5));
-    const s = await scorers({ users, items, d, userFactors, itemFactors, itemBias });
-    expect(s.reasons).toEqual([]);
-    expect(s.stats()).not.toBeNull();
-    await expectIdentical(s, randomQueries(2000, users, items, 24), 25);
-    await s.int8.close();
-    await s.fp32.close();
+    const { stats, reasons } = await compareOnRandomQueries({ users, items, d, userFactors, itemFactors, itemBias }, 2000, 24);
+    expect(reasons).toEqual([]);
+    expect(stats).not.toBeNull();
+  });
+
+  for (const times of [30, 300]) {
+    it(`settles queries from the int8 candidates with one item ×${times} the others, exactly as float32`, async () => {
+      // Before the outliers were bounded apart, this item's bound covered every item TopK did not
+      // return: 49 and 50 of 50 queries fell back to the full exact pass.
+      const users = 60;
+      const items = 20_000;
+      const d = 32;
+      const itemFactors = gaussianArray(items * d, 61, 0.3);
+      for (let k = 0; k < d; k++) itemFactors[5 * d + k] *= times;
+      const spec = { users, items, d, userFactors: gaussianArray(users * d, 62), itemFactors, itemBias: gaussianArray(items, 63, 0.1) };
+      const s = await scorers(spec);
+      try {
+        expect(s.reasons).toEqual([]);
+        // Every user once, k 10, no filters: the first run settles every batch.
+        const batches = await expectIdentical(s, Array.from({ length: users }, (_, user): TopKQuery => ({ user, k: 10, exclude: null, allow: null })), 64);
+        const plain = s.stats()!;
+        expect(plain.fallbacks).toBe(0);
+        expect(plain.runs).toBe(batches);
+        // Random k, exclusions and masks: only the near-empty masks are scored in full.
+        await expectIdentical(s, randomQueries(600, users, items, 65), 66);
+        const all = s.stats()!;
+        expect(all.fallbacks).toBeLessThan((all.queries - plain.queries) / 4);
+      } finally {
+        await s.int8.close();
+        await s.fp32.close();
+      }
+    });
+  }
+
+  it('keeps float32 when the probe users would mostly fall back (more far-off items than the outliers hold)', async () => {
+    const users = 40;
+    const items = 5000;
+    const d = 16;
+    // 1,000 items with a huge first factor that no user has: ordinary scores, coarse int8 codes, a
+    // large bound for each of them.
+    const userFactors = gaussianArray(users * d, 71);
+    for (let u = 0; u < users; u++) userFactors[u * d] = 0;
+    const itemFactors = gaussianArray(items * d, 72);
+    for (let i = 0; i < items; i += 5) itemFactors[i * d] = 1e4;
+    const { stats, reasons, int8 } = await compareOnRandomQueries({ users, items, d, userFactors, itemFactors }, 300, 73);
+    expect(reasons.join(' ')).toMatch(/could not settle \d+ of \d+ probe users/);
+    expect(int8).toBeInstanceOf(OrtScorer);
+    expect(stats).toBeNull();
   });
 
   it('keeps float32 for factors that could overflow, with the same answers', async () => {
     const users = 20;
     const items = 500;
     const d = 8;
-    const s = await scorers({ users, items, d, userFactors: gaussianArray(users * d, 31, 1e16), itemFactors: gaussianArray(items * d, 32, 1e16) });
-    expect(s.refusal).toMatch(/overflow/);
-    expect(s.stats()).toBeNull();
-    await expectIdentical(s, randomQueries(200, users, items, 33), 34);
-    await s.int8.close();
-    await s.fp32.close();
+    const { refusal, stats } = await compareOnRandomQueries({ users, items, d, userFactors: gaussianArray(users * d, 31, 1e16), itemFactors: gaussianArray(items * d, 32, 1e16) }, 200, 33);
+    expect(refusal).toMatch(/overflow/);
+    expect(stats).toBeNull();
   });
 
   it('serves through the worker pool (checked once, no float32 session in the workers) with float32 answers', async () => {
