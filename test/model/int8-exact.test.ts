@@ -56,6 +56,19 @@ async function scorers(spec: Spec) {
   return { int8, fp32, refusal, reasons, stats: () => (int8 instanceof Int8ExactScorer ? int8.int8Stats : null) };
 }
 
+type Scorers = Awaited<ReturnType<typeof scorers>>;
+
+/** Runs body over both scorers of spec, then closes them. */
+async function withScorers<T>(spec: Spec, body: (s: Scorers) => Promise<T>): Promise<T> {
+  const s = await scorers(spec);
+  try {
+    return await body(s);
+  } finally {
+    await s.int8.close();
+    await s.fp32.close();
+  }
+}
+
 /** Random queries: k from 1 to past the catalog, sorted exclusion lists, masks from dense to almost empty. */
 function randomQueries(n: number, users: number, items: number, seed: number): TopKQuery[] {
   const r = rng(seed);
@@ -70,7 +83,7 @@ function randomQueries(n: number, users: number, items: number, seed: number): T
 }
 
 /** Compares both scorers on the queries, sent in random batches; the number of batches. */
-async function expectIdentical(s: Awaited<ReturnType<typeof scorers>>, queries: TopKQuery[], seed: number): Promise<number> {
+async function expectIdentical(s: Scorers, queries: TopKQuery[], seed: number): Promise<number> {
   const r = rng(seed);
   let batches = 0;
   for (let at = 0; at < queries.length; batches++) {
@@ -90,15 +103,11 @@ async function expectIdentical(s: Awaited<ReturnType<typeof scorers>>, queries: 
 }
 
 /** Builds both scorers, compares them on n random queries (seed) and closes them: what the int8 side reported. */
-async function compareOnRandomQueries(spec: Spec, n: number, seed: number) {
-  const s = await scorers(spec);
-  try {
+function compareOnRandomQueries(spec: Spec, n: number, seed: number) {
+  return withScorers(spec, async (s) => {
     await expectIdentical(s, randomQueries(n, spec.users, spec.items, seed), seed + 1);
     return { stats: s.stats(), reasons: s.reasons, refusal: s.refusal, int8: s.int8 };
-  } finally {
-    await s.int8.close();
-    await s.fp32.close();
-  }
+  });
 }
 
 const normal = (seed: number) => gaussian(rng(seed));
@@ -112,7 +121,7 @@ describe('exact int8 top-k', () => {
     const users = 300;
     const items = 5000;
     const d = 32;
-    const s = await scorers({
+    const spec = {
       users,
       items,
       d,
@@ -121,24 +130,24 @@ describe('exact int8 top-k', () => {
       userBias: gaussianArray(users, 3, 0.5),
       itemBias: gaussianArray(items, 4, 0.5),
       globalBias: 3.25,
+    };
+    await withScorers(spec, async (s) => {
+      expect(s.reasons).toEqual([]);
+      expect(s.stats()).not.toBeNull();
+      await expectIdentical(s, randomQueries(3000, users, items, 7), 8);
+      // Pair scores come from the same float32 emulation.
+      const r = rng(9);
+      const pu = Int32Array.from({ length: 5000 }, () => Math.floor(r() * users));
+      const pi = Int32Array.from({ length: 5000 }, () => Math.floor(r() * items));
+      expect(Array.from(await s.int8.scorePairs(pu, pi))).toEqual(Array.from(await s.fp32.scorePairs(pu, pi)));
+      const stats = s.stats()!;
+      expect(stats.queries).toBe(3000);
+      // The near-empty masks (0.1% of the catalog) were scored in full, exactly.
+      expect(stats.fallbacks).toBeGreaterThan(0);
+      // Most queries are settled by the int8 candidates, each rescoring a small share of the catalog.
+      expect(stats.fallbacks).toBeLessThan(stats.queries / 4);
+      expect(stats.rescored / (stats.queries - stats.fallbacks)).toBeLessThan(items / 10);
     });
-    expect(s.reasons).toEqual([]);
-    expect(s.stats()).not.toBeNull();
-    await expectIdentical(s, randomQueries(3000, users, items, 7), 8);
-    // Pair scores come from the same float32 emulation.
-    const r = rng(9);
-    const pu = Int32Array.from({ length: 5000 }, () => Math.floor(r() * users));
-    const pi = Int32Array.from({ length: 5000 }, () => Math.floor(r() * items));
-    expect(Array.from(await s.int8.scorePairs(pu, pi))).toEqual(Array.from(await s.fp32.scorePairs(pu, pi)));
-    const stats = s.stats()!;
-    expect(stats.queries).toBe(3000);
-    // The near-empty masks (0.1% of the catalog) were scored in full, exactly.
-    expect(stats.fallbacks).toBeGreaterThan(0);
-    // Most queries are settled by the int8 candidates, each rescoring a small share of the catalog.
-    expect(stats.fallbacks).toBeLessThan(stats.queries / 4);
-    expect(stats.rescored / (stats.queries - stats.fallbacks)).toBeLessThan(items / 10);
-    await s.int8.close();
-    await s.fp32.close();
   });
 
   it('keeps ties in float32 order: duplicated items, coarse factors, equal biases', async () => {
@@ -185,8 +194,7 @@ describe('exact int8 top-k', () => {
       const itemFactors = gaussianArray(items * d, 61, 0.3);
       for (let k = 0; k < d; k++) itemFactors[5 * d + k] *= times;
       const spec = { users, items, d, userFactors: gaussianArray(users * d, 62), itemFactors, itemBias: gaussianArray(items, 63, 0.1) };
-      const s = await scorers(spec);
-      try {
+      await withScorers(spec, async (s) => {
         expect(s.reasons).toEqual([]);
         // Every user once, k 10, no filters: the first run settles every batch.
         const batches = await expectIdentical(s, Array.from({ length: users }, (_, user): TopKQuery => ({ user, k: 10, exclude: null, allow: null })), 64);
@@ -197,10 +205,7 @@ describe('exact int8 top-k', () => {
         await expectIdentical(s, randomQueries(600, users, items, 65), 66);
         const all = s.stats()!;
         expect(all.fallbacks).toBeLessThan((all.queries - plain.queries) / 4);
-      } finally {
-        await s.int8.close();
-        await s.fp32.close();
-      }
+      });
     });
   }
 
@@ -233,20 +238,19 @@ describe('exact int8 top-k', () => {
     const users = 100;
     const items = 3000;
     const d = 24;
-    const s = await scorers({ users, items, d, userFactors: gaussianArray(users * d, 41), itemFactors: gaussianArray(items * d, 42, 0.2), itemBias: gaussianArray(items, 43) });
-    const a = await loadArtifact(dirs[dirs.length - 1]);
-    const logged: string[] = [];
-    const log = { debug() {}, info: (_: object, m: string) => logged.push(m), warn: (_: object, m: string) => logged.push(m), error() {} };
-    const served = await servingScorerFactory({ workers: 2, intraOpThreads: 1, maxBatchSize: 16, maxBatchDelayMs: 1, int8MinItems: 1000, log })(a);
-    try {
-      expect(logged).toContain('int8 item factors built (exact float32 re-rank)');
-      expect(logged.join(' ')).not.toMatch(/int8 scoring is off/);
-      await expectIdentical({ ...s, int8: served }, randomQueries(600, users, items, 44), 45);
-    } finally {
-      await served.close();
-      await s.int8.close();
-      await s.fp32.close();
-    }
+    await withScorers({ users, items, d, userFactors: gaussianArray(users * d, 41), itemFactors: gaussianArray(items * d, 42, 0.2), itemBias: gaussianArray(items, 43) }, async (s) => {
+      const a = await loadArtifact(dirs[dirs.length - 1]);
+      const logged: string[] = [];
+      const log = { debug() {}, info: (_: object, m: string) => logged.push(m), warn: (_: object, m: string) => logged.push(m), error() {} };
+      const served = await servingScorerFactory({ workers: 2, intraOpThreads: 1, maxBatchSize: 16, maxBatchDelayMs: 1, int8MinItems: 1000, log })(a);
+      try {
+        expect(logged).toContain('int8 item factors built (exact float32 re-rank)');
+        expect(logged.join(' ')).not.toMatch(/int8 scoring is off/);
+        await expectIdentical({ ...s, int8: served }, randomQueries(600, users, items, 44), 45);
+      } finally {
+        await served.close();
+      }
+    });
   });
 
   it('keeps float32 for a model whose graph computes otherwise under the same initializer names', async () => {
