@@ -325,44 +325,43 @@ export function resolveQuery(q: QuantizedCatalog, users: QuantizedUsers, r: numb
   const e = roundingUnit(q.d);
   // The graph's own rounding: |acc|·scale·s_i ≤ Σ|q_u|·(63·s_i)·scale, plus the bias.
   const perScale = GRAPH_ROUNDING * users.codeL1[r] * users.scale * ITEM_LEVELS * (1 + 2 ** -20);
-  const bound = (t: ItemTerms) => perScale * t.scale + GRAPH_ROUNDING * t.absBias + normU * t.residualNorm + errU * t.codeNorm + e * (normU * t.norm + t.absBias + Math.abs(off));
-  const terms: ItemTerms = { scale: 0, residualNorm: 0, codeNorm: 0, norm: 0, absBias: 0 };
-  const boundOf = (i: number) => {
-    terms.scale = q.scales[i];
-    terms.residualNorm = q.residualNorm[i];
-    terms.codeNorm = q.codeNorm[i];
-    terms.norm = q.norm[i];
-    terms.absBias = Math.abs(q.itemBias[i]);
-    return bound(terms);
-  };
+  const absOff = Math.abs(off);
+  const bound = (scale: number, residualNorm: number, codeNorm: number, norm: number, absBias: number) =>
+    perScale * scale + GRAPH_ROUNDING * absBias + normU * residualNorm + errU * codeNorm + e * (normU * norm + absBias + absOff);
 
   // τ: the k-th best lower bound among the eligible candidates, each item counted once (an outlier
-  // that TopK returned is taken from the outliers' values).
+  // that TopK returned is taken from the outliers' values). Any cap of them give a valid τ; an
+  // outlier joins the sort only when its lower bound beats τ from TopK's candidates.
   const slots = kk + nOutliers;
   const items = new Int32Array(slots).fill(-1);
   const uppers = new Float64Array(slots);
   const lowers = new Float64Array(slots);
-  let nEligible = 0;
+  let nLowers = 0;
+  let tau = -Infinity;
+  const kthLower = () => (nLowers >= cap ? lowers.subarray(0, nLowers).sort()[nLowers - cap] : -Infinity);
   const candidate = (slot: number, i: number, value: number) => {
     const approx = value + off;
-    const b = boundOf(i) + Math.abs(approx) * SUM_SLACK;
+    const b = bound(q.scales[i], q.residualNorm[i], q.codeNorm[i], q.norm[i], Math.abs(q.itemBias[i])) + Math.abs(approx) * SUM_SLACK;
     items[slot] = i;
     uppers[slot] = approx + b;
-    lowers[nEligible++] = approx - b;
+    if (approx - b > tau) lowers[nLowers++] = approx - b;
   };
   for (let j = 0; j < kk; j++) {
     const i = Number(run.indices[r * kk + j]);
     if (eligible(i) && !contains(q.outliers, i)) candidate(j, i, run.values[r * kk + j]);
   }
+  tau = kthLower();
+  const fromTopK = nLowers;
   for (let o = 0; o < nOutliers; o++) {
     const i = q.outliers[o];
     if (eligible(i)) candidate(kk + o, i, run.outlierValues[r * nOutliers + o]);
   }
-  let tau = -Infinity;
-  if (nEligible >= cap) tau = lowers.subarray(0, nEligible).sort()[nEligible - cap];
+  if (nLowers > fromTopK) tau = kthLower();
   // Items neither returned nor outliers score at most the smallest value returned (TopK) plus the rest's bound.
+  const { rest } = q;
   const last = run.values[r * kk + kk - 1] + off;
-  const complete = kk >= q.nItems || (kk > 0 && last + bound(q.rest) + Math.abs(last) * SUM_SLACK < tau);
+  const restBound = bound(rest.scale, rest.residualNorm, rest.codeNorm, rest.norm, rest.absBias);
+  const complete = kk >= q.nItems || (kk > 0 && last + restBound + Math.abs(last) * SUM_SLACK < tau);
   if (!complete) return { kind: 'more' };
 
   const candItems: number[] = [];
