@@ -2,7 +2,8 @@
 // starts a server on 0.0.0.0), --version prints the package version, and a usage error is one line
 // and a hint, not the whole help.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -32,6 +33,23 @@ describe('recserve CLI', () => {
       expect(lines.length, `${args.join(' ')}: ${r.stderr}`).toBeLessThanOrEqual(3);
       expect(lines[0]).toMatch(/^error: /);
       expect(lines.at(-1)).toBe('(add --help for the options)');
+    }
+  });
+
+  it('counts a model cannot train with, and an unknown tuning objective, are refused in one line before any work', () => {
+    const data = path.join(mkdtempSync(path.join(os.tmpdir(), 'recserve-cli-')), 'r.csv');
+    writeFileSync(data, 'user,item,rating\n1,1,5\n1,2,3\n2,1,4\n2,3,2\n');
+    for (const [args, said] of [
+      [['train', '--data', data, '--out', path.join(path.dirname(data), 'm'), '--epochs', '0'], /--epochs must be a whole number ≥ 1/],
+      [['train', '--data', data, '--out', path.join(path.dirname(data), 'm'), '--factors', '0'], /--factors must be a whole number ≥ 1/],
+      [['tune', '--data', data, '--trials', '0'], /--trials must be a whole number ≥ 1/],
+      [['export', '--user-factors', data, '--item-factors', data, '--out', path.dirname(data), '--regularization', '-1'], /--regularization must be a number > 0/],
+      [['tune', '--data', data, '--trials', '1', '--objective', 'NDCG@10', '--progress', 'quiet'], /^recserve tune: objective NDCG@10: use rmse or mae/],
+    ] as const) {
+      const r = run(...args);
+      expect(r.status, args.join(' ')).not.toBe(0);
+      expect(r.stderr, args.join(' ')).toMatch(said);
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /);
     }
   });
 });

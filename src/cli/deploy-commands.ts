@@ -39,6 +39,8 @@ const QUANTITY = /^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
 
 /** Refuses names and quantities kubectl would refuse. An empty value is an unset one (a pipeline parameter's default). */
 function checkOptions(o: ManifestOptions): void {
+  // The storage initializer downloads from a URI with a scheme (s3://, gs://, pvc://, https://…); anything else starts a pod with no model.
+  if (!/^[a-z][a-z0-9+.-]*:\/\/\S+$/i.test(o.modelUri)) throw new Error(`--model-uri ${JSON.stringify(o.modelUri)}: give the model folder's URI with its scheme, e.g. s3://bucket/models/movielens/3 or pvc://claim/path`);
   if (o.namespace && !DNS_LABEL.test(o.namespace)) throw new Error(`--namespace ${o.namespace}: use a DNS label (lower-case letters, digits and '-')`);
   for (const [flag, v] of [['--store-secret', o.storeSecret], ['--storage-secret', o.storageSecret], ['--models-claim', o.modelsClaim], ['--server', o.server]] as const) {
     if (v && !DNS_SUBDOMAIN.test(v)) throw new Error(`${flag} ${v}: use a Kubernetes name (lower-case letters, digits, '-' and '.')`);

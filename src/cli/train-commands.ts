@@ -25,6 +25,11 @@ const int = (what: string) => (v: string) => {
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
   return n;
 };
+const positiveNumber = (what: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a number > 0`);
+  return n;
+};
 const positive = (what: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number ≥ 1`);
@@ -78,6 +83,8 @@ function addCatalogOptions(c: Command): Command {
     .option('--list-sep <sep>', "generic catalog: separator inside list columns (default '|')");
 }
 
+const AT_LEAST_ONE = new Set(['factors', 'epochs', 'samples', 'cgSteps', 'thin']);
+
 function addParamOptions(c: Command): Command {
   c.addOption(new Option('--algo <algo>', `training algorithm: ${ALGOS.map((a) => `${a} (${ALGO_INFO[a].summary})`).join('; ')}`).choices([...ALGOS]));
   c.option('--params <file>', 'JSON file of hyperparameters ({"factors": 64, "reg": 0.1, …}); flags below override it');
@@ -90,7 +97,8 @@ function addParamOptions(c: Command): Command {
       c.option(flag, help);
       c.option(`--no-${kebab(p.key)}`, `turn off ${flag}`);
     } else if (p.type === 'choice') c.addOption(new Option(`${flag} <value>`, help).choices(p.choices!));
-    else c.option(`${flag} <n>`, help, p.type === 'int' ? int(flag) : num(flag));
+    // Counts a model cannot train with at 0 (factors, epochs, samples, CG steps, thinning) must be ≥ 1.
+    else c.option(`${flag} <n>`, help, p.type === 'int' ? (AT_LEAST_ONE.has(p.key) ? positive(flag) : int(flag)) : num(flag));
   }
   c.addOption(new Option('--implicit-from <how>', 'implicit algorithms on rated data: binary (every interaction weighs 1; default) or value (the rating/weight is the confidence weight)').choices(['binary', 'value']));
   return c;
@@ -382,7 +390,7 @@ Examples:
     .requiredOption('--data <file>', 'interaction log to tune on')
     .option('--restrict <split>', 'tune only on the train part of this split so its test part stays unseen (e.g. stratified-item:0.75:42 = the MSR test set, kfold:5:0:1)')
     .option('--valid <split>', 'how validation is carved from the tuning data (default random:0.1:1 for explicit, stratified-user:0.8:1 for implicit)')
-    .option('--trials <n>', 'number of trials (the first uses the defaults/fixed parameters)', int('--trials'), 20)
+    .option('--trials <n>', 'number of trials (the first uses the defaults/fixed parameters)', positive('--trials'), 20)
     .option('--search-seed <n>', 'seed of the random search (the training seed is --seed, fixed across trials)', int('--search-seed'), 0)
     .option('--objective <metric>', 'rmse or mae (explicit); ndcg@10, precision@10, recall@10 or map (any algorithm)')
     .option('--space <json>', 'search space, e.g. \'{"factors":[16,32,64],"reg":[0.01,1,"log"],"alpha":[1,50,"log"]}\' (default: a space per algorithm)')
@@ -471,7 +479,7 @@ Examples:
     .option('--global-bias <x>', 'constant added to every score (e.g. the global mean rating)', num('--global-bias'))
     .addOption(new Option('--kind <kind>', 'explicit (scores are ratings) or implicit (preferences)').choices(['explicit', 'implicit']).default('explicit'))
     .option('--rating-range <min,max>', 'explicit models: clamp reported scores to this range', rangeArg)
-    .option('--regularization <x>', 'λ the server should use to fold new users in (the training regularisation)', num('--regularization'))
+    .option('--regularization <x>', 'λ the server should use to fold new users in (the training regularisation, > 0)', positiveNumber('--regularization'))
     .option('--interactions <file>', 'training interactions, for item popularity (cold start) and per-user seen items')
     .option('--name <name>', 'model name stored in the artifact')
     .option('--model-version <v>', 'model version stored in the artifact')

@@ -142,6 +142,8 @@ export async function tune(o: TuneOptions): Promise<TuneResult> {
   const objective = o.objective ?? (info.kind === 'explicit' ? 'rmse' : 'ndcg@10');
   const mode = objectiveMode(objective);
   const ranking = !(objective === 'rmse' || objective === 'mae');
+  // Checked before any trial starts, so a typo is one line, not a worker's stack trace.
+  if (ranking && !/^(ndcg|precision|recall|map)(@\d+)?$/.test(objective)) throw new Error(`objective ${objective}: use rmse or mae (explicit algorithms), or ndcg@10, precision@10, recall@10 or map`);
   if (!ranking && info.kind === 'implicit') throw new Error(`objective ${objective} needs ratings; --algo ${algo} learns implicit preferences (use ndcg@10, precision@10, recall@10 or map)`);
   const k = ranking ? Number(/@(\d+)$/.exec(objective)?.[1] ?? 10) : 10;
   const splits = makeSplits(o.data, o.valid);

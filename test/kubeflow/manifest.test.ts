@@ -61,6 +61,8 @@ describe('recserve manifest keeps what the reviewed manifests say', () => {
 
   it('refuses what kubectl would refuse (an empty value is unset, as pipeline parameters pass it)', () => {
     expect(() => buildManifest({ ...base, namespace: 'a b' })).toThrow(/--namespace a b: use a DNS label/);
+    expect(() => buildManifest({ ...base, modelUri: '' })).toThrow(/--model-uri "": give the model folder's URI with its scheme/);
+    expect(() => buildManifest({ ...base, modelUri: 'not a uri' })).toThrow(/--model-uri/);
     expect(() => buildManifest({ ...base, storeSecret: 'Bad_Name' })).toThrow(/--store-secret Bad_Name: use a Kubernetes name/);
     expect(() => buildManifest({ ...base, target: 'seldon-core-2', memory: 'lots' })).toThrow(/--memory lots: use a Kubernetes quantity/);
     expect((buildManifest({ ...base, namespace: '', storageSecret: '' }) as Obj).metadata.namespace).toBeUndefined();
