@@ -492,7 +492,8 @@ export class Recommender {
   }
 
   /**
-   * Rules, diversity and pins over a ranked pool, then cut at the page's end. Pins honour the filter,
+   * Rules, diversity and pins over a ranked pool (the list is the pool's, whatever the page), then cut at
+   * the page's end. Pins honour the filter,
    * allow_items and exclusions; a pinned item outside the pool is scored by `scoreOf`.
    */
   private reranked(req: ItemOptions, plan: Plan, ranked: Ranked, exclude: Int32Array | null, scoreOf: (item: number) => number): Listed {
@@ -503,8 +504,10 @@ export class Recommender {
     const base = new Map(cands.map((c) => [c.item, c.score]));
     if (rules.length > 0) cands = applyRules(cands, rules, (rule) => plan.ruleMasks.get(rule)!);
     const pooled = new Map(cands.map((c) => [c.item, c.score]));
-    if (div) cands = diversify(cands, end, div, this.itemSpace());
     const usable = pins.filter((p) => (plan.allow === null || plan.allow.mask[p.item] === 1) && !exclude?.includes(p.item));
+    // Picks are greedy, so the first end + pins of them are those of the whole pool's list: each pin takes
+    // at most one of them away from the page.
+    if (div) cands = diversify(cands, Math.min(end + usable.length, cands.length), div, this.itemSpace());
     // A pinned item diversity left out, or outside the pool, still carries its score.
     const listed = new Set(cands.map((c) => c.item));
     for (const p of usable) {
@@ -513,7 +516,9 @@ export class Recommender {
       if (s === undefined) base.set(p.item, (s = scoreOf(p.item)));
       cands.push({ item: p.item, score: s });
     }
-    cands = usable.length > 0 ? pinItems(cands, usable, end) : cands.slice(0, end);
+    // Pins apply over the whole pool, not the page: a pinned item leaves its natural rank on every page, so
+    // pages of any size concatenate to one list holding it once, at its position.
+    cands = (usable.length > 0 ? pinItems(cands, usable, plan.depth) : cands).slice(0, end);
     return { ranked: { items: Int32Array.from(cands, (c) => c.item), scores: Float32Array.from(cands, (c) => c.score) }, base: rules.length > 0 ? base : null };
   }
 
