@@ -295,6 +295,15 @@ export class BanditPolicy implements ColdStartPolicy {
     };
   }
 
+  /** Bytes the per-filter caches hold, counted from what they hold: rankings and the masks they keep alive. */
+  get cachedBytes(): number {
+    const masks = new Set<Uint8Array>([...this.tails.keys(), ...this.prefixes.keys()]);
+    let bytes = 0;
+    for (const m of masks) bytes += m.byteLength;
+    for (const perSlot of [...this.tails.values(), ...this.prefixes.values()]) for (const a of perSlot.values()) bytes += a.byteLength;
+    return bytes;
+  }
+
   knows(itemId: string): boolean {
     return this.indexOf(itemId) !== undefined;
   }
@@ -403,7 +412,8 @@ export class BanditPolicy implements ColdStartPolicy {
     const items: number[] = [];
     for (let r = slot * L; r < (slot + 1) * L; r++) if (mask[pool.items[r]] !== 0) items.push(pool.items[r]);
     const allowed = Int32Array.from(items);
-    const bytes = allowed.byteLength + 64;
+    // A new key charges its mask too: the map keeps the request's catalog-sized mask alive.
+    const bytes = allowed.byteLength + 64 + (this.prefixes.has(mask) ? 0 : mask.byteLength);
     if (this.tailBytes + bytes <= TAIL_CACHE_BYTES) {
       let perSlot = this.prefixes.get(mask);
       if (!perSlot) this.prefixes.set(mask, (perSlot = new Map()));

@@ -116,6 +116,21 @@ describe('Thompson sampling simulation (planted CTRs)', () => {
     expect(a3).not.toEqual(a1);
   });
 
+  it('keeps the per-filter caches within their byte budget, the masks they hold included', async () => {
+    const n = 200_000;
+    const bandit = new ThompsonBandit({ seed: 4 });
+    const policy = bandit.policyFor(fakeModel(n)) as unknown as { rank: (k: number, a: Uint8Array, e: null, u: string) => unknown; ready(): Promise<void>; cachedBytes: number };
+    await policy.ready();
+    // 100 fresh filters of a cold-start caller: 200 KB masks each, 20 MB in all, over the 8 MiB budget.
+    for (let f = 0; f < 100; f++) {
+      const mask = new Uint8Array(n);
+      for (let i = f; i < n; i += 97) mask[i] = 1;
+      policy.rank(10, mask, null, `visitor-${f}`);
+    }
+    expect(policy.cachedBytes).toBeGreaterThan(0);
+    expect(policy.cachedBytes).toBeLessThanOrEqual(8 * 1024 * 1024);
+  });
+
   it('respects the allow mask and the exclusions, and rebuilds from stored counts', () => {
     const bandit = new ThompsonBandit({ seed: 2 });
     const model = fakeModel(10);
