@@ -156,6 +156,27 @@ function conditionSpec(name: string, cond: Record<string, unknown>): FieldSpec {
   return spec;
 }
 
+/** One field's filter value (scalar, list or condition) as a FieldSpec. */
+function fieldSpec(name: string, want: unknown): FieldSpec {
+  return typeof want === 'object' && want !== null && !Array.isArray(want)
+    ? conditionSpec(name, want as Record<string, unknown>)
+    : { anyOf: [valueSet(Array.isArray(want) ? want : [want])], none: [], range: null };
+}
+
+/** Whether a catalog value holds the spec: the index's semantics, tested on one row's members. */
+function holds(raw: unknown, spec: FieldSpec): boolean {
+  const members = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  const texts = members.map(normaliseFilterValue);
+  if (spec.none.length > 0 && texts.some((v) => v !== null && spec.none.includes(v))) return false;
+  if (!spec.anyOf.every((values) => texts.some((v) => v !== null && values.includes(v)))) return false;
+  if (spec.range === null) return true;
+  const [lo, loStrict, hi, hiStrict] = spec.range;
+  return members.some((m) => {
+    const x = numericFilterValue(m);
+    return x !== null && (loStrict ? x > lo : x >= lo) && (hiStrict ? x < hi : x <= hi);
+  });
+}
+
 /** First j with a[j] > x (strict) or a[j] >= x. */
 function lowerBound(a: Float64Array, x: number, strict: boolean): number {
   let lo = 0;
@@ -175,7 +196,7 @@ export class FilterIndex {
   private readonly n: number;
 
   constructor(
-    catalog: Record<string, unknown>[],
+    private readonly catalog: Record<string, unknown>[],
     /** Byte budget of the mask cache (masks, item lists and keys). */
     private readonly cacheBudget: number,
   ) {
@@ -252,12 +273,7 @@ export class FilterIndex {
         const listed = known.slice(0, 20).join(', ') + (known.length > 20 ? `, … (${known.length} fields)` : '');
         throw badData(`filter: unknown catalog field "${clipText(name)}" (fields: ${listed})`);
       }
-      const want: unknown = filter[name];
-      const spec =
-        typeof want === 'object' && want !== null && !Array.isArray(want)
-          ? conditionSpec(name, want as Record<string, unknown>)
-          : { anyOf: [valueSet(Array.isArray(want) ? want : [want])], none: [], range: null };
-      entries.push([field, name, spec]);
+      entries.push([field, name, fieldSpec(name, filter[name])]);
     }
     let keyLength = 0;
     for (const [, name, spec] of entries) {
@@ -277,6 +293,17 @@ export class FilterIndex {
     const allowed = this.build(entries.map(([field, , spec]) => [field, spec]));
     if (key !== null) this.remember(key, allowed);
     return allowed;
+  }
+
+  /**
+   * Whether single items match one field's filter value, with allowed()'s semantics, in O(the item's
+   * members) per test and no catalog-sized mask: for checking a few candidates (rerank rules) where a
+   * mask would cost the whole catalog. Parses the value once; a malformed one is badData.
+   */
+  matcher(name: string, want: FilterValue): (item: number) => boolean {
+    if (!this.fields.has(name)) throw badData(`filter: unknown catalog field "${clipText(name)}"`);
+    const spec = fieldSpec(name, want);
+    return (item) => holds(this.catalog[item]?.[name], spec);
   }
 
   /** Posting lists of the values the field has; values it never takes add nothing. */

@@ -6,7 +6,7 @@ import type { Artifact } from '../model-format/artifact.js';
 import { catalogSummaryBuilt, prepareCatalogSummary } from './catalog-summary.js';
 import { because, COLD_START_REASON } from './explain.js';
 import { FilterIndex, type AllowedItems, type FilterValue } from './filter-index.js';
-import { applyRules, capValues, diversify, pinItems, type Candidate, type DiversifyOptions, type ItemSpace, type Pin, type ScoreRule } from './rerank.js';
+import { applyRules, capValues, diversify, pinItems, type Candidate, type DiversifyOptions, type ItemMarks, type ItemSpace, type Pin, type ScoreRule } from './rerank.js';
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { ItemSimilarity } from './similar.js';
 import { selectTopK } from './topk.js';
@@ -154,8 +154,8 @@ interface Plan {
   /** exclude_items as indices. */
   excluded: Int32Array | null;
   rerank: { rules: ScoreRule[]; pins: Pin[]; diversify: DiversifyOptions | null } | null;
-  /** Each rule's catalog mask, built once per answer. */
-  ruleMasks: Map<ScoreRule, Uint8Array>;
+  /** Each rule's test of one item, parsed once per answer (a rule costs O(pool) per list, not O(catalog)). */
+  ruleMatchers: Map<ScoreRule, (item: number) => boolean>;
 }
 
 /** A list ranked for one user, reranked when the plan says so; `base` holds the model's scores when rules changed them. */
@@ -283,6 +283,11 @@ export class Recommender {
   /** Whether ready()'s whole-catalog work is done (each part is also computed on first use if not). */
   get prepared(): { similarity: boolean; catalogSummary: boolean; session: boolean } {
     return { similarity: this.similarity?.built ?? true, catalogSummary: catalogSummaryBuilt(this.artifact), session: this.session?.prepared ?? true };
+  }
+
+  /** Bytes this version's filter-mask cache holds (0 without a catalog): filters grow it, rules never do. */
+  get filterCacheBytes(): number {
+    return this.filters?.cachedBytes ?? 0;
   }
 
   get version(): string {
@@ -445,9 +450,9 @@ export class Recommender {
       throw badData(`offset + k = ${end}: a reranked list (diversify, rules or pins) is the top ${bounds.rerankPool} candidates, so pages end there (limit ${LIMIT_ENV.rerankPool}=${bounds.rerankPool})`);
     }
     const depth = allow !== null && allow.allowedCount === 0 ? 0 : this.depthOf(end, rerank !== null, bounds.rerankPool);
-    const ruleMasks = new Map<ScoreRule, Uint8Array>();
-    rerank?.rules.forEach((rule, n) => ruleMasks.set(rule, this.ruleMask(rule, n)));
-    return { allow, depth, excluded: this.indicesOf(req.excludeItems), rerank, ruleMasks };
+    const ruleMatchers = new Map<ScoreRule, (item: number) => boolean>();
+    rerank?.rules.forEach((rule, n) => ruleMatchers.set(rule, this.ruleMatcher(rule, n)));
+    return { allow, depth, excluded: this.indicesOf(req.excludeItems), rerank, ruleMatchers };
   }
 
   /** Items each list of the request ranks (before a filter narrows it): what the request's ranking work is bounded by. */
@@ -464,12 +469,12 @@ export class Recommender {
     return Math.min(reranks ? rerankPool : end, this.nItems);
   }
 
-  /** The items rule `n` applies to; its errors name the rule (not the filter). */
-  private ruleMask(rule: ScoreRule, n: number): Uint8Array {
+  /** Whether rule `n` applies to an item; its errors name the rule (not the filter). */
+  private ruleMatcher(rule: ScoreRule, n: number): (item: number) => boolean {
     if (!this.filters) throw badData(`rules/${n}: this model has no item catalog to match rules on`);
     if (!this.filters.fieldNames().includes(rule.field)) throw badData(`rules/${n}/field: ${quote(clip(rule.field, 64))} is not a catalog field of this model`);
     try {
-      return this.filters.allowed({ [rule.field]: rule.value }).mask;
+      return this.filters.matcher(rule.field, rule.value);
     } catch (e) {
       if (!(e instanceof RecserveError) || e.kind !== 'bad_data') throw e;
       // The filter index names the condition as a filter's (`filter.year: …`); this one is the rule's value.
@@ -502,7 +507,7 @@ export class Recommender {
     const end = Math.min((req.offset ?? 0) + req.k, this.nItems);
     let cands: Candidate[] = Array.from(ranked.items, (item, r) => ({ item, score: ranked.scores[r] }));
     const base = new Map(cands.map((c) => [c.item, c.score]));
-    if (rules.length > 0) cands = applyRules(cands, rules, (rule) => plan.ruleMasks.get(rule)!);
+    if (rules.length > 0) cands = applyRules(cands, rules, (rule) => this.ruleMarks(plan, rule, cands));
     const pooled = new Map(cands.map((c) => [c.item, c.score]));
     const usable = pins.filter((p) => (plan.allow === null || plan.allow.mask[p.item] === 1) && !exclude?.includes(p.item));
     // Picks are greedy, so the first end + pins of them are those of the whole pool's list: each pin takes
@@ -520,6 +525,14 @@ export class Recommender {
     // pages of any size concatenate to one list holding it once, at its position.
     cands = (usable.length > 0 ? pinItems(cands, usable, plan.depth) : cands).slice(0, end);
     return { ranked: { items: Int32Array.from(cands, (c) => c.item), scores: Float32Array.from(cands, (c) => c.score) }, base: rules.length > 0 ? base : null };
+  }
+
+  /** The candidates a rule matches, tested one by one (a pool of ≤ rerankPool, never a catalog mask). */
+  private ruleMarks(plan: Plan, rule: ScoreRule, cands: Candidate[]): ItemMarks {
+    const matches = plan.ruleMatchers.get(rule)!;
+    const marks: Record<number, number> = {};
+    for (const c of cands) if (matches(c.item)) marks[c.item] = 1;
+    return marks;
   }
 
   /** Model scores of the pinned items each known user's pool lacks, in one scorer call. */

@@ -122,13 +122,16 @@ export interface ScoreRule {
 /** float32's largest finite value: rule scores saturate here, as answers carry scores as float32. */
 export const FLOAT32_MAX = 3.4028234663852886e38;
 
+/** 1 at the items a rule matches, by item index: a catalog mask, or marks over the candidates alone. */
+export type ItemMarks = { readonly [item: number]: number | undefined };
+
 /**
- * New scores: s·multiply + add for items the rule's mask allows (rules apply in order), in float64 and
+ * New scores: s·multiply + add for items the rule's marks hold (rules apply in order), in float64 and
  * saturated at ±FLOAT32_MAX after each rule (32 legal ×100 rules reach 1e64·s, past float32, which
  * answers would carry as null or Infinity); re-sorted best first, ties keep input order. `maskOf` gives
- * each rule's catalog mask.
+ * each rule's marks (at least over the candidates).
  */
-export function applyRules(cands: Candidate[], rules: ScoreRule[], maskOf: (rule: ScoreRule) => Uint8Array): Candidate[] {
+export function applyRules(cands: Candidate[], rules: ScoreRule[], maskOf: (rule: ScoreRule) => ItemMarks): Candidate[] {
   const masks = rules.map(maskOf);
   const scored = cands.map((c, order) => {
     let s = c.score;
