@@ -73,6 +73,12 @@ export interface Limits {
   maxRankedItems: number;
   /** History items an explanation compares each recommended item with: RECSERVE_MAX_EXPLAIN_HISTORY. */
   maxExplainHistory: number;
+  /**
+   * Multiply-adds the explanations of one request may cost (explained items × history × factors):
+   * RECSERVE_MAX_EXPLAIN_WORK. Each item's history is cut to the most recent items that fit, so the
+   * history bound alone no longer lets k = 1000 × 200 history × 472 factors (94 M, ≈0.5 s) hold the event loop.
+   */
+  maxExplainWork: number;
   /** Most rules, and separately most pins, one request may give: RECSERVE_MAX_RULES. */
   maxRules: number;
 }
@@ -103,6 +109,7 @@ export const LIMITS: Section<Limits> = {
   rerankPool: intField('RECSERVE_RERANK_POOL', 500, 1),
   maxRankedItems: intField('RECSERVE_MAX_RANKED_ITEMS', 10_000, 1),
   maxExplainHistory: intField('RECSERVE_MAX_EXPLAIN_HISTORY', 200, 1),
+  maxExplainWork: intField('RECSERVE_MAX_EXPLAIN_WORK', 20_000_000, 1),
   maxRules: intField('RECSERVE_MAX_RULES', 32, 1),
 };
 

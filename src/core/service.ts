@@ -79,7 +79,7 @@ export class RecommenderService {
   async predict(input: PredictInput, ctx: CallContext, predictionId: string | null): Promise<{ model: Recommender; output: PredictOutput }> {
     const model = this.model();
     if (input.op !== 'pairs') this.checkRequest(input, model);
-    const bounds = { explainHistory: this.deps.limits.maxExplainHistory, rerankPool: this.deps.limits.rerankPool };
+    const bounds = { explainHistory: this.deps.limits.maxExplainHistory, explainWork: this.deps.limits.maxExplainWork, rerankPool: this.deps.limits.rerankPool };
     let output: PredictOutput;
     if (input.op === 'recommend') output = { op: 'recommend', ...(await model.answer(input.request, bounds)), offset: input.request.offset ?? 0 };
     else if (input.op === 'similar') output = { op: 'similar', ...(await model.similar(input.request, bounds)) };

@@ -140,11 +140,13 @@ export interface Restriction {
 export interface AnswerBounds {
   /** History items an explanation compares each item with. */
   explainHistory: number;
+  /** Multiply-adds one request's explanations may cost: the history is cut further to fit (explainHistoryOf). */
+  explainWork: number;
   /** Top candidates reranked (diversify, rules, pins), whatever the page: pages over a reranked list stay stable. */
   rerankPool: number;
 }
 
-const DEFAULT_BOUNDS: AnswerBounds = { explainHistory: LIMIT_DEFAULTS.maxExplainHistory, rerankPool: LIMIT_DEFAULTS.rerankPool };
+const DEFAULT_BOUNDS: AnswerBounds = { explainHistory: LIMIT_DEFAULTS.maxExplainHistory, explainWork: LIMIT_DEFAULTS.maxExplainWork, rerankPool: LIMIT_DEFAULTS.rerankPool };
 
 /** How one answer ranks, decided once for all its lists. */
 interface Plan {
@@ -317,8 +319,9 @@ export class Recommender {
   }
 
   /** Top-k (one page of it) per user, and what the filter and allow_items left. */
-  async answer(req: RecommendRequest, bounds: AnswerBounds = DEFAULT_BOUNDS): Promise<{ recommendations: Recommendation[]; restriction: Restriction | null }> {
+  async answer(req: RecommendRequest, asked: AnswerBounds = DEFAULT_BOUNDS): Promise<{ recommendations: Recommendation[]; restriction: Restriction | null }> {
     if (req.explain && !this.similarity) throw badData('explain: this model has no readable item factors to compare items with');
+    const bounds = req.explain ? { ...asked, explainHistory: this.explainHistoryOf(req, asked) } : asked;
     const plan = this.plan(req, bounds);
     let candidates = false; // whether any list had a candidate before its page was cut
     const finished = (userId: string, strategy: Strategy, listed: Listed, exclude: Int32Array | null, history: (() => Int32Array) | null) => {
@@ -658,6 +661,16 @@ export class Recommender {
       const title = this.artifact.catalog?.[h]?.title;
       return title === undefined ? { itemId: this.artifact.itemIds[h], similarity: roundScore(similarity) } : { itemId: this.artifact.itemIds[h], similarity: roundScore(similarity), title };
     });
+  }
+
+  /**
+   * History items each explained item is compared with: the bound, cut so that explained items ×
+   * history × factors stays within the work bound (the page's items of every list count, as asked).
+   */
+  private explainHistoryOf(req: RecommendRequest, bounds: AnswerBounds): number {
+    const lists = req.session ? 1 : req.users.length;
+    const explained = lists * Math.min(req.k, this.nItems) * (this.artifact.factors?.factors ?? 0);
+    return explained === 0 ? bounds.explainHistory : Math.min(bounds.explainHistory, Math.floor(bounds.explainWork / explained));
   }
 
   /** What explains a user's items: session items (latest first), then feedback, then training history; at most the bound. */
