@@ -27,6 +27,8 @@ export interface OptionsJson {
 /** Members that make sense only for a user's recommendations (not for pair scoring). */
 export const RECOMMEND_ONLY = ['offset', 'exclude_items', 'allow_items', 'similar_to', 'items', 'weights', 'explain', 'diversify', 'rules', 'pins'] as const;
 
+const WEIGHTS_NEED_ITEMS = 'weights are the weights of session items; send them with items';
+
 /** An id of the JSON as the core names items: numbers by their decimal text (the schema refuses other forms). */
 type IdReader = (v: JsonId, at: string) => string;
 
@@ -43,13 +45,14 @@ export function itemOptions(j: OptionsJson, k: number, filter: Record<string, Fi
 
 /** The query items of a similar-items request (one id or a list). */
 export function similarItems(j: OptionsJson, idOf: IdReader, where: string): string[] {
+  if (j.weights) throw badData(`${where}: ${WEIGHTS_NEED_ITEMS}`);
   const q = j.similar_to!;
   return Array.isArray(q) ? q.map((v, r) => idOf(v, `${where}/similar_to/${r}`)) : [idOf(q, `${where}/similar_to`)];
 }
 
 /** Session items and explanations, added to a recommendation request. */
 export function recommendOptions(j: OptionsJson, request: RecommendRequest, idOf: IdReader, where: string): RecommendRequest {
-  if (j.weights && !j.items) throw badData(`${where}: weights are the weights of session items; send them with items`);
+  if (j.weights && !j.items) throw badData(`${where}: ${WEIGHTS_NEED_ITEMS}`);
   if (j.items) request.session = { items: j.items.map((v, r) => idOf(v, `${where}/items/${r}`)), weights: j.weights ?? null };
   if (j.explain !== undefined) request.explain = j.explain;
   return request;

@@ -227,6 +227,9 @@ function fromTable(msg: SeldonMessage, tags: Record<string, JsonValue>, ctx: Ctx
     const options = itemOptions(tagOptions(tags, ctx), request.k, request.filter, (v, at) => idOf(v, at, limits), 'meta.tags');
     return { kind, input: { op: 'recommend', request: { ...request, ...options } } };
   }
+  // As jsonData pairs: an option scoring would ignore is refused, not silently dropped.
+  const option = TABLE_OPTIONS.find((key) => tags[key] !== undefined);
+  if (option) throw badData(`meta.tags/${option} is a recommendation option; pair scoring takes none`);
   if (rows.length > limits.maxPairs) throw badData(`data.${kind} has ${rows.length} rows; at most ${limits.maxPairs} per request${limitHint(limits, 'maxPairs')}`);
   const { user, item } = cols;
   const pairs = rows.map((row, r) => [idOf(row[user], `data.${kind}/${r}/${user}`, limits), idOf(row[item], `data.${kind}/${r}/${item}`, limits)] as [string, string]);
