@@ -2,18 +2,11 @@
 // is the rerank pool's whatever the page, so pages of any size concatenate to the k = 30 list, each item
 // once, and a pinned item stands only at its position (round 2's N5: pins were applied over offset + k,
 // so a pin past the page's end left the item at its natural rank there and again at its pin later).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { rng } from '../../src/util/random.js';
-import { ask, closeAll, ok, serve, type Json, type List, type Served, type Transport } from './transports.js';
+import { ask, demoServer, ok, type Json, type List, type Transport } from './transports.js';
 
-const servers: Served[] = [];
-let demo: Served;
-
-beforeAll(async () => {
-  demo = await serve(servers, {}, null);
-}, 60_000);
-
-afterAll(() => closeAll(servers));
+const server = demoServer();
 
 const GENRES = ['Action', 'Comedy', 'Drama', 'Sci-Fi'];
 
@@ -38,7 +31,7 @@ function reranked(rnd: () => number, t: number): { options: Json; pins: { item_i
 }
 
 async function lists(transport: Transport, options: Json): Promise<List[]> {
-  return ok(await ask(demo, transport, options)).lists;
+  return ok(await ask(server(), transport, options)).lists;
 }
 
 describe('pages of a reranked list', () => {

@@ -3,7 +3,7 @@
 // it to (the demo model or a model directory).
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { loadArtifact } from '../../src/model-format/artifact.js';
 import type { Artifact } from '../../src/model-format/artifact.js';
 import { messageFromProto, messageToProto, seldonClients, tryCall, type SeldonClients } from '../helpers/grpc-client.js';
@@ -147,3 +147,14 @@ export const ok = (a: Answer) => {
   if (!a.ok) throw new Error(`refused: ${a.message}`);
   return a;
 };
+
+/** A demo-model server for one test file: started before its tests, stopped after; call at the top level. */
+export function demoServer(): () => Served {
+  const servers: Served[] = [];
+  let demo: Served | undefined;
+  beforeAll(async () => {
+    demo = await serve(servers, {}, null);
+  }, 60_000);
+  afterAll(() => closeAll(servers));
+  return () => demo!;
+}
