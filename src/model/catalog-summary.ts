@@ -31,6 +31,11 @@ export interface CatalogSummary {
 }
 
 export const CATALOG_SUMMARY_BOUNDS = { values: 50, fields: 64 } as const;
+/**
+ * Longer values (descriptions, long titles) are counted but not listed: nobody filters on them, and 50
+ * values × 64 fields of free text would make metadata answers megabytes (past gRPC clients' 4 MB).
+ */
+export const MAX_LISTED_VALUE_CHARS = 200;
 
 type Kind = 'string' | 'number' | 'boolean' | 'string_list' | 'list' | 'other';
 
@@ -101,9 +106,10 @@ function describeField(field: string, s: FieldStats, maxValues: number): Catalog
   const out: CatalogFieldSummary = { field, type, items: s.items };
   if (s.values.size > 0 || type !== 'number') {
     const ranked = [...s.values.entries()].sort(([ka, [ca]], [kb, [cb]]) => cb - ca || (ka < kb ? -1 : ka > kb ? 1 : 0));
-    out.values = ranked.slice(0, maxValues).map(([, [, first]]) => first);
+    const listable = ranked.filter(([, [, first]]) => typeof first !== 'string' || first.length <= MAX_LISTED_VALUE_CHARS);
+    out.values = listable.slice(0, maxValues).map(([, [, first]]) => first);
     out.distinct_count = ranked.length;
-    out.truncated = ranked.length > maxValues;
+    out.truncated = out.values.length < ranked.length;
   }
   if (s.min <= s.max) {
     out.min = s.min;

@@ -1,7 +1,7 @@
 // The catalog summary: types, counts, values grouped as filters compare them (most frequent first,
 // bounded), min/max of numbers, the field bound; checked against a direct count on random catalogs.
 import { describe, expect, it } from 'vitest';
-import { catalogSummaryOf, summariseCatalog } from '../../src/model/catalog-summary.js';
+import { catalogSummaryOf, MAX_LISTED_VALUE_CHARS, summariseCatalog } from '../../src/model/catalog-summary.js';
 import { normaliseFilterValue } from '../../src/model/filter-index.js';
 import { rng } from '../../src/util/random.js';
 
@@ -66,6 +66,19 @@ describe('catalog summary', () => {
         }
       }
     }
+  });
+
+  it('counts values longer than MAX_LISTED_VALUE_CHARS but does not list them, so metadata stays small', () => {
+    const long = (i: number) => `${i}:`.padEnd(5000, 'x');
+    const catalog = Array.from({ length: 100 }, (_, i) => ({ blurb: long(i % 60), genre: i % 2 ? 'Drama' : 'Comedy' }));
+    const s = summariseCatalog(catalog);
+    const blurb = s.fields.find((f) => f.field === 'blurb')!;
+    expect(blurb.distinct_count).toBe(60);
+    expect(blurb.values).toEqual([]);
+    expect(blurb.truncated).toBe(true);
+    expect(s.fields.find((f) => f.field === 'genre')!.values).toEqual(['Comedy', 'Drama']);
+    expect(JSON.stringify(s).length).toBeLessThan(1000);
+    expect(MAX_LISTED_VALUE_CHARS).toBeLessThan(5000);
   });
 
   it('is computed once per artifact', () => {
