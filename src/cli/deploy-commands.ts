@@ -3,9 +3,10 @@
 // so the manifests are built here; their long-lived siblings (seldon-deployment.yaml, deploy/) carry the
 // commentary and the cluster-wide parts (ServerConfig, ClusterServingRuntime, PostgreSQL).
 import { writeFileSync } from 'node:fs';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import * as yaml from 'js-yaml';
 import { packageVersion } from '../util/paths.js';
+import { positiveArg } from './args.js';
 
 export const MANIFEST_TARGETS = ['seldon-v1', 'seldon-core-2', 'kserve'] as const;
 export type ManifestTarget = (typeof MANIFEST_TARGETS)[number];
@@ -137,11 +138,6 @@ function seldonDeployment(o: ManifestOptions, metadata: Obj, storeEnv: Obj[]): O
   };
 }
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-};
 
 export function registerDeployCommands(program: Command): void {
   program
@@ -150,7 +146,7 @@ export function registerDeployCommands(program: Command): void {
     .addOption(new Option('--target <target>', 'seldon-v1 (SeldonDeployment, Seldon v1 protocol), seldon-core-2 (Model on the recserve Server) or kserve (InferenceService on the recserve runtime)').choices([...MANIFEST_TARGETS]).default('seldon-v1'))
     .requiredOption('--model-uri <uri>', 'where the model folder (model.onnx, …) is stored, e.g. s3://bucket/models/movielens/3')
     .requiredOption('--name <name>', 'the resource name (a DNS label); V2 clients address the model by it')
-    .option('--replicas <n>', 'serving replicas (more than one needs --store-secret, except on Seldon Core 2)', positiveInt, 1)
+    .option('--replicas <n>', 'serving replicas (more than one needs --store-secret, except on Seldon Core 2)', positiveArg('--replicas'), 1)
     .option('--namespace <ns>', 'metadata.namespace (default: kubectl\'s namespace)')
     .option('--image <image>', 'seldon-v1: the recserve image', `recserve:${packageVersion()}`)
     .option('--store-secret <secret>', 'Secret whose key url is the PostgreSQL RECSERVE_STORE_URL all replicas share')

@@ -9,20 +9,11 @@ import { retrain } from '../train/retrain.js';
 import { openStore, type Interaction } from '../feedback/store/index.js';
 import { VersionRepository } from '../model-format/version-repository.js';
 import { ensureDemoModel } from '../model-format/demo.js';
+import { countArg, numberArg } from './args.js';
 
-const positiveInt = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('not a whole number ≥ 0');
-  return n;
-};
 const fraction = (v: string) => {
   const n = Number(v);
   if (!(n > 0 && n < 1)) throw new InvalidArgumentError('not a number strictly between 0 and 1');
-  return n;
-};
-const number = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError('not a number');
   return n;
 };
 
@@ -42,11 +33,11 @@ export function registerFeedbackCommands(program: Command): void {
     .option('--model <dir>', 'the current model (default: the version the data dir last served, else MODEL_PATH / /mnt/models / the demo model)')
     .option('--base <file>', 'base interaction log (MovieLens u.data, ratings.csv, generic CSV; env RECSERVE_RETRAIN_BASE); default: what the current model knows')
     .option('--holdout <fraction>', 'newest share of the feedback held out to compare the models', fraction, 0.2)
-    .option('--min-holdout <n>', 'fewest held-out interactions to decide on (env RECSERVE_RETRAIN_MIN_HOLDOUT)', positiveInt)
-    .option('--tolerance <x>', 'relative RMSE the new model may lose and still count as not worse', number, 0)
-    .option('--factors <n>', 'latent factors (default: the current model’s)', positiveInt)
-    .option('--epochs <n>', 'ALS sweeps', positiveInt)
-    .option('--reg <x>', 'L2 regularisation (default: the current model’s)', number)
+    .option('--min-holdout <n>', 'fewest held-out interactions to decide on (env RECSERVE_RETRAIN_MIN_HOLDOUT)', countArg('--min-holdout'))
+    .option('--tolerance <x>', 'relative RMSE the new model may lose and still count as not worse', numberArg('--tolerance'), 0)
+    .option('--factors <n>', 'latent factors (default: the current model’s)', countArg('--factors'))
+    .option('--epochs <n>', 'ALS sweeps', countArg('--epochs'))
+    .option('--reg <x>', 'L2 regularisation (default: the current model’s)', numberArg('--reg'))
     .option('--json', 'print the report as JSON')
     .action(async (opts) => {
       const config = loadConfig(process.env, { dataDir: opts.dataDir, model: opts.model });
@@ -90,7 +81,7 @@ export function registerFeedbackCommands(program: Command): void {
     .description(`Write the stored interactions as CSV (${CSV_COLUMNS.join(',')})`)
     .option('--data-dir <dir>', 'data directory holding the store (env RECSERVE_DATA_DIR; default ./.data)')
     .option('--out <file>', 'output file (default: standard output)')
-    .option('--after <id>', 'only interactions with a larger id (incremental exports)', positiveInt, 0)
+    .option('--after <id>', 'only interactions with a larger id (incremental exports)', countArg('--after'), 0)
     .action(async (opts) => {
       const config = loadConfig(process.env, { dataDir: opts.dataDir });
       const store = await openStore({ url: config.storeUrl, dataDir: config.dataDir });

@@ -12,29 +12,10 @@ import type { InputOptions } from '../train/protocols.js';
 import { parseSplitSpec, type PredefinedSplit, type SplitSpec } from '../train/split.js';
 import { ALGO_INFO, ALGOS, isAlgo, kebab, PARAMS, type Algo, type Params } from '../train/trainers.js';
 import { loadBest, parseSpace } from '../train/tune.js';
+import { countArg, numberArg, positiveArg, positiveNumberArg } from './args.js';
 
 type Opts = Record<string, unknown>;
 
-const num = (what: string) => (v: string) => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${what} must be a number`);
-  return n;
-};
-const int = (what: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
-  return n;
-};
-const positiveNumber = (what: string) => (v: string) => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a number > 0`);
-  return n;
-};
-const positive = (what: string) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a whole number ≥ 1`);
-  return n;
-};
 const splitArg = (v: string) => {
   try {
     return parseSplitSpec(v);
@@ -69,7 +50,7 @@ function addReadOptions(c: Command): Command {
     .option('--time-col <col>', 'timestamp column, unix seconds or a date (default: timestamp, time, … or column 3)')
     .option('--event-col <col>', 'event-type column (view, click, purchase…), turned into weights by --event-weights')
     .option('--event-weights <list>', 'weight per event type, e.g. view=1,click=2,purchase=5 (multiplies the rating column when both exist)', weightsArg)
-    .option('--min-rating <x>', 'drop interactions whose rating/weight is below x (e.g. 4 to keep only liked movies)', num('--min-rating'))
+    .option('--min-rating <x>', 'drop interactions whose rating/weight is below x (e.g. 4 to keep only liked movies)', numberArg('--min-rating'))
     .addOption(new Option('--aggregate <how>', 'repeated (user, item) rows: last (explicit default: latest rating), sum (implicit default), max, mean').choices(['last', 'sum', 'max', 'mean']))
     .option('--encoding <enc>', 'text encoding of the interaction file (default utf8)');
 }
@@ -98,7 +79,7 @@ function addParamOptions(c: Command): Command {
       c.option(`--no-${kebab(p.key)}`, `turn off ${flag}`);
     } else if (p.type === 'choice') c.addOption(new Option(`${flag} <value>`, help).choices(p.choices!));
     // Counts a model cannot train with at 0 (factors, epochs, samples, CG steps, thinning) must be ≥ 1.
-    else c.option(`${flag} <n>`, help, p.type === 'int' ? (AT_LEAST_ONE.has(p.key) ? positive(flag) : int(flag)) : num(flag));
+    else c.option(`${flag} <n>`, help, p.type === 'int' ? (AT_LEAST_ONE.has(p.key) ? positiveArg(flag) : countArg(flag)) : numberArg(flag));
   }
   c.addOption(new Option('--implicit-from <how>', 'implicit algorithms on rated data: binary (every interaction weighs 1; default) or value (the rating/weight is the confidence weight)').choices(['binary', 'value']));
   return c;
@@ -228,7 +209,7 @@ export function registerTrainCommands(program: Command): void {
     .requiredOption('--data <file>', 'interaction log: MovieLens u.data / ratings.dat / ratings.csv, or a CSV/TSV of user,item[,rating][,timestamp]')
     .requiredOption('--out <dir>', 'model directory to write (model.onnx with id maps, catalog, popularity and seen items inside)')
     .option('--valid <split>', 'hold out a validation split and report its metrics after every epoch (random:0.1:1, stratified-item:0.75:42, stratified-user:0.75:42, kfold:5:0:1); without --refit the exported model is trained without it')
-    .option('--valid-users <n>', `with --valid: rank the held-out rows of at most this many sampled users after each epoch (default ${EPOCH_RANKING_USERS}; the final validation ranks every user)`, positive('--valid-users'))
+    .option('--valid-users <n>', `with --valid: rank the held-out rows of at most this many sampled users after each epoch (default ${EPOCH_RANKING_USERS}; the final validation ranks every user)`, positiveArg('--valid-users'))
     .option('--refit [iterations]', 'with --valid: then retrain on all data and export that model, with the best validation epoch count (or the iteration count given)', refitArg)
     .option('--name <name>', 'model name stored in the artifact (default: the --out directory name)')
     .option('--model-version <v>', 'model version stored in the artifact (default: a timestamp)')
@@ -308,8 +289,8 @@ Examples:
     )
     .option('--split <spec>', 'generic split instead of --protocol: random:<test>:<seed>, stratified-item:<ratio>:<seed>, stratified-user:<ratio>:<seed>, kfold:<k>:<seed>[:<fold>], predefined:u1,u2,… (default kfold:5:0)')
     .option('--metrics <list>', 'with --split: comma-separated rating,ranking,lightfm (default: rating for explicit algorithms, ranking for implicit)')
-    .option('--k <n>', 'cut-off of the ranking metrics', positive('--k'), 10)
-    .option('--threads <n>', 'worker threads for independent folds (default: min(2, cores); env RECSERVE_TRAIN_THREADS)', int('--threads'))
+    .option('--k <n>', 'cut-off of the ranking metrics', positiveArg('--k'), 10)
+    .option('--threads <n>', 'worker threads for independent folds (default: min(2, cores); env RECSERVE_TRAIN_THREADS)', countArg('--threads'))
     .option('--model <dir>', 'evaluate this exported model instead of training (needs --test)')
     .option('--test <file>', 'with --model: the held-out interactions to score')
     .option('--train <file>', 'with --model: training interactions to remove from top-k lists (default: the seen items stored in the model)')
@@ -390,13 +371,13 @@ Examples:
     .requiredOption('--data <file>', 'interaction log to tune on')
     .option('--restrict <split>', 'tune only on the train part of this split so its test part stays unseen (e.g. stratified-item:0.75:42 = the MSR test set, kfold:5:0:1)')
     .option('--valid <split>', 'how validation is carved from the tuning data (default random:0.1:1 for explicit, stratified-user:0.8:1 for implicit)')
-    .option('--trials <n>', 'number of trials (the first uses the defaults/fixed parameters)', positive('--trials'), 20)
-    .option('--search-seed <n>', 'seed of the random search (the training seed is --seed, fixed across trials)', int('--search-seed'), 0)
+    .option('--trials <n>', 'number of trials (the first uses the defaults/fixed parameters)', positiveArg('--trials'), 20)
+    .option('--search-seed <n>', 'seed of the random search (the training seed is --seed, fixed across trials)', countArg('--search-seed'), 0)
     .option('--objective <metric>', 'rmse or mae (explicit); ndcg@10, precision@10, recall@10 or map (any algorithm)')
     .option('--space <json>', 'search space, e.g. \'{"factors":[16,32,64],"reg":[0.01,1,"log"],"alpha":[1,50,"log"]}\' (default: a space per algorithm)')
-    .option('--max-iterations <n>', 'upper bound on epochs (samples for bayes) per trial; early stopping picks the best', int('--max-iterations'))
-    .option('--patience <n>', 'stop a trial after this many evaluations without improvement', int('--patience'))
-    .option('--threads <n>', 'trials run in parallel on this many worker threads (default: min(2, cores))', int('--threads'))
+    .option('--max-iterations <n>', 'upper bound on epochs (samples for bayes) per trial; early stopping picks the best', countArg('--max-iterations'))
+    .option('--patience <n>', 'stop a trial after this many evaluations without improvement', countArg('--patience'))
+    .option('--threads <n>', 'trials run in parallel on this many worker threads (default: min(2, cores))', countArg('--threads'))
     .option('--log <file>', 'JSON-lines run log to append to (default runs/tune-<algo>-<time>.jsonl)')
     .option('--save-best <file>', 'merge the best trial into this best-params file (e.g. runs/best-params.json)')
     .option('--save-key <key>', 'entry name in --save-best (default: rating for rmse/mae objectives, ranking otherwise)')
@@ -476,10 +457,10 @@ Examples:
     .option('--features-field <name>', 'vector field / column name (default "features")')
     .option('--user-bias <path>', 'per-user bias table: CSV id,bias or JSON lines {"id":…, "bias":…} (default: a "bias" field in the factor table, else 0)')
     .option('--item-bias <path>', 'per-item bias table (same formats)')
-    .option('--global-bias <x>', 'constant added to every score (e.g. the global mean rating)', num('--global-bias'))
+    .option('--global-bias <x>', 'constant added to every score (e.g. the global mean rating)', numberArg('--global-bias'))
     .addOption(new Option('--kind <kind>', 'explicit (scores are ratings) or implicit (preferences)').choices(['explicit', 'implicit']).default('explicit'))
     .option('--rating-range <min,max>', 'explicit models: clamp reported scores to this range', rangeArg)
-    .option('--regularization <x>', 'λ the server should use to fold new users in (the training regularisation, > 0)', positiveNumber('--regularization'))
+    .option('--regularization <x>', 'λ the server should use to fold new users in (the training regularisation, > 0)', positiveNumberArg('--regularization'))
     .option('--interactions <file>', 'training interactions, for item popularity (cold start) and per-user seen items')
     .option('--name <name>', 'model name stored in the artifact')
     .option('--model-version <v>', 'model version stored in the artifact')
@@ -532,7 +513,7 @@ Spark MLlib, for example:
     .command('validate-data')
     .description('Check an interaction log with the same read options as train: rows, users, items, rating range, repeated pairs, unreadable rows; exits 1 with one line when train could not use it')
     .requiredOption('--data <file>', 'interaction log to check')
-    .option('--max-bad-rows <n>', 'unreadable rows tolerated before the data counts as unusable (train itself stops at the first)', int('--max-bad-rows'), 0)
+    .option('--max-bad-rows <n>', 'unreadable rows tolerated before the data counts as unusable (train itself stops at the first)', countArg('--max-bad-rows'), 0)
     .option('--out <file>', 'also write the check as JSON to this file (a pipeline metrics artifact); written even when the data is unusable');
   addReadOptions(check);
   check.option('--json', 'print the check as one JSON object on stdout');

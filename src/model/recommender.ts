@@ -10,6 +10,7 @@ import { applyRules, capValues, diversify, pinItems, type Candidate, type Divers
 import type { Ranked, Scorer, TopKQuery } from './scorer.js';
 import { ItemSimilarity } from './similar.js';
 import { selectTopK } from './topk.js';
+import { significant } from '../util/round.js';
 
 export type { AllowedItems, FilterValue } from './filter-index.js';
 
@@ -170,9 +171,7 @@ interface Listed {
 type Finisher = (userId: string, strategy: Strategy, listed: Listed, exclude: Int32Array | null, history: (() => Int32Array) | null) => Recommendation;
 
 /** 6 significant digits: what every score of an answer carries (no float32 noise in JSON). */
-export function roundScore(s: number): number {
-  return Number.isFinite(s) && s !== 0 ? Number(s.toPrecision(6)) : s;
-}
+const roundScore = (s: number): number => significant(s, 6);
 
 /** A turn for the event loop before O(items × factors) work on this thread. */
 const yieldTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -15,10 +15,11 @@ import { applySplit, formatSplitSpec, makeSplits, readPredefinedSplit, type Pred
 import { ALGO_INFO, fit, type Algo, type Params } from './trainers.js';
 import { saveBest, tune, type SearchSpace, type TrialRecord, type TuneResult } from './tune.js';
 import { verifyArtifact, type VerifyReport } from './verify.js';
-import { evaluationSection, REPORT_FORMAT, round, summarizeData, type EpochRow, type Headline, type RefitSection, type Report, type ValidationSection } from './report.js';
+import { evaluationSection, REPORT_FORMAT, summarizeData, type EpochRow, type Headline, type RefitSection, type Report, type ValidationSection } from './report.js';
 import { writeReport } from './report-html.js';
 import { epochValidator } from './validation.js';
 import { loadArtifact } from '../model-format/artifact.js';
+import { significant } from '../util/round.js';
 
 export interface CatalogSource {
   file: string;
@@ -356,7 +357,7 @@ function trainHeadline(
 ): Headline {
   const h: Headline = { algo, users: fm.userIds.length, items: fm.itemIds.length, interactions, factors: fm.factors, [iterationName]: iterations };
   if (!validation) return h;
-  for (const k of HEADLINE_METRICS) if (validation.metrics?.[k] !== undefined) h[`valid_${k}`] = round(validation.metrics[k]);
+  for (const k of HEADLINE_METRICS) if (validation.metrics?.[k] !== undefined) h[`valid_${k}`] = significant(validation.metrics[k]);
   h.valid_epoch = validation.epoch;
   h.refit = refit ? 'yes' : 'no';
   return h;
@@ -430,7 +431,7 @@ export async function evaluateCommand(o: EvaluateOptions): Promise<ProtocolSumma
     const summary = summaryData ? summarizeData(summaryData) : null;
     const evaluation = evaluationSection(out, o.protocol, summary);
     const headline: Headline = { algo: o.algo, protocol: out[0]?.name ?? '' };
-    for (const s of out) for (const [k, v] of Object.entries(s.metrics)) headline[out.length > 1 ? `${s.name}_${k}` : k] = round(v);
+    for (const s of out) for (const [k, v] of Object.entries(s.metrics)) headline[out.length > 1 ? `${s.name}_${k}` : k] = significant(v);
     writeReport(o.report, {
       format: REPORT_FORMAT,
       command: 'evaluate',
@@ -520,7 +521,7 @@ export async function evaluateArtifact(o: ArtifactEvalOptions): Promise<Record<s
       epochs: [],
       evaluation: evaluationSection([summary], undefined, data),
       timings: { evaluate: (performance.now() - started) / 1000 },
-      headline: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, round(v)])),
+      headline: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, significant(v)])),
     });
   }
   return out;
@@ -616,7 +617,7 @@ export async function tuneCommand(o: TuneCommandOptions): Promise<{ result: Tune
   }
   const reportDir = o.report ?? o.out;
   if (!reportDir) return { result, exported };
-  const headline: Headline = { algo: o.algo, objective: result.objective, best_value: round(result.best.value), best_trial: result.best.trial, trials: result.trials.length };
+  const headline: Headline = { algo: o.algo, objective: result.objective, best_value: significant(result.best.value), best_trial: result.best.trial, trials: result.trials.length };
   const timings: Record<string, number> = { trials: result.trials.reduce((a, t) => a + t.seconds, 0) };
   if (exported) timings.export_training = exported.seconds;
   timings.total = (performance.now() - started) / 1000;

@@ -5,6 +5,7 @@ import { looksLikeMl100k, PUBLISHED_ANCHORS, type Anchor } from './anchors.js';
 import type { Interactions } from './data.js';
 import type { ProtocolSummary } from './protocols.js';
 import type { Params } from './trainers.js';
+import { significant } from '../util/round.js';
 
 export const REPORT_FORMAT = 'recserve-report/1';
 export const REPORT_JSON = 'report.json';
@@ -144,13 +145,13 @@ export function histogram(values: Float32Array): HistogramBin[] {
   if (distinct.size <= MAX_VALUE_BINS) {
     const count = new Map<number, number>();
     for (let k = 0; k < values.length; k++) count.set(values[k], (count.get(values[k]) ?? 0) + 1);
-    return [...count.entries()].sort((x, y) => x[0] - y[0]).map(([v, n]) => ({ label: String(round(v)), lo: v, hi: v, count: n }));
+    return [...count.entries()].sort((x, y) => x[0] - y[0]).map(([v, n]) => ({ label: String(significant(v)), lo: v, hi: v, count: n }));
   }
   let lo = Infinity;
   let hi = -Infinity;
   for (let k = 0; k < values.length; k++) (lo = Math.min(lo, values[k])), (hi = Math.max(hi, values[k]));
   const width = (hi - lo) / MAX_VALUE_BINS || 1;
-  const bins: HistogramBin[] = Array.from({ length: MAX_VALUE_BINS }, (_, b) => ({ label: `${round(lo + b * width, 3)}–${round(lo + (b + 1) * width, 3)}`, lo: lo + b * width, hi: lo + (b + 1) * width, count: 0 }));
+  const bins: HistogramBin[] = Array.from({ length: MAX_VALUE_BINS }, (_, b) => ({ label: `${significant(lo + b * width, 3)}–${significant(lo + (b + 1) * width, 3)}`, lo: lo + b * width, hi: lo + (b + 1) * width, count: 0 }));
   for (let k = 0; k < values.length; k++) bins[Math.min(MAX_VALUE_BINS - 1, Math.floor((values[k] - lo) / width))].count++;
   return bins;
 }
@@ -204,10 +205,6 @@ export function evaluationSection(summaries: ProtocolSummary[], protocol: string
   };
 }
 
-export function round(v: number, digits = 6): number {
-  return Number.isFinite(v) ? Number(v.toPrecision(digits)) : v;
-}
-
 /** Metric names as Katib's StdOut collector reads them (`[\w-]+=value`): ndcg@10 → ndcg_at_10. */
 export function metricLineName(metric: string): string {
   return metric.replace(/@/g, '_at_').replace(/[^\w-]/g, '_');
@@ -217,5 +214,5 @@ export function metricLineName(metric: string): string {
 export function metricLines(metrics: Record<string, number>, prefix = ''): string[] {
   return Object.entries(metrics)
     .filter(([, v]) => Number.isFinite(v))
-    .map(([k, v]) => `${metricLineName(prefix + k)}=${round(v)}`);
+    .map(([k, v]) => `${metricLineName(prefix + k)}=${significant(v)}`);
 }

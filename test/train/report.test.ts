@@ -8,7 +8,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadArtifact } from '../../src/model-format/artifact.js';
 import { evaluateCommand, trainCommand, tuneCommand } from '../../src/train/pipeline.js';
-import { round, type Report } from '../../src/train/report.js';
+import type { Report } from '../../src/train/report.js';
+import { significant as round } from '../../src/util/round.js';
 import { esc } from '../../src/train/report-html.js';
 import { plantedClicks, plantedRatings, tempDir, writeRatingsCsv } from './helpers.js';
 
